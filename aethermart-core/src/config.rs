@@ -1,0 +1,633 @@
+//! Configuration from the environment, in one place.
+//!
+//! Every variable the platform reads is named by a `const` here. [`Config::from_env`] reads the
+//! process environment; tests call [`Config::from_lookup`] with a map instead of mutating it.
+//! Passwords live in [`Secret`], whose `Debug` and `Display` print `***`, and every URL this module
+//! shows is redacted the same way.
+
+use mongodb::options::ClientOptions;
+use percent_encoding::percent_decode_str;
+use sqlx::mysql::MySqlConnectOptions;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// MariaDB connection URL: `mysql://user[:password]@host[:port][/database][?options]`.
+pub const MARIADB_URL: &str = "AETHERMART_MARIADB_URL";
+/// MongoDB connection string: `mongodb[+srv]://[user[:password]@]hosts[/database][?options]`.
+pub const MONGODB_URI: &str = "AETHERMART_MONGODB_URI";
+/// The original system's MariaDB password variable; the password part of [`MARIADB_URL`].
+pub const MARIADB_PASSWORD: &str = "MARIA_DB_PASS";
+/// The original system's MongoDB password variable; the password part of [`MONGODB_URI`].
+pub const MONGODB_PASSWORD: &str = "MONGO_ADMIN_PASS";
+/// Database name used when a URL has no path.
+pub const DEFAULT_DATABASE: &str = "aethermart";
+/// Default MariaDB port.
+pub const DEFAULT_MARIADB_PORT: u16 = 3306;
+/// How long a connection attempt may take before the server counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the configuration could not be read. Every variant names the variable at fault and never
+/// contains a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required variable is not set (or empty).
+    #[error("{var} is not set; {hint}")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// What it should contain.
+        hint: &'static str,
+    },
+    /// A variable is set but cannot be used.
+    #[error("{var} is malformed: {reason}")]
+    Malformed {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong (without the password).
+        reason: String,
+    },
+    /// The password was given both inside the URL and in its own variable.
+    #[error("the password is given twice, in {url_var} and in {password_var}; keep only one")]
+    PasswordTwice {
+        /// The URL variable.
+        url_var: &'static str,
+        /// The password variable.
+        password_var: &'static str,
+    },
+}
+
+/// A password or other secret. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself: pass it to a driver, never to a log or an error.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Everything the platform needs to reach both stores.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The relational store.
+    pub mariadb: MariaDbConfig,
+    /// The document store.
+    pub mongodb: MongoConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env_lookup)
+    }
+
+    /// Reads variables through `lookup` (a map in tests, the environment in production).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            mariadb: MariaDbConfig::from_lookup(&lookup)?,
+            mongodb: MongoConfig::from_lookup(&lookup)?,
+        })
+    }
+}
+
+/// Reads one variable from the process environment; unset, empty and non-UTF-8 count as missing.
+pub fn env_lookup(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
+fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    hint: &'static str,
+) -> Result<String, ConfigError> {
+    match lookup(var) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => Err(ConfigError::Missing { var, hint }),
+    }
+}
+
+fn optional(lookup: &impl Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    lookup(var).filter(|v| !v.is_empty())
+}
+
+/// Checks a database name so it can be quoted into DDL safely.
+fn database_name(var: &'static str, name: &str) -> Result<String, ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(ConfigError::Malformed {
+            var,
+            reason: format!(
+                "database name {name:?} must be 1-64 characters of letters, digits and '_'"
+            ),
+        })
+    }
+}
+
+/// Where and how to reach MariaDB.
+#[derive(Debug, Clone)]
+pub struct MariaDbConfig {
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<Secret>,
+    database: String,
+    /// The URL without its password, used to build driver options (keeps query options).
+    url_without_password: url::Url,
+}
+
+impl MariaDbConfig {
+    /// Reads [`MARIADB_URL`] and, for the password, [`MARIADB_PASSWORD`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw = required(
+            &lookup,
+            MARIADB_URL,
+            "set it to mysql://USER@HOST:PORT/DATABASE (see README, Configuration)",
+        )?;
+        let malformed = |reason: String| ConfigError::Malformed {
+            var: MARIADB_URL,
+            reason,
+        };
+        let mut url = url::Url::parse(&raw).map_err(|e| {
+            malformed(format!(
+                "not a URL ({e}); expected mysql://USER@HOST:PORT/DATABASE"
+            ))
+        })?;
+        if !matches!(url.scheme(), "mysql" | "mariadb") {
+            return Err(malformed(format!(
+                "scheme {:?} is not mysql:// or mariadb://",
+                url.scheme()
+            )));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| malformed("no host".into()))?
+            .to_owned();
+        let port = url.port().unwrap_or(DEFAULT_MARIADB_PORT);
+        let user = percent_decode_str(url.username())
+            .decode_utf8()
+            .map_err(|_| malformed("user name is not valid UTF-8".into()))?
+            .into_owned();
+        if user.is_empty() {
+            return Err(malformed("no user name (mysql://USER@HOST/...)".into()));
+        }
+        let in_url = url
+            .password()
+            .map(|p| {
+                percent_decode_str(p)
+                    .decode_utf8()
+                    .map(|p| Secret::new(p.into_owned()))
+                    .map_err(|_| malformed("password is not valid UTF-8".into()))
+            })
+            .transpose()?;
+        let password = merge_password(
+            in_url,
+            optional(&lookup, MARIADB_PASSWORD),
+            MARIADB_URL,
+            MARIADB_PASSWORD,
+        )?;
+        let path = url.path().trim_start_matches('/');
+        let database = if path.is_empty() {
+            DEFAULT_DATABASE.to_owned()
+        } else {
+            database_name(MARIADB_URL, path)?
+        };
+        // Cannot fail: the URL has a host, so it can carry a password.
+        let _ = url.set_password(None);
+        url.set_scheme("mysql")
+            .map_err(|()| malformed("cannot use scheme".into()))?;
+        MySqlConnectOptions::from_str(url.as_str())
+            .map_err(|e| malformed(format!("rejected by the driver: {e}")))?;
+        Ok(Self {
+            host,
+            port,
+            user,
+            password,
+            database,
+            url_without_password: url,
+        })
+    }
+
+    /// `host:port`, for messages.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The database (schema) the platform works in.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The login user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The same server and user, another database (tests use one database each).
+    pub fn with_database(&self, database: &str) -> Result<Self, ConfigError> {
+        let database = database_name(MARIADB_URL, database)?;
+        let mut url = self.url_without_password.clone();
+        url.set_path(&database);
+        Ok(Self {
+            database,
+            url_without_password: url,
+            ..self.clone()
+        })
+    }
+
+    /// The same server, another login (e.g. `maria` for least-privilege jobs).
+    pub fn with_login(&self, user: &str, password: Secret) -> Self {
+        let mut url = self.url_without_password.clone();
+        // Cannot fail: the URL has a host.
+        let _ = url.set_username(user);
+        Self {
+            user: user.to_owned(),
+            password: Some(password),
+            url_without_password: url,
+            ..self.clone()
+        }
+    }
+
+    /// Driver options with the password set, connected to [`Self::database`].
+    ///
+    /// The driver's `Debug` of these options shows the password: never log them.
+    pub(crate) fn connect_options(&self) -> MySqlConnectOptions {
+        self.server_options().database(&self.database)
+    }
+
+    /// Driver options with the password set and no default database (to create or drop it).
+    pub(crate) fn server_options(&self) -> MySqlConnectOptions {
+        let mut url = self.url_without_password.clone();
+        url.set_path("");
+        // Validated in `from_lookup`; the path change cannot make it invalid.
+        let options = MySqlConnectOptions::from_str(url.as_str())
+            .unwrap_or_else(|_| MySqlConnectOptions::new().host(&self.host).port(self.port))
+            .username(&self.user)
+            .charset("utf8mb4");
+        match &self.password {
+            Some(p) => options.password(p.expose()),
+            None => options,
+        }
+    }
+}
+
+impl fmt::Display for MariaDbConfig {
+    /// `mysql://user:***@host:port/database`: safe to log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pw = if self.password.is_some() { ":***" } else { "" };
+        write!(
+            f,
+            "mysql://{}{}@{}/{}",
+            self.user,
+            pw,
+            self.endpoint(),
+            self.database
+        )
+    }
+}
+
+fn merge_password(
+    in_url: Option<Secret>,
+    in_var: Option<String>,
+    url_var: &'static str,
+    password_var: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    match (in_url, in_var) {
+        (Some(_), Some(_)) => Err(ConfigError::PasswordTwice {
+            url_var,
+            password_var,
+        }),
+        (Some(p), None) => Ok(Some(p)),
+        (None, Some(p)) => Ok(Some(Secret::new(p))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Where and how to reach MongoDB.
+#[derive(Debug, Clone)]
+pub struct MongoConfig {
+    /// The connection string with the password cut out.
+    uri_without_password: String,
+    /// The host list as written (`h1:p1,h2:p2`), for messages.
+    hosts: String,
+    user: Option<String>,
+    password: Option<Secret>,
+    database: String,
+}
+
+impl MongoConfig {
+    /// Reads [`MONGODB_URI`] and, for the password, [`MONGODB_PASSWORD`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw = required(
+            &lookup,
+            MONGODB_URI,
+            "set it to mongodb://HOST:PORT/DATABASE (see README, Configuration)",
+        )?;
+        let malformed = |reason: String| ConfigError::Malformed {
+            var: MONGODB_URI,
+            reason,
+        };
+        let (scheme, rest) = raw
+            .split_once("://")
+            .filter(|(s, _)| matches!(*s, "mongodb" | "mongodb+srv"))
+            .ok_or_else(|| malformed("must start with mongodb:// or mongodb+srv://".into()))?;
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        if hosts.is_empty() {
+            return Err(malformed("no host".into()));
+        }
+        let decode = |s: &str, what: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| malformed(format!("{what} is not valid UTF-8")))
+        };
+        let (user, in_uri) = match userinfo {
+            None => (None, None),
+            Some(u) => match u.split_once(':') {
+                Some((name, pw)) => (Some(name), Some(Secret::new(decode(pw, "password")?))),
+                None => (Some(u), None),
+            },
+        };
+        let password = merge_password(
+            in_uri,
+            optional(&lookup, MONGODB_PASSWORD),
+            MONGODB_URI,
+            MONGODB_PASSWORD,
+        )?;
+        if password.is_some() && user.is_none() {
+            return Err(malformed(format!(
+                "a password is given ({MONGODB_PASSWORD}) but the URI names no user (mongodb://USER@HOST/...)"
+            )));
+        }
+        let (path, _query) = tail.split_once('?').unwrap_or((tail, ""));
+        let path = path.trim_start_matches('/');
+        let database = if path.is_empty() {
+            DEFAULT_DATABASE.to_owned()
+        } else {
+            database_name(MONGODB_URI, &decode(path, "database name")?)?
+        };
+        let uri_without_password = match user {
+            Some(u) => format!("{scheme}://{u}@{hosts}{tail}"),
+            None => format!("{scheme}://{hosts}{tail}"),
+        };
+        Ok(Self {
+            uri_without_password,
+            hosts: hosts.to_owned(),
+            user: user.map(|u| decode(u, "user name")).transpose()?,
+            password,
+            database,
+        })
+    }
+
+    /// The host list (`host:port[,host:port…]`), for messages.
+    pub fn endpoint(&self) -> &str {
+        &self.hosts
+    }
+
+    /// The database the collections live in.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The same server, another database (tests use one database each).
+    pub fn with_database(&self, database: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: database_name(MONGODB_URI, database)?,
+            ..self.clone()
+        })
+    }
+
+    /// Driver options with the password set and short, explicit timeouts.
+    pub async fn client_options(&self) -> Result<ClientOptions, ConfigError> {
+        let mut options = ClientOptions::parse(&self.uri_without_password)
+            .await
+            .map_err(|e| ConfigError::Malformed {
+                var: MONGODB_URI,
+                reason: format!("rejected by the driver: {}", e.kind),
+            })?;
+        if let (Some(credential), Some(password)) = (options.credential.as_mut(), &self.password) {
+            credential.password = Some(password.expose().to_owned());
+        }
+        options
+            .app_name
+            .get_or_insert_with(|| "aethermart".to_owned());
+        options
+            .server_selection_timeout
+            .get_or_insert(CONNECT_TIMEOUT);
+        options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
+        Ok(options)
+    }
+}
+
+impl fmt::Display for MongoConfig {
+    /// `mongodb://user:***@hosts/database`: safe to log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let login = match (&self.user, &self.password) {
+            (Some(u), Some(_)) => format!("{u}:***@"),
+            (Some(u), None) => format!("{u}@"),
+            _ => String::new(),
+        };
+        write!(f, "mongodb://{login}{}/{}", self.hosts, self.database)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const PASSWORD: &str = "s3cr3t-Pa55";
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_both_urls_with_passwords_in_separate_variables() {
+        let cfg = Config::from_lookup(lookup(&[
+            (MARIADB_URL, "mysql://maria@db.internal:3307/shop"),
+            (MARIADB_PASSWORD, PASSWORD),
+            (
+                MONGODB_URI,
+                "mongodb://admin@m1:27017,m2:27017/docs?replicaSet=rs0",
+            ),
+            (MONGODB_PASSWORD, PASSWORD),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.mariadb.endpoint(), "db.internal:3307");
+        assert_eq!(cfg.mariadb.database(), "shop");
+        assert_eq!(cfg.mariadb.user(), "maria");
+        assert_eq!(cfg.mongodb.endpoint(), "m1:27017,m2:27017");
+        assert_eq!(cfg.mongodb.database(), "docs");
+        assert_eq!(
+            cfg.mariadb.to_string(),
+            "mysql://maria:***@db.internal:3307/shop"
+        );
+        assert_eq!(
+            cfg.mongodb.to_string(),
+            "mongodb://admin:***@m1:27017,m2:27017/docs"
+        );
+    }
+
+    #[test]
+    fn database_defaults_to_aethermart() {
+        let cfg = Config::from_lookup(lookup(&[
+            (MARIADB_URL, "mysql://root@127.0.0.1"),
+            (
+                MONGODB_URI,
+                "mongodb://127.0.0.1:27017/?directConnection=true",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.mariadb.database(), DEFAULT_DATABASE);
+        assert_eq!(cfg.mariadb.endpoint(), "127.0.0.1:3306");
+        assert_eq!(cfg.mongodb.database(), DEFAULT_DATABASE);
+    }
+
+    #[test]
+    fn missing_and_malformed_values_name_the_variable() {
+        let err = Config::from_lookup(lookup(&[])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    var: MARIADB_URL,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(MARIADB_URL));
+
+        let err = Config::from_lookup(lookup(&[(MARIADB_URL, "mysql://u@h/db")])).unwrap_err();
+        assert!(err.to_string().starts_with(MONGODB_URI), "{err}");
+
+        for (bad, why) in [
+            ("postgres://u@h/db", "scheme"),
+            ("mysql://h/db", "user"),
+            ("mysql://u@h/bad-name", "database name"),
+            ("not a url", "not a URL"),
+        ] {
+            let err = MariaDbConfig::from_lookup(lookup(&[(MARIADB_URL, bad)])).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(MARIADB_URL) && msg.contains(why),
+                "{bad}: {msg}"
+            );
+        }
+        for (bad, why) in [
+            ("http://h", "mongodb://"),
+            ("mongodb:///db", "no host"),
+            ("mongodb://h/a.b", "database name"),
+        ] {
+            let err = MongoConfig::from_lookup(lookup(&[(MONGODB_URI, bad)])).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(MONGODB_URI) && msg.contains(why),
+                "{bad}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn password_given_twice_or_without_user_is_refused() {
+        let err = MariaDbConfig::from_lookup(lookup(&[
+            (MARIADB_URL, &format!("mysql://u:{PASSWORD}@h/db")),
+            (MARIADB_PASSWORD, PASSWORD),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::PasswordTwice {
+                url_var: MARIADB_URL,
+                password_var: MARIADB_PASSWORD
+            }
+        );
+        let err = MongoConfig::from_lookup(lookup(&[
+            (MONGODB_URI, "mongodb://h:1/db"),
+            (MONGODB_PASSWORD, PASSWORD),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("names no user"), "{err}");
+        assert!(!err.to_string().contains(PASSWORD));
+    }
+
+    /// Pins the rule that no password reaches `Debug`, `Display` or an error message.
+    #[test]
+    fn passwords_never_appear_in_debug_display_or_errors() {
+        let encoded = "p%40ss%3Aw0rd"; // p@ss:w0rd
+        let cfg = Config::from_lookup(lookup(&[
+            (
+                MARIADB_URL,
+                &format!("mysql://alex:{encoded}@127.0.0.1:3306/shop"),
+            ),
+            (
+                MONGODB_URI,
+                &format!("mongodb://admin:{encoded}@127.0.0.1:27017/shop"),
+            ),
+        ]))
+        .unwrap();
+        let shown = format!("{cfg:?} {} {}", cfg.mariadb, cfg.mongodb);
+        for secret in ["p@ss:w0rd", encoded, "w0rd"] {
+            assert!(!shown.contains(secret), "{secret} leaked in: {shown}");
+        }
+        assert_eq!(format!("{:?}", Secret::new(PASSWORD)), "Secret(***)");
+
+        let cfg = MariaDbConfig::from_lookup(lookup(&[
+            (MARIADB_URL, "mysql://alex@127.0.0.1/bad-db"),
+            (MARIADB_PASSWORD, PASSWORD),
+        ]));
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains(PASSWORD), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn driver_options_carry_the_password_from_the_variable() {
+        let cfg = MongoConfig::from_lookup(lookup(&[
+            (
+                MONGODB_URI,
+                "mongodb://admin@127.0.0.1:27017/docs?authSource=admin",
+            ),
+            (MONGODB_PASSWORD, PASSWORD),
+        ]))
+        .unwrap();
+        let options = cfg.client_options().await.unwrap();
+        let credential = options.credential.expect("credential from the URI");
+        assert_eq!(credential.username.as_deref(), Some("admin"));
+        assert_eq!(credential.password.as_deref(), Some(PASSWORD));
+        assert_eq!(options.server_selection_timeout, Some(CONNECT_TIMEOUT));
+    }
+}

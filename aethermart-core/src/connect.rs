@@ -1,0 +1,114 @@
+//! Opening connections to both stores, with errors that name the server.
+
+use crate::config::{CONNECT_TIMEOUT, ConfigError, MariaDbConfig, MongoConfig};
+use mongodb::bson::doc;
+use sqlx::Connection;
+use sqlx::mysql::{MySqlConnection, MySqlPool, MySqlPoolOptions};
+
+/// A store could not be reached or refused the login.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// MariaDB at `endpoint` failed (refused, timed out, access denied, unknown database).
+    #[error("cannot connect to MariaDB at {endpoint}: {source}")]
+    MariaDb {
+        /// `host:port`.
+        endpoint: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// MariaDB at `endpoint` did not answer within the connect timeout.
+    #[error("cannot connect to MariaDB at {endpoint}: no answer within {seconds} s")]
+    MariaDbTimeout {
+        /// `host:port`.
+        endpoint: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// MongoDB at `endpoint` failed (no server selected, auth failed).
+    #[error("cannot connect to MongoDB at {endpoint}: {source}")]
+    MongoDb {
+        /// The host list.
+        endpoint: String,
+        /// The driver's error.
+        #[source]
+        source: mongodb::error::Error,
+    },
+    /// The MongoDB connection string was rejected by the driver.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Pool sizing for [`mariadb_pool`].
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    /// Connections kept at most.
+    pub max: u32,
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        Self { max: 8 }
+    }
+}
+
+/// Opens one MariaDB connection to the configured database (or to no database when
+/// `with_database` is false), failing fast with the server's `host:port` in the error.
+pub async fn mariadb_connection(
+    cfg: &MariaDbConfig,
+    with_database: bool,
+) -> Result<MySqlConnection, ConnectError> {
+    let options = if with_database {
+        cfg.connect_options()
+    } else {
+        cfg.server_options()
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, MySqlConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(source)) => Err(ConnectError::MariaDb {
+            endpoint: cfg.endpoint(),
+            source,
+        }),
+        Err(_) => Err(ConnectError::MariaDbTimeout {
+            endpoint: cfg.endpoint(),
+            seconds: CONNECT_TIMEOUT.as_secs(),
+        }),
+    }
+}
+
+/// Opens a pool on the configured database after proving that one connection works, so that
+/// an unreachable server is reported at once with its address instead of as a pool timeout.
+pub async fn mariadb_pool(cfg: &MariaDbConfig, size: PoolSize) -> Result<MySqlPool, ConnectError> {
+    let probe = mariadb_connection(cfg, true).await?;
+    drop(probe.close().await);
+    Ok(MySqlPoolOptions::new()
+        .max_connections(size.max)
+        .acquire_timeout(CONNECT_TIMEOUT * 3)
+        .connect_lazy_with(cfg.connect_options()))
+}
+
+/// Connects to MongoDB and proves the server answers (`ping`), returning the configured database.
+pub async fn mongodb_database(cfg: &MongoConfig) -> Result<mongodb::Database, ConnectError> {
+    let options = cfg.client_options().await?;
+    let fail = |source| ConnectError::MongoDb {
+        endpoint: cfg.endpoint().to_owned(),
+        source,
+    };
+    let client = mongodb::Client::with_options(options).map_err(fail)?;
+    let db = client.database(cfg.database());
+    db.run_command(doc! { "ping": 1 }).await.map_err(fail)?;
+    Ok(db)
+}
+
+/// Runs a multi-statement SQL text (procedures and triggers included) on one connection.
+///
+/// A query without arguments goes over the text protocol, which accepts several statements
+/// at once (what `sqlx::raw_sql` does; `raw_sql(..).execute(conn)` itself fails the `Send`
+/// check inside `async_trait` methods: "Executor is not general enough").
+pub(crate) async fn execute_script(
+    conn: &mut MySqlConnection,
+    sql: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::Executor::execute(conn, sql).await.map(drop)
+}

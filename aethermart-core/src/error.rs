@@ -1,0 +1,38 @@
+//! The crate-level error: one variant per module error, so the message says which step failed.
+
+use crate::config::ConfigError;
+use crate::connect::ConnectError;
+use crate::model::ValidationError;
+use crate::orders::{CancelOrderError, PlaceOrderError};
+use crate::reports::ReportError;
+use crate::schema::SchemaError;
+
+/// Any error of the core crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the configuration failed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A store could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A model value was invalid.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// Reading or applying the schema failed.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// `sp_PlaceOrder` refused or failed.
+    #[error(transparent)]
+    PlaceOrder(#[from] PlaceOrderError),
+    /// `sp_CancelOrder` refused or failed.
+    #[error(transparent)]
+    CancelOrder(#[from] CancelOrderError),
+    /// A report query failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,12 @@
+//! Integration tests against the real MariaDB and MongoDB-protocol servers.
+//!
+//! Start them with `scripts/services.sh up` and export what `scripts/services.sh env` prints
+//! (`scripts/test.sh` does both). Without the servers these tests fail; they never skip.
+
+mod support;
+
+mod connectivity;
+mod constraints;
+mod orders;
+mod reports;
+mod schema;

@@ -1,0 +1,386 @@
+//! sp_PlaceOrder / sp_CancelOrder through the typed API, against a real MariaDB.
+
+use crate::support::{count, errno_of, seeded, stock};
+use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId, ServiceId};
+use aethermart_core::orders::{self, CancelOrderError, PlaceOrderError, errno};
+use aethermart_core::reports;
+use chrono::{TimeZone, Utc};
+use rust_decimal::Decimal;
+use sqlx::MySqlPool;
+
+fn product(id: u64, quantity: u32) -> NewOrderLine {
+    NewOrderLine::Product {
+        product_id: ProductId(id),
+        quantity,
+    }
+}
+
+fn consultation(hour: u32) -> NewOrderLine {
+    NewOrderLine::Service {
+        service_id: ServiceId(1),
+        starts_at: Utc.with_ymd_and_hms(2030, 3, 4, hour, 0, 0).unwrap(),
+    }
+}
+
+/// Row counts of every table an order touches, plus all stock levels.
+async fn footprint(pool: &MySqlPool) -> (i64, i64, i64, Vec<i32>) {
+    (
+        count(pool, "Orders").await,
+        count(pool, "Order_Items").await,
+        count(pool, "Service_Bookings").await,
+        vec![
+            stock(pool, 1).await,
+            stock(pool, 2).await,
+            stock(pool, 3).await,
+        ],
+    )
+}
+
+#[tokio::test]
+async fn an_order_with_products_and_a_consultation_is_placed_atomically() {
+    let (_env, pool) = seeded("place_ok").await;
+    let placed = orders::place_order(
+        &pool,
+        CustomerId(1),
+        &[
+            product(1, 2),
+            product(2, 1),
+            product(1, 1),
+            consultation(10),
+        ],
+    )
+    .await
+    .unwrap();
+    // 3 × 1599.99 + 449.00 + 89.00
+    assert_eq!(placed.total, Decimal::new(533_797, 2));
+    assert_eq!(
+        stock(&pool, 1).await,
+        7,
+        "three units of product 1 taken once"
+    );
+    assert_eq!(stock(&pool, 2).await, 4);
+    let (items, lines_sum, booking_end): (i64, Decimal, chrono::NaiveDateTime) = sqlx::query_as(
+        "SELECT COUNT(*), SUM(i.line_total), MAX(b.ends_at) FROM Order_Items i \
+         LEFT JOIN Service_Bookings b ON b.order_item_id = i.order_item_id WHERE i.order_id = ?",
+    )
+    .bind(placed.order_id.get())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(items, 4);
+    assert_eq!(lines_sum, placed.total, "order total = sum of lines");
+    assert_eq!(
+        booking_end,
+        Utc.with_ymd_and_hms(2030, 3, 4, 11, 0, 0)
+            .unwrap()
+            .naive_utc(),
+        "60-minute slot"
+    );
+
+    // Prices are captured at order time.
+    sqlx::query("UPDATE Products SET price = 1.00 WHERE product_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let captured: Decimal = sqlx::query_scalar("SELECT total FROM Orders WHERE order_id = ?")
+        .bind(placed.order_id.get())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(captured, placed.total);
+
+    let history = reports::customer_orders(&pool, CustomerId(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].id, placed.order_id);
+    assert_eq!(history[0].total, placed.total);
+}
+
+/// (what, lines, customer, expected variant, text the message must contain)
+type RefusalCase = (
+    &'static str,
+    Vec<NewOrderLine>,
+    u64,
+    fn(&PlaceOrderError) -> bool,
+    &'static str,
+);
+
+#[tokio::test]
+async fn every_refusal_has_its_own_typed_error_and_leaves_no_trace() {
+    let (_env, pool) = seeded("place_errors").await;
+    // An existing booking 10:00–11:00 for the double-booking case.
+    orders::place_order(&pool, CustomerId(2), &[consultation(10)])
+        .await
+        .unwrap();
+    let before = footprint(&pool).await;
+
+    let cases: Vec<RefusalCase> = vec![
+        (
+            "unknown customer",
+            vec![product(1, 1)],
+            99,
+            |e| matches!(e, PlaceOrderError::UnknownCustomer(_)),
+            "unknown customer 99",
+        ),
+        (
+            "unknown product",
+            vec![product(1, 1), product(42, 1)],
+            1,
+            |e| matches!(e, PlaceOrderError::UnknownProduct(_)),
+            "product 42",
+        ),
+        (
+            "inactive product",
+            vec![product(3, 1)],
+            1,
+            |e| matches!(e, PlaceOrderError::UnknownProduct(_)),
+            "product 3",
+        ),
+        (
+            "insufficient stock",
+            vec![product(1, 1), product(2, 4), product(2, 2)],
+            1,
+            |e| matches!(e, PlaceOrderError::InsufficientStock(_)),
+            "insufficient stock for product \"Ryzen 7 7800X3D\" (id 2): requested 6, available 5",
+        ),
+        (
+            "empty order",
+            vec![],
+            1,
+            |e| matches!(e, PlaceOrderError::EmptyOrder(_)),
+            "at least one line",
+        ),
+        (
+            "zero quantity",
+            vec![product(1, 1), product(2, 0)],
+            1,
+            |e| matches!(e, PlaceOrderError::BadQuantity(_)),
+            "line 2: quantity",
+        ),
+        (
+            "unknown service",
+            vec![
+                product(1, 1),
+                NewOrderLine::Service {
+                    service_id: ServiceId(9),
+                    starts_at: Utc::now(),
+                },
+            ],
+            1,
+            |e| matches!(e, PlaceOrderError::UnknownService(_)),
+            "service 9",
+        ),
+        (
+            "double booking",
+            vec![product(1, 1), consultation(10)],
+            1,
+            |e| matches!(e, PlaceOrderError::ConsultantBooked(_)),
+            "consultant Dana Reyes is already booked",
+        ),
+    ];
+    for (what, lines, customer, is_expected, message) in cases {
+        let err = orders::place_order(&pool, CustomerId(customer), &lines)
+            .await
+            .expect_err(what);
+        assert!(is_expected(&err), "{what}: wrong variant {err:?}");
+        assert!(
+            err.to_string().contains(message),
+            "{what}: message {err} lacks {message:?}"
+        );
+        assert!(!err.is_retryable(), "{what}");
+        assert_eq!(footprint(&pool).await, before, "{what} left a trace");
+    }
+
+    // Malformed requests only reachable through raw SQL.
+    for (lines, expected) in [
+        ("{\"product_id\": 1}", errno::MALFORMED_LINES),
+        ("not json", errno::MALFORMED_LINES),
+        (
+            "[{\"product_id\": 1, \"service_id\": 1, \"quantity\": 1}]",
+            errno::MALFORMED_LINES,
+        ),
+        ("[{\"service_id\": 1}]", errno::MALFORMED_LINES),
+        (
+            "[{\"service_id\": 1, \"starts_at\": \"someday\"}]",
+            errno::MALFORMED_LINES,
+        ),
+        (
+            "[{\"product_id\": 1, \"quantity\": -2}]",
+            errno::BAD_QUANTITY,
+        ),
+        (
+            "[{\"service_id\": 1, \"quantity\": 2, \"starts_at\": \"2031-01-01 09:00:00\"}]",
+            errno::BAD_QUANTITY,
+        ),
+        ("[]", errno::EMPTY_ORDER),
+    ] {
+        let got = errno_of(
+            sqlx::query("CALL sp_PlaceOrder(1, ?)")
+                .bind(lines)
+                .execute(&pool)
+                .await,
+        );
+        assert_eq!(got, expected, "{lines}");
+        assert_eq!(footprint(&pool).await, before, "{lines} left a trace");
+    }
+}
+
+#[tokio::test]
+async fn cancelling_restocks_frees_the_slot_and_happens_once() {
+    let (_env, pool) = seeded("cancel").await;
+    let placed = orders::place_order(&pool, CustomerId(1), &[product(2, 5), consultation(14)])
+        .await
+        .unwrap();
+    assert_eq!(stock(&pool, 2).await, 0);
+    orders::cancel_order(&pool, placed.order_id).await.unwrap();
+    assert_eq!(stock(&pool, 2).await, 5, "stock back");
+    assert_eq!(count(&pool, "Service_Bookings").await, 0, "slot freed");
+    orders::place_order(&pool, CustomerId(2), &[consultation(14)])
+        .await
+        .expect("the freed slot can be booked again");
+
+    let again = orders::cancel_order(&pool, placed.order_id)
+        .await
+        .expect_err("second cancel");
+    assert!(
+        matches!(again, CancelOrderError::NotCancellable(ref m) if m.contains("is cancelled")),
+        "{again}"
+    );
+    assert_eq!(stock(&pool, 2).await, 5, "restocked exactly once");
+    let unknown = orders::cancel_order(&pool, OrderId(9999))
+        .await
+        .expect_err("unknown order");
+    assert!(
+        matches!(unknown, CancelOrderError::UnknownOrder(_)),
+        "{unknown}"
+    );
+
+    let shipped = orders::place_order(&pool, CustomerId(1), &[product(1, 1)])
+        .await
+        .unwrap();
+    sqlx::query("UPDATE Orders SET status = 'paid' WHERE order_id = ?")
+        .bind(shipped.order_id.get())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE Orders SET status = 'shipped' WHERE order_id = ?")
+        .bind(shipped.order_id.get())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let late = orders::cancel_order(&pool, shipped.order_id)
+        .await
+        .expect_err("shipped orders stay");
+    assert!(
+        matches!(late, CancelOrderError::NotCancellable(_)),
+        "{late}"
+    );
+    assert_eq!(stock(&pool, 1).await, 9);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_orders_for_five_units_sell_exactly_five() {
+    let (_env, pool) = seeded("concurrency").await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let pool = pool.clone();
+            // Half of them also take product 1, to cross lock orders between products.
+            let lines = if i % 2 == 0 {
+                vec![product(2, 1), product(1, 1)]
+            } else {
+                vec![product(1, 1), product(2, 1)]
+            };
+            tokio::spawn(
+                async move { orders::place_order(&pool, CustomerId(1 + i % 2), &lines).await },
+            )
+        })
+        .collect();
+    let mut ok = 0;
+    let mut sold_out = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(PlaceOrderError::InsufficientStock(_)) => sold_out += 1,
+            Err(other) => panic!("unexpected error (a deadlock would show here): {other}"),
+        }
+    }
+    assert_eq!((ok, sold_out), (5, 15));
+    assert_eq!(stock(&pool, 2).await, 0);
+    assert_eq!(stock(&pool, 1).await, 5);
+    assert_eq!(count(&pool, "Orders").await, 5);
+}
+
+/// Random sequences of orders and cancellations keep stock = initial − sold + restocked and
+/// every order's total = the sum of its lines.
+#[test]
+fn random_order_and_cancel_sequences_keep_stock_and_totals_consistent() {
+    use proptest::prelude::*;
+    #[derive(Debug, Clone)]
+    enum Op {
+        Place(Vec<(u64, u32)>),
+        Cancel(usize),
+    }
+    let op = prop_oneof![
+        3 => proptest::collection::vec((1u64..=3, 0u32..=4), 0..4).prop_map(Op::Place),
+        1 => (0usize..8).prop_map(Op::Cancel),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_env, pool) = rt.block_on(seeded("proptest_orders"));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 12,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op, 1..12), |ops| {
+            rt.block_on(async {
+                sqlx::raw_sql("UPDATE Products SET stock = 6 WHERE product_id IN (1, 2)").execute(&pool).await.unwrap();
+                let mut placed: Vec<(OrderId, Vec<(u64, u32)>)> = Vec::new();
+                let mut expected = [6i64, 6];
+                for op in ops {
+                    match op {
+                        Op::Place(lines) => {
+                            let order: Vec<NewOrderLine> = lines.iter().map(|&(p, q)| product(p, q)).collect();
+                            match orders::place_order(&pool, CustomerId(1), &order).await {
+                                Ok(o) => {
+                                    for &(p, q) in &lines {
+                                        expected[p as usize - 1] -= i64::from(q);
+                                    }
+                                    placed.push((o.order_id, lines));
+                                }
+                                Err(PlaceOrderError::InsufficientStock(_) | PlaceOrderError::UnknownProduct(_)
+                                    | PlaceOrderError::BadQuantity(_) | PlaceOrderError::EmptyOrder(_)) => {}
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                        Op::Cancel(i) => {
+                            if let Some((id, lines)) = placed.get(i) {
+                                match orders::cancel_order(&pool, *id).await {
+                                    Ok(()) => {
+                                        for &(p, q) in lines {
+                                            expected[p as usize - 1] += i64::from(q);
+                                        }
+                                    }
+                                    Err(CancelOrderError::NotCancellable(_)) => {}
+                                    Err(e) => panic!("{e}"),
+                                }
+                            }
+                        }
+                    }
+                }
+                assert_eq!(i64::from(stock(&pool, 1).await), expected[0]);
+                assert_eq!(i64::from(stock(&pool, 2).await), expected[1]);
+                assert_eq!(stock(&pool, 3).await, 100, "inactive product never sold");
+                let mismatched: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM Orders o WHERE o.total <> \
+                     (SELECT COALESCE(SUM(line_total), 0) FROM Order_Items i WHERE i.order_id = o.order_id)",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                assert_eq!(mismatched, 0, "order total = sum of lines");
+            });
+            Ok(())
+        })
+        .unwrap();
+}

@@ -1,0 +1,132 @@
+//! Shared test setup: configuration from the environment, one uniquely named database per test.
+
+use aethermart_core::config::{Config, MARIADB_URL, MONGODB_URI};
+use aethermart_core::connect;
+use sqlx::MySqlPool;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The servers' configuration. Panics with instructions when the variables are missing:
+/// a test that needs a server must fail without it, never skip.
+pub fn config() -> Config {
+    Config::from_env().unwrap_or_else(|e| {
+        panic!(
+            "integration tests need real servers: {e}\n\
+             run `scripts/test.sh`, or `scripts/services.sh up && eval \"$(scripts/services.sh env)\"` \
+             ({MARIADB_URL}, {MONGODB_URI})"
+        )
+    })
+}
+
+/// A database name unique to this test run and test: `t_<pid>_<n>_<name>`.
+pub fn unique_name(test: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut name = format!("t_{}_{n}_{test}", std::process::id());
+    name.truncate(64);
+    name
+}
+
+/// A fresh, empty MariaDB database and MongoDB database for one test.
+pub struct TestEnv {
+    /// Configuration pointing at this test's databases.
+    pub config: Config,
+}
+
+impl TestEnv {
+    /// Creates both databases (MongoDB creates its own on first write).
+    pub async fn new(test: &str) -> Self {
+        let base = config();
+        let name = unique_name(test);
+        let config = Config {
+            mariadb: base
+                .mariadb
+                .with_database(&name)
+                .expect("test database name"),
+            mongodb: base
+                .mongodb
+                .with_database(&name)
+                .expect("test database name"),
+        };
+        let mut conn = connect::mariadb_connection(&config.mariadb, false)
+            .await
+            .expect("MariaDB must be running for integration tests");
+        sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+        Self { config }
+    }
+
+    /// A pool on this test's MariaDB database.
+    pub async fn pool(&self) -> MySqlPool {
+        connect::mariadb_pool(&self.config.mariadb, Default::default())
+            .await
+            .expect("MariaDB pool")
+    }
+
+    /// This test's MongoDB database.
+    pub async fn mongo(&self) -> mongodb::Database {
+        connect::mongodb_database(&self.config.mongodb)
+            .await
+            .expect("MongoDB must be running for integration tests")
+    }
+}
+
+/// A test database with the platform schema applied and a small catalogue:
+/// category 1 "Computers" > 2 "Components"; products 1..=3 (see [`seed`]); customers 1 and 2;
+/// service 1 (60 minutes with consultant "Dana Reyes").
+pub async fn seeded(test: &str) -> (TestEnv, MySqlPool) {
+    use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
+    let env = TestEnv::new(test).await;
+    MariaDbSchema::new(env.config.mariadb.clone())
+        .apply()
+        .await
+        .expect("schema applies to an empty database");
+    let pool = connect::mariadb_pool(&env.config.mariadb, connect::PoolSize { max: 24 })
+        .await
+        .expect("pool");
+    sqlx::raw_sql(SEED).execute(&pool).await.expect("seed data");
+    (env, pool)
+}
+
+/// The fixture rows of [`seeded`].
+pub const SEED: &str = "
+INSERT INTO Categories (category_id, parent_id, name, slug) VALUES
+  (1, NULL, 'Computers', 'computers'), (2, 1, 'Components', 'components'), (3, NULL, 'Consulting', 'consulting');
+INSERT INTO Products (product_id, sku, name, description, category_id, price, stock, is_active) VALUES
+  (1, 'GPU-4090', 'RTX 4090', 'Flagship graphics card', 2, 1599.99, 10, TRUE),
+  (2, 'CPU-7800', 'Ryzen 7 7800X3D', 'Gaming processor', 2, 449.00, 5, TRUE),
+  (3, 'OLD-0001', 'Discontinued fan', 'No longer sold', 2, 9.99, 100, FALSE);
+INSERT INTO Services (service_id, code, name, description, category_id, duration_minutes, price, consultant) VALUES
+  (1, 'SRV-BUILD-60', 'PC build consultation', 'One hour with a build expert', 3, 60, 89.00, 'Dana Reyes');
+INSERT INTO Customers (customer_id, first_name, last_name, email, phone) VALUES
+  (1, 'Ana', 'López', 'ana@example.com', '+34 600 000 001'),
+  (2, 'Ben', 'Okafor', 'ben@example.com', NULL);
+";
+
+/// `SELECT COUNT(*)` of a table.
+pub async fn count(pool: &MySqlPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .expect("count rows")
+}
+
+/// Current stock of a product.
+pub async fn stock(pool: &MySqlPool, product_id: u64) -> i32 {
+    sqlx::query_scalar("SELECT stock FROM Products WHERE product_id = ?")
+        .bind(product_id)
+        .fetch_one(pool)
+        .await
+        .expect("product exists")
+}
+
+/// The `MYSQL_ERRNO` of a failed statement; panics if it succeeded or failed otherwise.
+pub fn errno_of<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> u16 {
+    let err = result.expect_err("statement must fail");
+    aethermart_core::orders::server_error(&err)
+        .unwrap_or_else(|| panic!("not a server error: {err}"))
+        .0
+}

@@ -1,0 +1,1 @@
+//! Example programs that embed `aethermart-core`; each is a binary under `src/bin/`.

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, from nothing: installs and starts the local servers (scripts/services.sh),
+# then runs formatting, lints and every test against them. Servers this script started are
+# stopped again on exit, also on failure; servers that were already running are left running.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started_here=0
+scripts/services.sh status >/dev/null 2>&1 || started_here=1
+cleanup() { [ $started_here = 1 ] && scripts/services.sh down || true; }
+trap cleanup EXIT
+
+scripts/services.sh up >/dev/null
+eval "$(scripts/services.sh env)"
+
+step() { printf '\n==> %s\n' "$*"; }
+step "cargo fmt --all --check";                     cargo fmt --all --check
+step "cargo clippy --workspace --all-targets -- -D warnings"; cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "cargo test --workspace";                      cargo test --workspace
+step "cargo doc --workspace --no-deps";             RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+step "all checks passed"
