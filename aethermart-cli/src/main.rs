@@ -1,11 +1,18 @@
 //! `aethermart`: the AetherMart data platform's command line. Each subcommand is one call into
 //! `aethermart-core`; this file only parses arguments, prints results and picks the exit code.
 
+use aethermart_core::bench::{self, PlaceOrderBench};
 use aethermart_core::config::{Config, MariaDbConfig, env_lookup};
-use aethermart_core::doctor;
+use aethermart_core::connect::{self, PoolSize};
+use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId, ServiceId};
+use aethermart_core::orders::{self, CancelOrderError, PlaceOrderError};
 use aethermart_core::schema::{MariaDbSchema, MigrationState, SchemaApplier};
+use aethermart_core::{Error, doctor, reports};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
+use sqlx::MySqlPool;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Exit code: the command ran and everything it checked is fine.
 const EXIT_OK: u8 = 0;
@@ -44,6 +51,119 @@ enum Command {
     /// Apply, inspect or tear down the MariaDB schema (versioned scripts embedded in the binary).
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Place or cancel orders through sp_PlaceOrder / sp_CancelOrder.
+    #[command(subcommand)]
+    Order(OrderCommand),
+    /// Read the reporting views.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Measure the platform's speed and print the figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrderCommand {
+    /// Place an order atomically. Exits 1 when the database refuses it (stock, unknown ids, …).
+    ///
+    /// Example: aethermart order place --customer 17 --product 3:2 --product 9 --service 4@2026-12-01T10:00:00Z
+    Place {
+        /// The customer's id.
+        #[arg(long)]
+        customer: u64,
+        /// A product line, `ID` or `ID:QUANTITY` (repeatable).
+        #[arg(long, value_parser = parse_product_line)]
+        product: Vec<NewOrderLine>,
+        /// A consultation line, `ID@START` with START in RFC 3339 (repeatable).
+        #[arg(long, value_parser = parse_service_line)]
+        service: Vec<NewOrderLine>,
+    },
+    /// Cancel a pending or paid order: stock goes back, consultation slots are freed.
+    ///
+    /// Example: aethermart order cancel 42
+    Cancel {
+        /// The order's id.
+        order: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Revenue, orders and units per quarter and category (v_QuarterlySales).
+    ///
+    /// Example: aethermart report sales --since 2026-01-01
+    Sales {
+        /// Only orders placed on or after this day (YYYY-MM-DD); whole history without it.
+        #[arg(long)]
+        since: Option<NaiveDate>,
+    },
+    /// Active products with 10 units or fewer (v_LowStock).
+    ///
+    /// Example: aethermart report low-stock --limit 20
+    LowStock {
+        /// At most this many products.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One customer's order summary and latest orders.
+    ///
+    /// Example: aethermart report customer 17
+    Customer {
+        /// The customer's id.
+        customer: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Orders/s and p50/p99 latency of sp_PlaceOrder at several client counts.
+    ///
+    /// Runs in its own database (DATABASE_bench), recreated each time.
+    ///
+    /// Example: aethermart bench place-order --clients 1,4,16 --seconds 10
+    PlaceOrder {
+        /// Concurrent clients, one run per value.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+        clients: Vec<usize>,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+}
+
+fn parse_product_line(text: &str) -> Result<NewOrderLine, String> {
+    let (id, quantity) = text.split_once(':').unwrap_or((text, "1"));
+    let product_id = id
+        .parse()
+        .map_err(|_| format!("product id {id:?} is not a number"))?;
+    let quantity = quantity
+        .parse()
+        .map_err(|_| format!("quantity {quantity:?} is not a whole number"))?;
+    Ok(NewOrderLine::Product {
+        product_id: ProductId(product_id),
+        quantity,
+    })
+}
+
+fn parse_service_line(text: &str) -> Result<NewOrderLine, String> {
+    let (id, start) = text
+        .split_once('@')
+        .ok_or_else(|| format!("{text:?} is not ID@START (e.g. 4@2026-12-01T10:00:00Z)"))?;
+    let service_id = id
+        .parse()
+        .map_err(|_| format!("service id {id:?} is not a number"))?;
+    let starts_at = DateTime::parse_from_rfc3339(start)
+        .map_err(|e| format!("start {start:?} is not RFC 3339: {e}"))?
+        .with_timezone(&Utc);
+    Ok(NewOrderLine::Service {
+        service_id: ServiceId(service_id),
+        starts_at,
+    })
+}
+
+async fn mariadb_pool() -> Result<MySqlPool, Error> {
+    let config = MariaDbConfig::from_lookup(env_lookup)?;
+    Ok(connect::mariadb_pool(&config, PoolSize::default()).await?)
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,12 +203,23 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {}", error_chain(&err));
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(exit_code(&err))
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<u8, aethermart_core::Error> {
+/// A refusal by the database's rules is a finding (1); anything else means the command could
+/// not run (2).
+fn exit_code(err: &Error) -> u8 {
+    match err {
+        Error::PlaceOrder(PlaceOrderError::Database(_))
+        | Error::CancelOrder(CancelOrderError::Database(_)) => EXIT_ERROR,
+        Error::PlaceOrder(_) | Error::CancelOrder(_) => EXIT_PROBLEM,
+        _ => EXIT_ERROR,
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Doctor { json } => {
             let report = doctor::diagnose(&Config::from_env()?).await;
@@ -140,6 +271,112 @@ async fn run(cli: Cli) -> Result<u8, aethermart_core::Error> {
                     Ok(EXIT_OK)
                 }
             }
+        }
+        Command::Order(OrderCommand::Place {
+            customer,
+            product,
+            service,
+        }) => {
+            let lines: Vec<NewOrderLine> = product.into_iter().chain(service).collect();
+            let placed =
+                orders::place_order(&mariadb_pool().await?, CustomerId(customer), &lines).await?;
+            println!("order {} placed, total {}", placed.order_id, placed.total);
+            Ok(EXIT_OK)
+        }
+        Command::Order(OrderCommand::Cancel { order }) => {
+            orders::cancel_order(&mariadb_pool().await?, OrderId(order)).await?;
+            println!("order {order} cancelled; stock restored");
+            Ok(EXIT_OK)
+        }
+        Command::Report(report) => {
+            let pool = mariadb_pool().await?;
+            match report {
+                ReportCommand::Sales { since } => {
+                    let rows = match since {
+                        Some(day) => {
+                            reports::sales_since(
+                                &pool,
+                                day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+                            )
+                            .await?
+                        }
+                        None => reports::quarterly_sales(&pool).await?,
+                    };
+                    println!(
+                        "{:<8} {:<28} {:>8} {:>10} {:>14}",
+                        "quarter", "category", "orders", "units", "revenue"
+                    );
+                    for r in rows {
+                        println!(
+                            "{:<8} {:<28} {:>8} {:>10} {:>14}",
+                            r.quarter, r.category, r.orders, r.units, r.revenue
+                        );
+                    }
+                }
+                ReportCommand::LowStock { limit } => {
+                    println!(
+                        "{:>8} {:<16} {:<40} {:<24} {:>6}",
+                        "id", "sku", "name", "category", "stock"
+                    );
+                    for p in reports::low_stock(&pool, limit).await? {
+                        println!(
+                            "{:>8} {:<16} {:<40} {:<24} {:>6}",
+                            p.product_id, p.sku, p.name, p.category, p.stock
+                        );
+                    }
+                }
+                ReportCommand::Customer { customer } => {
+                    let id = CustomerId(customer);
+                    let Some(summary) = reports::customer_summary(&pool, id).await? else {
+                        eprintln!("no customer {customer}");
+                        return Ok(EXIT_PROBLEM);
+                    };
+                    println!(
+                        "customer {}: {} orders, lifetime value {}, last order {}",
+                        summary.customer_id,
+                        summary.order_count,
+                        summary.lifetime_value,
+                        summary
+                            .last_order_at
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_else(|| "never".into())
+                    );
+                    for o in reports::customer_orders(&pool, id, 10).await? {
+                        println!(
+                            "  order {:>8}  {}  {:<10} {:>12}",
+                            o.id,
+                            o.placed_at.format("%Y-%m-%d %H:%M"),
+                            o.status,
+                            o.total
+                        );
+                    }
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Bench(BenchCommand::PlaceOrder { clients, seconds }) => {
+            let settings = PlaceOrderBench {
+                clients,
+                duration: Duration::from_secs(seconds),
+                ..PlaceOrderBench::default()
+            };
+            let config = MariaDbConfig::from_lookup(env_lookup)?;
+            eprintln!(
+                "place-order benchmark: {} s per run, database {}_bench",
+                seconds,
+                config.database()
+            );
+            println!(
+                "{:>8} {:>10} {:>12} {:>10} {:>10}",
+                "clients", "orders", "orders/s", "p50 ms", "p99 ms"
+            );
+            for r in bench::place_order_throughput(&config, &settings).await? {
+                println!(
+                    "{:>8} {:>10} {:>12.1} {:>10.2} {:>10.2}",
+                    r.clients, r.orders, r.orders_per_second, r.p50_ms, r.p99_ms
+                );
+            }
+            Ok(EXIT_OK)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The crate-level error: one variant per module error, so the message says which step failed.
 
+use crate::bench::BenchError;
 use crate::config::ConfigError;
 use crate::connect::ConnectError;
 use crate::model::ValidationError;
@@ -32,6 +33,9 @@ pub enum Error {
     /// A report query failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// A benchmark failed.
+    #[error(transparent)]
+    Bench(#[from] BenchError),
 }
 
 /// Result with the crate's [`Error`].

@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod config;
 pub mod connect;
 pub mod doctor;

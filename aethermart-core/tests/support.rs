@@ -26,6 +26,28 @@ pub fn unique_name(test: &str) -> String {
     name
 }
 
+/// Drops test databases (`t_<pid>_…`) left by earlier test processes that are no longer alive.
+async fn drop_stale_databases(conn: &mut sqlx::MySqlConnection) {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 't\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("list test databases");
+    for name in names {
+        let pid = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let stale = pid.is_some_and(|p| {
+            p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+        });
+        if stale {
+            // Another process may drop it at the same moment: IF EXISTS, and ignore the outcome.
+            let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
 /// A fresh, empty MariaDB database and MongoDB database for one test.
 pub struct TestEnv {
     /// Configuration pointing at this test's databases.
@@ -50,6 +72,7 @@ impl TestEnv {
         let mut conn = connect::mariadb_connection(&config.mariadb, false)
             .await
             .expect("MariaDB must be running for integration tests");
+        drop_stale_databases(&mut conn).await;
         sqlx::raw_sql(&format!(
             "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`"
         ))

@@ -1,0 +1,180 @@
+//! Benchmarks that print the figures the issues ask for (`aethermart bench …`).
+//!
+//! Each benchmark works in its own database (`<configured database>_bench`), recreated on every
+//! run, so it never touches real data.
+
+use crate::config::MariaDbConfig;
+use crate::connect::{self, ConnectError, PoolSize};
+use crate::model::{CustomerId, NewOrderLine, ProductId};
+use crate::orders::{self, PlaceOrderError};
+use crate::schema::{MariaDbSchema, SchemaApplier, SchemaError};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// Connecting failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// Preparing the bench database failed.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// Seeding the bench data failed.
+    #[error("seeding the bench database failed: {0}")]
+    Seed(#[source] sqlx::Error),
+    /// An order failed for a reason other than the benchmark's own design.
+    #[error("an order failed during the benchmark: {0}")]
+    Order(#[from] PlaceOrderError),
+    /// A client task panicked or was cancelled.
+    #[error("a benchmark client stopped unexpectedly: {0}")]
+    Client(String),
+}
+
+/// Settings of [`place_order_throughput`].
+#[derive(Debug, Clone)]
+pub struct PlaceOrderBench {
+    /// Concurrent client counts to measure, one run each.
+    pub clients: Vec<usize>,
+    /// How long each run lasts.
+    pub duration: Duration,
+    /// Customers in the bench catalogue.
+    pub customers: u32,
+    /// Products in the bench catalogue (orders pick 1–3 of them at random).
+    pub products: u32,
+}
+
+impl Default for PlaceOrderBench {
+    fn default() -> Self {
+        Self {
+            clients: vec![1, 4, 16],
+            duration: Duration::from_secs(5),
+            customers: 1_000,
+            products: 1_000,
+        }
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Orders placed.
+    pub orders: u64,
+    /// Orders per second.
+    pub orders_per_second: f64,
+    /// Median latency of one `sp_PlaceOrder` call, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, in milliseconds.
+    pub p99_ms: f64,
+}
+
+/// The `q`-quantile (0..=1) of sorted samples, in milliseconds.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[rank].as_secs_f64() * 1_000.0
+}
+
+/// Places orders through `sp_PlaceOrder` from `clients` concurrent connections for a fixed
+/// time per run and reports throughput and latency. Stock is large enough never to run out.
+pub async fn place_order_throughput(
+    config: &MariaDbConfig,
+    settings: &PlaceOrderBench,
+) -> Result<Vec<Throughput>, BenchError> {
+    let bench_db = format!("{}_bench", config.database());
+    let bench_db = &bench_db[..bench_db.len().min(64)];
+    let config = config.with_database(bench_db).map_err(ConnectError::from)?;
+    let schema = MariaDbSchema::new(config.clone());
+    schema.teardown(true).await?;
+    schema.apply().await?;
+    let max_clients = settings.clients.iter().copied().max().unwrap_or(1);
+    let pool = connect::mariadb_pool(
+        &config,
+        PoolSize {
+            max: max_clients as u32 + 2,
+        },
+    )
+    .await?;
+    let seed = format!(
+        "INSERT INTO Categories (category_id, name, slug) VALUES (1, 'Bench', 'bench');
+         INSERT INTO Customers (first_name, last_name, email)
+           SELECT 'Bench', CONCAT('Customer ', seq), CONCAT('bench', seq, '@example.com') FROM seq_1_to_{c};
+         INSERT INTO Products (sku, name, category_id, price, stock)
+           SELECT CONCAT('BENCH-', seq), CONCAT('Bench product ', seq), 1, 1 + seq % 500, 1000000000
+           FROM seq_1_to_{p};",
+        c = settings.customers.max(1),
+        p = settings.products.max(1),
+    );
+    sqlx::raw_sql(&seed)
+        .execute(&pool)
+        .await
+        .map_err(BenchError::Seed)?;
+
+    let mut results = Vec::new();
+    for &clients in &settings.clients {
+        let deadline = Instant::now() + settings.duration;
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|client| {
+                let pool = pool.clone();
+                let (customers, products) = (settings.customers.max(1), settings.products.max(1));
+                tokio::spawn(async move {
+                    let mut rng = StdRng::seed_from_u64(client as u64);
+                    let mut latencies = Vec::new();
+                    while Instant::now() < deadline {
+                        let lines: Vec<NewOrderLine> = (0..rng.random_range(1..=3))
+                            .map(|_| NewOrderLine::Product {
+                                product_id: ProductId(u64::from(rng.random_range(1..=products))),
+                                quantity: rng.random_range(1..=3),
+                            })
+                            .collect();
+                        let customer = CustomerId(u64::from(rng.random_range(1..=customers)));
+                        let t = Instant::now();
+                        orders::place_order(&pool, customer, &lines).await?;
+                        latencies.push(t.elapsed());
+                    }
+                    Ok::<_, PlaceOrderError>(latencies)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(
+                task.await
+                    .map_err(|e| BenchError::Client(e.to_string()))??,
+            );
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies.sort_unstable();
+        let run = Throughput {
+            clients,
+            orders: latencies.len() as u64,
+            orders_per_second: latencies.len() as f64 / elapsed,
+            p50_ms: quantile_ms(&latencies, 0.50),
+            p99_ms: quantile_ms(&latencies, 0.99),
+        };
+        tracing::info!(?run, "place-order run finished");
+        results.push(run);
+    }
+    pool.close().await;
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_pick_the_right_sample() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile_ms(&samples, 0.5), 51.0);
+        assert_eq!(quantile_ms(&samples, 0.99), 99.0);
+        assert_eq!(quantile_ms(&[], 0.5), 0.0);
+    }
+}
