@@ -17,9 +17,12 @@
 
 -- Stock goes down once per product line, whoever inserts the line. The CHECK (stock >= 0) on
 -- Products refuses a line that would oversell.
+-- Exception: a bulk load of order *history* (the data generator) sets
+-- @aethermart_loading_history = 1 on its own connections: those sales already happened and
+-- Products.stock is the stock on hand after them, so taking it again would count them twice.
 CREATE TRIGGER trg_order_items_take_stock AFTER INSERT ON Order_Items FOR EACH ROW
 BEGIN
-    IF NEW.product_id IS NOT NULL THEN
+    IF NEW.product_id IS NOT NULL AND @aethermart_loading_history IS NULL THEN
         UPDATE Products SET stock = stock - NEW.quantity WHERE product_id = NEW.product_id;
     END IF;
 END;

@@ -1,9 +1,12 @@
 //! `aethermart`: the AetherMart data platform's command line. Each subcommand is one call into
 //! `aethermart-core`; this file only parses arguments, prints results and picks the exit code.
 
+mod progress;
+
 use aethermart_core::bench::{self, PlaceOrderBench};
 use aethermart_core::config::{Config, MariaDbConfig, env_lookup};
 use aethermart_core::connect::{self, PoolSize};
+use aethermart_core::generate::{self, GenerateConfig, LoadOptions, LoadSummary};
 use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId, ServiceId};
 use aethermart_core::orders::{self, CancelOrderError, PlaceOrderError};
 use aethermart_core::schema::{MariaDbSchema, MigrationState, SchemaApplier};
@@ -12,6 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 use sqlx::MySqlPool;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit code: the command ran and everything it checked is fine.
@@ -51,6 +55,14 @@ enum Command {
     /// Apply, inspect or tear down the MariaDB schema (versioned scripts embedded in the binary).
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Generate realistic data and load it into both stores (empty, schema applied).
+    ///
+    /// Deterministic: the same --seed, --scale and --as-of always give byte-identical data.
+    /// Scale 1 is about 10,000 customers, 2,000 products, 200 services, 100,000 orders
+    /// (300,000 lines) and 30,000 reviews; scales are linear and may be fractional.
+    ///
+    /// Example: aethermart generate --scale 0.1 --seed 42
+    Generate(GenerateArgs),
     /// Place or cancel orders through sp_PlaceOrder / sp_CancelOrder.
     #[command(subcommand)]
     Order(OrderCommand),
@@ -60,6 +72,61 @@ enum Command {
     /// Measure the platform's speed and print the figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    /// Size of the data set (1.0 = 100,000 orders); between 0.0001 and 200.
+    #[arg(long, default_value_t = 0.1)]
+    scale: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The day the data ends (orders cover the 8 quarters up to it), YYYY-MM-DD; today by default.
+    #[arg(long)]
+    as_of: Option<NaiveDate>,
+    /// MariaDB connections writing in parallel.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    connections: u16,
+    /// Drop the MongoDB collections generate fills (reviews, customer_profiles) first.
+    #[arg(long)]
+    replace_documents: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl GenerateArgs {
+    fn settings(&self) -> Result<(GenerateConfig, LoadOptions), Error> {
+        let as_of = self.as_of.unwrap_or_else(|| Utc::now().date_naive());
+        let settings = GenerateConfig::new(self.seed, self.scale, as_of)?;
+        Ok((
+            settings,
+            LoadOptions {
+                connections: usize::from(self.connections),
+                replace_documents: self.replace_documents,
+            },
+        ))
+    }
+}
+
+fn print_load_summary(summary: &LoadSummary) {
+    println!("{:<12} {:<8} {:>10}", "table", "store", "rows");
+    for t in &summary.tables {
+        println!("{:<12} {:<8} {:>10}", t.table, t.store, t.rows);
+    }
+    println!(
+        "MariaDB: {} rows in {:.2} s = {:.0} rows/s",
+        summary.mariadb_rows,
+        summary.mariadb_seconds,
+        summary.mariadb_rows_per_second()
+    );
+    println!(
+        "MongoDB: {} documents in {:.2} s = {:.0} documents/s",
+        summary.mongodb_documents,
+        summary.mongodb_seconds,
+        summary.mongodb_documents_per_second()
+    );
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +183,12 @@ enum ReportCommand {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Rows/s into MariaDB and documents/s into MongoDB of `generate`, and peak memory.
+    ///
+    /// Runs in its own databases (DATABASE_bench on both stores), recreated each time.
+    ///
+    /// Example: aethermart bench generate --scale 1
+    Generate(GenerateArgs),
     /// Orders/s and p50/p99 latency of sp_PlaceOrder at several client counts.
     ///
     /// Runs in its own database (DATABASE_bench), recreated each time.
@@ -271,6 +344,52 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     Ok(EXIT_OK)
                 }
             }
+        }
+        Command::Generate(args) => {
+            let (settings, options) = args.settings()?;
+            let summary = generate::generate_into(
+                &Config::from_env()?,
+                settings,
+                options,
+                Arc::new(progress::Bars::new()),
+            )
+            .await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                );
+            } else {
+                print_load_summary(&summary);
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Bench(BenchCommand::Generate(args)) => {
+            let (settings, options) = args.settings()?;
+            let figures = bench::generate_throughput(
+                &Config::from_env()?,
+                settings,
+                options,
+                Arc::new(progress::Bars::new()),
+            )
+            .await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&figures).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "generate benchmark, scale {} seed {}",
+                    settings.scale, settings.seed
+                );
+                print_load_summary(&figures.summary);
+                match figures.peak_rss_mib {
+                    Some(mib) => println!("peak RSS: {mib:.0} MiB"),
+                    None => println!("peak RSS: not reported by this OS"),
+                }
+            }
+            Ok(EXIT_OK)
         }
         Command::Order(OrderCommand::Place {
             customer,

@@ -3,13 +3,15 @@
 //! Each benchmark works in its own database (`<configured database>_bench`), recreated on every
 //! run, so it never touches real data.
 
-use crate::config::MariaDbConfig;
+use crate::config::{Config, MariaDbConfig};
 use crate::connect::{self, ConnectError, PoolSize};
+use crate::generate::{self, GenerateConfig, LoadError, LoadOptions, LoadSummary, Progress};
 use crate::model::{CustomerId, NewOrderLine, ProductId};
 use crate::orders::{self, PlaceOrderError};
 use crate::schema::{MariaDbSchema, SchemaApplier, SchemaError};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why a benchmark could not run.
@@ -28,6 +30,12 @@ pub enum BenchError {
     /// An order failed for a reason other than the benchmark's own design.
     #[error("an order failed during the benchmark: {0}")]
     Order(#[from] PlaceOrderError),
+    /// Loading generated data failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Dropping the MongoDB bench database failed.
+    #[error("dropping the MongoDB bench database failed: {0}")]
+    Mongo(#[source] mongodb::error::Error),
     /// A client task panicked or was cancelled.
     #[error("a benchmark client stopped unexpectedly: {0}")]
     Client(String),
@@ -72,6 +80,63 @@ pub struct Throughput {
     pub p99_ms: f64,
 }
 
+/// The name of the bench database beside `database`.
+fn bench_database(database: &str) -> String {
+    let mut name = format!("{database}_bench");
+    name.truncate(64);
+    name
+}
+
+/// The figures of [`generate_throughput`].
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerateFigures {
+    /// What was written, and how fast.
+    pub summary: LoadSummary,
+    /// Peak resident memory of this process so far, in MiB (`VmHWM`), when the OS reports it.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Peak resident set size of this process, from `/proc/self/status` (Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Generates and loads `settings` into fresh bench databases (`<database>_bench` on both
+/// stores) and reports rows/s, documents/s and peak memory.
+pub async fn generate_throughput(
+    config: &Config,
+    settings: GenerateConfig,
+    options: LoadOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<GenerateFigures, BenchError> {
+    let bench = Config {
+        mariadb: config
+            .mariadb
+            .with_database(&bench_database(config.mariadb.database()))
+            .map_err(ConnectError::from)?,
+        mongodb: config
+            .mongodb
+            .with_database(&bench_database(config.mongodb.database()))
+            .map_err(ConnectError::from)?,
+    };
+    let schema = MariaDbSchema::new(bench.mariadb.clone());
+    schema.teardown(true).await?;
+    schema.apply().await?;
+    connect::mongodb_database(&bench.mongodb)
+        .await?
+        .drop()
+        .await
+        .map_err(BenchError::Mongo)?;
+    let summary = generate::generate_into(&bench, settings, options, progress).await?;
+    Ok(GenerateFigures {
+        summary,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
 /// The `q`-quantile (0..=1) of sorted samples, in milliseconds.
 fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -87,9 +152,9 @@ pub async fn place_order_throughput(
     config: &MariaDbConfig,
     settings: &PlaceOrderBench,
 ) -> Result<Vec<Throughput>, BenchError> {
-    let bench_db = format!("{}_bench", config.database());
-    let bench_db = &bench_db[..bench_db.len().min(64)];
-    let config = config.with_database(bench_db).map_err(ConnectError::from)?;
+    let config = config
+        .with_database(&bench_database(config.database()))
+        .map_err(ConnectError::from)?;
     let schema = MariaDbSchema::new(config.clone());
     schema.teardown(true).await?;
     schema.apply().await?;

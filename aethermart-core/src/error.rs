@@ -3,6 +3,7 @@
 use crate::bench::BenchError;
 use crate::config::ConfigError;
 use crate::connect::ConnectError;
+use crate::generate::{GenerateConfigError, LoadError};
 use crate::model::ValidationError;
 use crate::orders::{CancelOrderError, PlaceOrderError};
 use crate::reports::ReportError;
@@ -33,6 +34,12 @@ pub enum Error {
     /// A report query failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// Generator settings were invalid.
+    #[error(transparent)]
+    GenerateConfig(#[from] GenerateConfigError),
+    /// Loading generated data failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
     /// A benchmark failed.
     #[error(transparent)]
     Bench(#[from] BenchError),

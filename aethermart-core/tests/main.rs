@@ -7,6 +7,7 @@ mod support;
 
 mod connectivity;
 mod constraints;
+mod generate;
 mod orders;
 mod reports;
 mod schema;

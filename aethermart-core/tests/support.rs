@@ -26,25 +26,46 @@ pub fn unique_name(test: &str) -> String {
     name
 }
 
-/// Drops test databases (`t_<pid>_…`) left by earlier test processes that are no longer alive.
-async fn drop_stale_databases(conn: &mut sqlx::MySqlConnection) {
+/// True for a test database (`t_<pid>_…`) of a test process that is no longer alive.
+fn stale(name: &str) -> bool {
+    let pid = name
+        .strip_prefix("t_")
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    pid.is_some_and(|p| {
+        p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+    })
+}
+
+/// Drops test databases left on both servers by earlier test processes.
+async fn drop_stale_databases(
+    conn: &mut sqlx::MySqlConnection,
+    mongo: &aethermart_core::config::MongoConfig,
+) {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 't\\_%'",
     )
     .fetch_all(&mut *conn)
     .await
     .expect("list test databases");
-    for name in names {
-        let pid = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
-        let stale = pid.is_some_and(|p| {
-            p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()
-        });
-        if stale {
-            // Another process may drop it at the same moment: IF EXISTS, and ignore the outcome.
-            let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`"))
-                .execute(&mut *conn)
-                .await;
-        }
+    for name in names.into_iter().filter(|n| stale(n)) {
+        // Another process may drop it at the same moment: IF EXISTS, and ignore the outcome.
+        let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`"))
+            .execute(&mut *conn)
+            .await;
+    }
+    let db = connect::mongodb_database(mongo)
+        .await
+        .expect("MongoDB must be running for integration tests");
+    let client = db.client();
+    for name in client
+        .list_database_names()
+        .await
+        .expect("list MongoDB databases")
+        .into_iter()
+        .filter(|n| stale(n))
+    {
+        let _ = client.database(&name).drop().await;
     }
 }
 
@@ -72,7 +93,7 @@ impl TestEnv {
         let mut conn = connect::mariadb_connection(&config.mariadb, false)
             .await
             .expect("MariaDB must be running for integration tests");
-        drop_stale_databases(&mut conn).await;
+        drop_stale_databases(&mut conn, &config.mongodb).await;
         sqlx::raw_sql(&format!(
             "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`"
         ))

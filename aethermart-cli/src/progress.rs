@@ -1,0 +1,58 @@
+//! Progress bars (one per table) for long jobs, drawn on stderr.
+
+use aethermart_core::generate::Progress;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// One bar per table: a bar with a length when the total is known, a counter otherwise.
+pub(crate) struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<&'static str, ProgressBar>>,
+}
+
+impl Bars {
+    /// Bars on stderr (hidden automatically when stderr is not a terminal).
+    pub(crate) fn new() -> Self {
+        Self {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn begin(&self, table: &'static str, total: Option<u64>) {
+        let bar = match total {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:30}] {pos:>9}/{len:<9} {per_sec:>12} {elapsed:>4}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::no_length().with_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12} {spinner} {pos:>9} rows {per_sec:>12} {elapsed:>4}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        };
+        let bar = self.multi.add(bar.with_prefix(table));
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(table, bar);
+        }
+    }
+
+    fn advance(&self, table: &'static str, rows: u64) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(table).cloned()) {
+            bar.inc(rows);
+        }
+    }
+
+    fn finish(&self, table: &'static str) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(table).cloned()) {
+            bar.finish();
+        }
+    }
+}
