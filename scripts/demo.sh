@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The main job, end to end on local servers it starts itself:
-#   servers up -> health check -> schema apply -> live orders through sp_PlaceOrder -> reports.
-# Safe to run again. Uses your own servers instead when AETHERMART_MARIADB_URL /
-# AETHERMART_MONGODB_URI are set (see README, Configuration).
+# The main job, end to end on local throwaway servers it starts itself:
+#   servers up -> health check -> fresh schema -> realistic data in both stores ->
+#   live orders through sp_PlaceOrder -> reports -> a short benchmark.
+# Safe to run again: every run starts from an empty local database. It never touches servers
+# named by your own AETHERMART_* variables (it ignores them).
+#
+#   SCALE=0.5 SEED=7 scripts/demo.sh     # a bigger or different data set (default 0.1, seed 42)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+unset AETHERMART_MARIADB_URL AETHERMART_MONGODB_URI MARIA_DB_PASS MONGO_ADMIN_PASS
+SCALE=${SCALE:-0.1}
+SEED=${SEED:-42}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "Starting MariaDB and the MongoDB-wire server on 127.0.0.1 (installs what is missing)"
 scripts/services.sh up >/dev/null
@@ -14,22 +21,51 @@ eval "$(scripts/services.sh env)"
 
 say "Building the aethermart CLI (release)"
 cargo build --release --quiet -p aethermart-cli -p aethermart-worker
-aethermart=target/release/aethermart
+PATH="$PWD/target/release:$PATH"
 
-say "Health of both stores: aethermart doctor"
-$aethermart doctor
+say "Health of both stores"
+run aethermart doctor
 
-say "Schema: aethermart schema apply && aethermart schema status"
-$aethermart schema apply
-$aethermart schema status
+say "A fresh schema on the local throwaway database"
+run aethermart schema teardown --yes
+run aethermart schema apply
+run aethermart schema status
 
-say "sp_PlaceOrder under load: aethermart bench place-order (own database ${AETHERMART_MARIADB_URL##*/}_bench)"
-$aethermart bench place-order --clients 1,4 --seconds 3
+say "Realistic data: scale $SCALE, seed $SEED (deterministic)"
+run aethermart generate --scale "$SCALE" --seed "$SEED" --replace-documents
+
+say "Live: an order with a graphics card and a consultation, placed atomically by sp_PlaceOrder"
+slot=$(date -u -d '+90 days' +%Y-%m-%dT10:00:00Z)
+# A few products are discontinued (inactive) in generated data: take the first that sells.
+for product in 2 3 4 5 6 7 8 9; do
+  if out=$(aethermart order place --customer 1 --product "$product:1" --service "1@$slot" 2>/dev/null); then break; fi
+done
+echo "$ aethermart order place --customer 1 --product $product:1 --service 1@$slot"
+echo "$out"
+order=$(echo "$out" | awk '/^order/ {print $2}')
+run aethermart report customer 1
+
+say "Live: refused orders name what is wrong (exit code 1)"
+aethermart order place --customer 1 --product 2:100000 || true
+aethermart order place --customer 999999 --product 2 || true
+
+say "Live: cancelling restocks and frees the consultant's slot"
+run aethermart order cancel "$order"
+
+say "Reports"
+quarter_start=$(date -u +%Y)-$(printf %02d $(( ($(date -u +%-m) - 1) / 3 * 3 + 1 )))-01
+run aethermart report sales --since "$quarter_start"
+run aethermart report low-stock --limit 5
+
+say "sp_PlaceOrder under load (in its own database)"
+run aethermart bench place-order --clients 1,4 --seconds 3
 
 say "Done. Look around:"
 cat <<EOF
-  eval "\$(scripts/services.sh env)"          # point your shell at the local servers
-  $aethermart --help                  # every subcommand, with examples
-  $aethermart report sales | report low-stock | report customer 1
-  scripts/services.sh status | down           # see or stop the local servers
+  eval "\$(scripts/services.sh env)"        # point your shell at the local servers
+  export PATH="$PWD/target/release:\$PATH"
+  aethermart --help                         # every subcommand, with examples
+  aethermart report customer 17             # any customer's orders
+  aethermart bench generate --scale 1       # loader speed at scale 1
+  scripts/services.sh status | down         # see or stop the local servers
 EOF

@@ -232,7 +232,8 @@ impl FakeGenerator {
                     duration_minutes: duration,
                     price: Decimal::from(whole),
                     consultant: consultants[((id - 1) % consultants_count) as usize].clone(),
-                    is_active: rng.random_bool(0.95),
+                    // Consultations stay bookable; products are what gets discontinued.
+                    is_active: true,
                 }
             })
             .collect()
