@@ -43,6 +43,7 @@ done
 echo "$ aethermart order place --customer 1 --product $product:1 --service 1@$slot"
 echo "$out"
 order=$(echo "$out" | awk '/^order/ {print $2}')
+[ -n "$order" ] || { echo "demo: none of products 2-9 could be ordered" >&2; exit 1; }
 run aethermart report customer 1
 
 say "Live: refused orders name what is wrong (exit code 1)"

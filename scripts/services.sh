@@ -46,9 +46,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_install() {
   log "installing Debian packages: $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+  # 9>&-: a service the package starts must not inherit (and hold) our lock.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq 9>&-
   as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-    --no-install-recommends "$@" >/dev/null
+    --no-install-recommends "$@" >/dev/null 9>&-
 }
 
 install_mariadb() {
@@ -69,13 +70,30 @@ install_mongodb() {
   secantus_ok || die "secantusd-rs was built but does not report version $SECANTUS_VERSION"
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# True when the pid file names a live process whose command line mentions $2 (our binary and
+# state directory), so a stale pid file never makes us trust or signal an unrelated process.
+pid_alive() { # pidfile pattern
+  [ -f "$1" ] || return 1
+  local pid; pid=$(cat "$1")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
+}
+
+# Starts a server in its own session with no inherited descriptors beyond stdin/out/err, so
+# nobody waiting on a pipe of ours (CI, $(...), | tee) waits for the server too.
+daemon() { # logfile command...
+  local logfile=$1; shift
+  (
+    for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+    exec setsid "$@" > "$logfile" 2>&1 < /dev/null
+  ) &
+  echo $!
+}
 
 # Waits until a TCP port accepts connections while the process in pid file $2 is alive.
 wait_tcp() { # port pidfile what logfile
   local end=$((SECONDS + 60))
   until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    pid_alive "$2" || { tail -n 40 "$4" >&2 || true; die "$3 exited during start-up (log: $4)"; }
+    kill -0 "$(cat "$2")" 2>/dev/null || { tail -n 40 "$4" >&2 || true; die "$3 exited during start-up (log: $4)"; }
     [ $SECONDS -lt $end ] || die "$3 did not accept connections on 127.0.0.1:$1 within 60 s (log: $4)"
     sleep 0.1
   done
@@ -111,11 +129,35 @@ EOF
 
 mariadb_root() { mariadb --defaults-file="$MDB_CNF" -uroot "$@"; }
 
+# The platform's admin login on the local server (creates test databases and RBAC users), with
+# the password in $MDB_PASSWORD_FILE. Run on every start, so a lost user or file heals itself;
+# the file is written only once the server accepted the password.
+ensure_mariadb_user() {
+  local pw
+  if [ -s "$MDB_PASSWORD_FILE" ]; then
+    pw=$(cat "$MDB_PASSWORD_FILE")
+  else
+    pw=$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')
+  fi
+  mariadb_root <<SQL
+CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$pw';
+CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$pw';
+ALTER USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$pw';
+ALTER USER '$DB_USER'@'localhost' IDENTIFIED BY '$pw';
+GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'localhost' WITH GRANT OPTION;
+CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+SQL
+  if [ ! -s "$MDB_PASSWORD_FILE" ]; then
+    ( umask 077; printf '%s' "$pw" > "$MDB_PASSWORD_FILE.tmp" ) && mv "$MDB_PASSWORD_FILE.tmp" "$MDB_PASSWORD_FILE"
+  fi
+}
+
 start_mariadb() {
   if external_mariadb; then log "MariaDB: using your AETHERMART_MARIADB_URL, not starting a local server"; return 0; fi
   install_mariadb
   mkdir -p "$MDB"
-  if pid_alive "$MDB/mysqld.pid"; then log "MariaDB already running (pid $(cat "$MDB/mysqld.pid")) on 127.0.0.1:$MARIADB_PORT"; return 0; fi
+  if pid_alive "$MDB/mysqld.pid" "$MDB_CNF"; then ensure_mariadb_user; log "MariaDB already running (pid $(cat "$MDB/mysqld.pid")) on 127.0.0.1:$MARIADB_PORT"; return 0; fi
   write_mariadb_cnf
   if [ ! -d "$MDB/data/mysql" ]; then
     log "MariaDB: initialising $MDB/data"
@@ -124,8 +166,7 @@ start_mariadb() {
       --skip-test-db > "$MDB/install-db.log" 2>&1 || { tail -n 40 "$MDB/install-db.log" >&2; die "mariadb-install-db failed"; }
   fi
   rm -f "$MDB/mysqld.pid"
-  setsid mariadbd --defaults-file="$MDB_CNF" > "$MDB/stdout.log" 2>&1 < /dev/null 9>&- &
-  echo $! > "$MDB/mysqld.pid.launch"
+  daemon "$MDB/stdout.log" mariadbd --defaults-file="$MDB_CNF" > "$MDB/mysqld.pid.launch"
   local end=$((SECONDS + 60))
   until mariadb-admin --defaults-file="$MDB_CNF" -uroot ping >/dev/null 2>&1; do
     kill -0 "$(cat "$MDB/mysqld.pid.launch")" 2>/dev/null || { tail -n 40 "$MDB/error.log" >&2; die "mariadbd exited during start-up (log: $MDB/error.log)"; }
@@ -133,19 +174,7 @@ start_mariadb() {
     sleep 0.1
   done
   rm -f "$MDB/mysqld.pid.launch"
-  if [ ! -s "$MDB_PASSWORD_FILE" ]; then
-    # A random password for the local throwaway server; only its file path is ever printed.
-    ( umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$MDB_PASSWORD_FILE" )
-    local pw; pw=$(cat "$MDB_PASSWORD_FILE")
-    # The platform's admin login on the local server: creates test databases and RBAC users.
-    mariadb_root <<SQL
-CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$pw';
-CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$pw';
-GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'127.0.0.1' WITH GRANT OPTION;
-GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'localhost' WITH GRANT OPTION;
-CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-SQL
-  fi
+  ensure_mariadb_user
   log "MariaDB $(mariadb_root -N -e 'SELECT VERSION()') up on 127.0.0.1:$MARIADB_PORT (pid $(cat "$MDB/mysqld.pid"))"
 }
 
@@ -153,16 +182,15 @@ start_mongodb() {
   if external_mongodb; then log "MongoDB: using your AETHERMART_MONGODB_URI, not starting a local server"; return 0; fi
   install_mongodb
   mkdir -p "$MGO/data"
-  if pid_alive "$MGO_PID"; then log "MongoDB-wire server already running (pid $(cat "$MGO_PID")) on 127.0.0.1:$MONGODB_PORT"; return 0; fi
-  setsid "$SECANTUS_BIN" --host 127.0.0.1 --port "$MONGODB_PORT" --storage-path "$MGO/data" \
-    --cache-size 256M --log-file-max 16MB --log-level WARNING > "$MGO/server.log" 2>&1 < /dev/null 9>&- &
-  echo $! > "$MGO_PID"
+  if pid_alive "$MGO_PID" "$MGO"; then log "MongoDB-wire server already running (pid $(cat "$MGO_PID")) on 127.0.0.1:$MONGODB_PORT"; return 0; fi
+  daemon "$MGO/server.log" "$SECANTUS_BIN" --host 127.0.0.1 --port "$MONGODB_PORT" --storage-path "$MGO/data" \
+    --cache-size 256M --log-file-max 16MB --log-level WARNING > "$MGO_PID"
   wait_tcp "$MONGODB_PORT" "$MGO_PID" "the MongoDB-wire server" "$MGO/server.log"
   log "MongoDB-wire server (secantusd-rs $SECANTUS_VERSION) up on 127.0.0.1:$MONGODB_PORT (pid $(cat "$MGO_PID"))"
 }
 
-stop_pid() { # pidfile what
-  pid_alive "$1" || { rm -f "$1"; return 0; }
+stop_pid() { # pidfile what pattern
+  pid_alive "$1" "$3" || { rm -f "$1"; return 0; }
   local pid; pid=$(cat "$1")
   kill -TERM "$pid"
   for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -188,10 +216,10 @@ print_env() {
 status() {
   local rc=0
   if external_mariadb; then echo "MariaDB  external (AETHERMART_MARIADB_URL)";
-  elif pid_alive "$MDB/mysqld.pid"; then echo "MariaDB  running  pid $(cat "$MDB/mysqld.pid")  127.0.0.1:$MARIADB_PORT  state $MDB";
+  elif pid_alive "$MDB/mysqld.pid" "$MDB_CNF"; then echo "MariaDB  running  pid $(cat "$MDB/mysqld.pid")  127.0.0.1:$MARIADB_PORT  state $MDB";
   else echo "MariaDB  stopped"; rc=3; fi
   if external_mongodb; then echo "MongoDB  external (AETHERMART_MONGODB_URI)";
-  elif pid_alive "$MGO_PID"; then echo "MongoDB  running  pid $(cat "$MGO_PID")  127.0.0.1:$MONGODB_PORT  state $MGO";
+  elif pid_alive "$MGO_PID" "$MGO"; then echo "MongoDB  running  pid $(cat "$MGO_PID")  127.0.0.1:$MONGODB_PORT  state $MGO";
   else echo "MongoDB  stopped"; rc=3; fi
   return $rc
 }
@@ -206,10 +234,10 @@ lock() {
 case "${1:-}" in
   up) lock; start_mariadb; start_mongodb
       log "ready; use:  eval \"\$(scripts/services.sh env)\""; print_env ;;
-  down) lock; stop_pid "$MGO_PID" "MongoDB-wire server"; stop_pid "$MDB/mysqld.pid" "MariaDB" ;;
+  down) lock; stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF" ;;
   status) status ;;
   env) print_env ;;
-  wipe) lock; stop_pid "$MGO_PID" "MongoDB-wire server"; stop_pid "$MDB/mysqld.pid" "MariaDB"
+  wipe) lock; stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF"
         rm -rf "$MDB" "$MGO"; log "local server state deleted" ;;
   *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -100,6 +100,8 @@ CREATE TABLE Services (
     PRIMARY KEY (service_id),
     UNIQUE KEY uq_services_code (code),
     KEY ix_services_category_price (category_id, price),
+    -- sp_PlaceOrder locks a consultant's services to serialise bookings
+    KEY ix_services_consultant (consultant),
     CONSTRAINT fk_services_category FOREIGN KEY (category_id) REFERENCES Categories (category_id) ON DELETE RESTRICT,
     CONSTRAINT ck_services_price CHECK (price >= 0),
     CONSTRAINT ck_services_duration CHECK (duration_minutes > 0 AND duration_minutes <= 1440),

@@ -6,9 +6,10 @@
 --   30002 unknown or inactive product   30010 unknown order
 --   30003 insufficient stock            30011 order can no longer be cancelled
 --   30004 empty order                   30012 forbidden order status change
---   30005 bad quantity                  30013 order lines are immutable
+--   30005 bad quantity                  30013 order lines are immutable (no update, no delete)
 --   30006 unknown or inactive service   30014 category tree cycle
---   30007 consultant already booked
+--   30007 consultant already booked     30015 only cancelled orders may be deleted
+--   30009 called inside an open transaction (the procedures run their own)
 --
 -- Stock has exactly one owner: the trigger on Order_Items. sp_PlaceOrder checks and locks stock
 -- but never changes it; cancelling an order restocks through the trigger on Orders.
@@ -22,7 +23,7 @@
 -- Products.stock is the stock on hand after them, so taking it again would count them twice.
 CREATE TRIGGER trg_order_items_take_stock AFTER INSERT ON Order_Items FOR EACH ROW
 BEGIN
-    IF NEW.product_id IS NOT NULL AND @aethermart_loading_history IS NULL THEN
+    IF NEW.product_id IS NOT NULL AND NOT (@aethermart_loading_history <=> 1) THEN
         UPDATE Products SET stock = stock - NEW.quantity WHERE product_id = NEW.product_id;
     END IF;
 END;
@@ -35,6 +36,23 @@ BEGIN
             AND NEW.unit_price <=> OLD.unit_price) THEN
         SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30013,
             MESSAGE_TEXT = 'order lines are immutable: cancel the order and place a new one';
+    END IF;
+END;
+
+CREATE TRIGGER trg_order_items_no_delete BEFORE DELETE ON Order_Items FOR EACH ROW
+BEGIN
+    SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30013,
+        MESSAGE_TEXT = 'order lines are immutable: cancel the order and place a new one';
+END;
+
+-- Deleting an order would drop its lines without restocking (cascades fire no triggers):
+-- only cancelled orders, whose stock is already back, may be deleted.
+CREATE TRIGGER trg_orders_delete_only_cancelled BEFORE DELETE ON Orders FOR EACH ROW
+BEGIN
+    DECLARE v_msg VARCHAR(255);
+    IF OLD.status <> 'cancelled' THEN
+        SET v_msg = CONCAT('order ', OLD.order_id, ' is ', OLD.status, ': cancel it before deleting it');
+        SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30015, MESSAGE_TEXT = v_msg;
     END IF;
 END;
 
@@ -106,10 +124,16 @@ END;
 -- Places an order atomically and returns one row (order_id, total).
 --   p_lines: JSON array of lines, each either
 --     {"product_id": 12, "quantity": 2}  or  {"service_id": 3, "starts_at": "2026-12-01 10:00:00"}
--- Runs as its own transaction. Rows are locked in a fixed order (the customer, then products by
--- ascending id), so concurrent orders never deadlock each other; any failure rolls everything back.
+-- Runs as its own transaction, so it refuses to run inside one (it would commit it). Rows are
+-- locked in a fixed order (the customer, then products by ascending id, then consultants by
+-- name), so concurrent orders never deadlock each other; any failure rolls everything back.
 CREATE PROCEDURE sp_PlaceOrder(IN p_customer_id BIGINT UNSIGNED, IN p_lines LONGTEXT)
 BEGIN
+  IF @@in_transaction = 1 THEN
+    SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30009,
+        MESSAGE_TEXT = 'sp_PlaceOrder runs its own transaction: call it outside an open transaction';
+  END IF;
+  place_order: BEGIN
     DECLARE v_done BOOLEAN DEFAULT FALSE;
     DECLARE v_msg VARCHAR(512);
     DECLARE v_order_id BIGINT UNSIGNED;
@@ -128,6 +152,7 @@ BEGIN
     DECLARE v_duration INT;
     DECLARE v_consultant VARCHAR(100);
     DECLARE v_found INT;
+    DECLARE v_type VARCHAR(16);
 
     DECLARE cur_lines CURSOR FOR
         SELECT line_no, product_id, service_id, quantity, starts_at
@@ -146,6 +171,12 @@ BEGIN
         WHERE product_id IS NOT NULL
         GROUP BY product_id
         ORDER BY product_id;
+    -- Consultants booked by the service lines, in name order (the lock order).
+    DECLARE cur_consultants CURSOR FOR
+        SELECT DISTINCT s.consultant
+        FROM JSON_TABLE(p_lines, '$[*]' COLUMNS (service_id BIGINT UNSIGNED PATH '$.service_id')) AS l
+        JOIN Services s ON s.service_id = l.service_id
+        ORDER BY s.consultant;
     DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
     -- The only unique key this procedure can hit is the consultant's booking period.
     DECLARE EXIT HANDLER FOR 1062
@@ -177,6 +208,17 @@ BEGIN
         IF (v_product_id IS NULL) = (v_service_id IS NULL) THEN
             SET v_msg = CONCAT('line ', v_line_no, ': needs exactly one of product_id or service_id');
             SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30008, MESSAGE_TEXT = v_msg;
+        END IF;
+        -- JSON_TABLE converts leniently ("12abc" -> 12, 1.6 -> 2): insist on JSON integers.
+        SET v_type = JSON_TYPE(JSON_EXTRACT(p_lines, CONCAT('$[', v_line_no - 1, '].', IF(v_product_id IS NULL, 'service_id', 'product_id'))));
+        IF v_type <> 'INTEGER' THEN
+            SET v_msg = CONCAT('line ', v_line_no, ': ', IF(v_product_id IS NULL, 'service_id', 'product_id'), ' must be a whole number');
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30008, MESSAGE_TEXT = v_msg;
+        END IF;
+        SET v_type = JSON_TYPE(JSON_EXTRACT(p_lines, CONCAT('$[', v_line_no - 1, '].quantity')));
+        IF v_type IS NOT NULL AND v_type <> 'INTEGER' THEN
+            SET v_msg = CONCAT('line ', v_line_no, ': quantity must be a positive whole number');
+            SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30005, MESSAGE_TEXT = v_msg;
         END IF;
         IF v_product_id IS NOT NULL AND (v_quantity IS NULL OR v_quantity <= 0 OR v_quantity > 1000000) THEN
             SET v_msg = CONCAT('line ', v_line_no, ': quantity must be a positive whole number, got ',
@@ -223,6 +265,17 @@ BEGIN
     END LOOP;
     CLOSE cur_products;
 
+    -- 3b. Consultants, in name order: all their services are locked, so two orders can never
+    -- book the same consultant at once (the WITHOUT OVERLAPS key then sees committed bookings).
+    SET v_done = FALSE;
+    OPEN cur_consultants;
+    lock_consultants: LOOP
+        FETCH cur_consultants INTO v_consultant;
+        IF v_done THEN LEAVE lock_consultants; END IF;
+        SELECT COUNT(*) INTO v_found FROM Services WHERE consultant = v_consultant FOR UPDATE;
+    END LOOP;
+    CLOSE cur_consultants;
+
     -- 4. The order and its lines, with prices captured now. Stock is taken by the trigger.
     INSERT INTO Orders (customer_id, status) VALUES (p_customer_id, 'pending');
     SET v_order_id = LAST_INSERT_ID();
@@ -268,12 +321,18 @@ BEGIN
     UPDATE Orders SET total = v_total WHERE order_id = v_order_id;
     COMMIT;
     SELECT v_order_id AS order_id, v_total AS total;
+  END place_order;
 END;
 
 -- Cancels a pending or paid order: the restock trigger puts the stock back and frees bookings.
 -- Locks the order, then its products in ascending id order (the same order as sp_PlaceOrder).
 CREATE PROCEDURE sp_CancelOrder(IN p_order_id BIGINT UNSIGNED)
 BEGIN
+  IF @@in_transaction = 1 THEN
+    SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30009,
+        MESSAGE_TEXT = 'sp_CancelOrder runs its own transaction: call it outside an open transaction';
+  END IF;
+  cancel_order: BEGIN
     DECLARE v_done BOOLEAN DEFAULT FALSE;
     DECLARE v_msg VARCHAR(255);
     DECLARE v_status VARCHAR(16);
@@ -309,6 +368,7 @@ BEGIN
     CLOSE cur_products;
     UPDATE Orders SET status = 'cancelled' WHERE order_id = p_order_id;
     COMMIT;
+  END cancel_order;
 END;
 
 -- ---- views --------------------------------------------------------------------------------
@@ -340,15 +400,17 @@ JOIN Categories c ON c.category_id = l.category_id
 GROUP BY YEAR(l.placed_at), QUARTER(l.placed_at), l.category_id, c.name;
 
 -- Per customer: orders placed (all), lifetime value (orders that count as revenue), first/last order.
+-- Correlated subqueries instead of GROUP BY keep the view mergeable: a filter on customer_id
+-- becomes a primary-key lookup plus index ranges on ix_orders_customer_placed (a grouped view is
+-- materialised, and with a bound parameter MariaDB then scans every customer).
 CREATE VIEW v_CustomerOrderSummary AS
 SELECT c.customer_id,
-       COUNT(o.order_id) AS order_count,
-       COALESCE(SUM(IF(o.status IN ('cancelled', 'returned'), 0, o.total)), 0) AS lifetime_value,
-       MIN(o.placed_at) AS first_order_at,
-       MAX(o.placed_at) AS last_order_at
-FROM Customers c
-LEFT JOIN Orders o ON o.customer_id = c.customer_id
-GROUP BY c.customer_id;
+       (SELECT COUNT(*) FROM Orders o WHERE o.customer_id = c.customer_id) AS order_count,
+       (SELECT COALESCE(SUM(o.total), 0) FROM Orders o
+        WHERE o.customer_id = c.customer_id AND o.status NOT IN ('cancelled', 'returned')) AS lifetime_value,
+       (SELECT MIN(o.placed_at) FROM Orders o WHERE o.customer_id = c.customer_id) AS first_order_at,
+       (SELECT MAX(o.placed_at) FROM Orders o WHERE o.customer_id = c.customer_id) AS last_order_at
+FROM Customers c;
 
 -- Active products with 10 units or fewer left.
 CREATE VIEW v_LowStock AS

@@ -44,10 +44,9 @@ fn doctor_passes_against_the_local_servers() {
         shown.contains("binlog_format") && shown.contains("MongoDB"),
         "{shown}"
     );
-    assert!(
-        !shown.contains(&env_var("MARIA_DB_PASS")),
-        "password printed: {shown}"
-    );
+    if let Ok(password) = std::env::var("MARIA_DB_PASS") {
+        assert!(!shown.contains(&password), "password printed: {shown}");
+    }
 }
 
 #[test]
@@ -106,7 +105,7 @@ fn a_wrong_password_is_reported_without_printing_it() {
 
 #[test]
 fn schema_apply_status_and_guarded_teardown() {
-    let db = format!("t_{}_cli", std::process::id());
+    let db = format!("amt_test_{}_cli", std::process::id());
     let url = url_with_database(&db);
     let env = [("AETHERMART_MARIADB_URL", url.as_str())];
 

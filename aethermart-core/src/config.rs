@@ -112,7 +112,7 @@ impl Config {
 
 /// Reads one variable from the process environment; unset, empty and non-UTF-8 count as missing.
 pub fn env_lookup(var: &str) -> Option<String> {
-    std::env::var(var).ok()
+    std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
 fn required(
@@ -355,12 +355,14 @@ impl MongoConfig {
             .split_once("://")
             .filter(|(s, _)| matches!(*s, "mongodb" | "mongodb+srv"))
             .ok_or_else(|| malformed("must start with mongodb:// or mongodb+srv://".into()))?;
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
+        // The userinfo ends at the last '@' (a password may hold '/', '?' or '@' unescaped);
+        // the host list ends at the first '/' or '?' after it.
+        let (userinfo, after) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
         };
+        let hosts_end = after.find(['/', '?']).unwrap_or(after.len());
+        let (hosts, tail) = after.split_at(hosts_end);
         if hosts.is_empty() {
             return Err(malformed("no host".into()));
         }
@@ -612,6 +614,21 @@ mod tests {
         ]));
         let shown = format!("{cfg:?}");
         assert!(!shown.contains(PASSWORD), "{shown}");
+    }
+
+    /// Pins a review finding: an unescaped '/' or '?' in a MongoDB password once split the URI
+    /// inside the password and echoed a piece of it as the "database name".
+    #[test]
+    fn a_mongodb_password_with_slash_or_question_mark_stays_whole_and_hidden() {
+        let cfg = MongoConfig::from_lookup(lookup(&[(
+            MONGODB_URI,
+            "mongodb://admin:pa/ss?w@h1:27017/docs?tls=true",
+        )]))
+        .unwrap();
+        assert_eq!(cfg.endpoint(), "h1:27017");
+        assert_eq!(cfg.database(), "docs");
+        assert_eq!(cfg.password.as_ref().map(Secret::expose), Some("pa/ss?w"));
+        assert!(!format!("{cfg:?} {cfg}").contains("pa/ss"));
     }
 
     #[tokio::test]

@@ -28,6 +28,8 @@ pub mod errno {
     pub const CONSULTANT_BOOKED: u16 = 30007;
     /// `sp_PlaceOrder`: the lines are not a JSON array of well-formed lines.
     pub const MALFORMED_LINES: u16 = 30008;
+    /// `sp_PlaceOrder`, `sp_CancelOrder`: called inside an open transaction.
+    pub const IN_TRANSACTION: u16 = 30009;
     /// `sp_CancelOrder`: the order does not exist.
     pub const UNKNOWN_ORDER: u16 = 30010;
     /// `sp_CancelOrder`: the order is shipped, delivered, returned or cancelled already.
@@ -38,6 +40,8 @@ pub mod errno {
     pub const LINE_IMMUTABLE: u16 = 30013;
     /// Trigger: a category move would create a cycle.
     pub const CATEGORY_CYCLE: u16 = 30014;
+    /// Trigger: an order that is not cancelled was deleted.
+    pub const DELETE_NOT_CANCELLED: u16 = 30015;
     /// MariaDB: deadlock; retry the transaction.
     pub const DEADLOCK: u16 = 1213;
     /// MariaDB: lock wait timeout; retry the transaction.
@@ -53,7 +57,8 @@ pub struct PlacedOrder {
     pub total: Decimal,
 }
 
-/// Why `sp_PlaceOrder` refused an order. Nothing of the order was written in any case.
+/// Why `sp_PlaceOrder` refused an order. Nothing of the order was written, except possibly after
+/// a lost connection (see [`PlaceOrderError::Database`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlaceOrderError {
@@ -81,13 +86,18 @@ pub enum PlaceOrderError {
     /// 30008.
     #[error("{0}")]
     MalformedLines(String),
-    /// Any other server error (connection lost, deadlock, …).
+    /// 30009: the connection had an open transaction.
+    #[error("{0}")]
+    InTransaction(String),
+    /// Any other server error. After a lost connection the outcome is unknown: the order may
+    /// have been committed, so look it up before placing it again.
     #[error("placing the order failed: {0}")]
     Database(#[source] sqlx::Error),
 }
 
 impl PlaceOrderError {
-    /// True for errors worth retrying as they are (deadlock, lock wait timeout, lost connection).
+    /// True when nothing was written and the same call may succeed again (deadlock, lock wait
+    /// timeout, no free connection).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Database(e) if is_transient(e))
     }
@@ -103,15 +113,27 @@ pub enum CancelOrderError {
     /// 30011.
     #[error("{0}")]
     NotCancellable(String),
+    /// 30009: the connection had an open transaction.
+    #[error("{0}")]
+    InTransaction(String),
     /// Any other server error.
     #[error("cancelling the order failed: {0}")]
     Database(#[source] sqlx::Error),
 }
 
-/// Deadlock, lock wait timeout, or a broken connection: the same statement may succeed again.
+impl CancelOrderError {
+    /// True when nothing was written and the same call may succeed again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Database(e) if is_transient(e))
+    }
+}
+
+/// Deadlock, lock wait timeout, or no connection obtained: the statement was rolled back or never
+/// sent, so it may be sent again. A connection lost mid-statement is *not* transient: the
+/// statement may have committed.
 pub fn is_transient(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(db) => db
             .try_downcast_ref::<MySqlDatabaseError>()
             .is_some_and(|e| matches!(e.number(), errno::DEADLOCK | errno::LOCK_WAIT_TIMEOUT)),
@@ -187,6 +209,7 @@ fn place_order_error(err: sqlx::Error) -> PlaceOrderError {
         errno::UNKNOWN_SERVICE => PlaceOrderError::UnknownService(message),
         errno::CONSULTANT_BOOKED => PlaceOrderError::ConsultantBooked(message),
         errno::MALFORMED_LINES => PlaceOrderError::MalformedLines(message),
+        errno::IN_TRANSACTION => PlaceOrderError::InTransaction(message),
         _ => PlaceOrderError::Database(err),
     }
 }
@@ -202,6 +225,7 @@ pub async fn cancel_order(pool: &MySqlPool, order: OrderId) -> Result<(), Cancel
         Err(err) => Err(match server_error(&err) {
             Some((errno::UNKNOWN_ORDER, m)) => CancelOrderError::UnknownOrder(m.to_owned()),
             Some((errno::NOT_CANCELLABLE, m)) => CancelOrderError::NotCancellable(m.to_owned()),
+            Some((errno::IN_TRANSACTION, m)) => CancelOrderError::InTransaction(m.to_owned()),
             _ => CancelOrderError::Database(err),
         }),
     }

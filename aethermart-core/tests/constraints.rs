@@ -181,6 +181,16 @@ const BAD_ROWS: &[(&str, &str, u16)] = &[
         errno::CATEGORY_CYCLE,
     ),
     (
+        "deleting an order line",
+        "DELETE FROM Order_Items WHERE order_item_id = 1",
+        errno::LINE_IMMUTABLE,
+    ),
+    (
+        "deleting an order that is not cancelled",
+        "DELETE FROM Orders WHERE order_id = 1",
+        errno::DELETE_NOT_CANCELLED,
+    ),
+    (
         "category as its own parent",
         "UPDATE Categories SET parent_id = 1 WHERE category_id = 1",
         errno::CATEGORY_CYCLE,

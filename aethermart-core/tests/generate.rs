@@ -82,7 +82,7 @@ const ORPHANS: &[(&str, &str)] = &[
     ),
     (
         "order total differing from its lines",
-        "SELECT COUNT(*) FROM Orders o WHERE o.total <> (SELECT SUM(line_total) FROM Order_Items i WHERE i.order_id = o.order_id)",
+        "SELECT COUNT(*) FROM Orders o WHERE o.total <> (SELECT COALESCE(SUM(line_total), -1) FROM Order_Items i WHERE i.order_id = o.order_id)",
     ),
     (
         "order before its customer signed up",

@@ -214,6 +214,15 @@ async fn every_refusal_has_its_own_typed_error_and_leaves_no_trace() {
             errno::BAD_QUANTITY,
         ),
         ("[]", errno::EMPTY_ORDER),
+        // JSON_TABLE would quietly turn these into 1 and 2: the procedure insists on integers.
+        (
+            "[{\"product_id\": \"1abc\", \"quantity\": 1}]",
+            errno::MALFORMED_LINES,
+        ),
+        (
+            "[{\"product_id\": 1, \"quantity\": 1.6}]",
+            errno::BAD_QUANTITY,
+        ),
     ] {
         let got = errno_of(
             sqlx::query("CALL sp_PlaceOrder(1, ?)")
@@ -311,8 +320,60 @@ async fn twenty_concurrent_orders_for_five_units_sell_exactly_five() {
     assert_eq!(count(&pool, "Orders").await, 5);
 }
 
-/// Random sequences of orders and cancellations keep stock = initial − sold + restocked and
-/// every order's total = the sum of its lines.
+/// What the procedures must answer, predicted from a model of the seeded catalogue: products 1
+/// and 2 active, product 3 inactive; checks in the procedure's order (empty, quantities line by
+/// line, then products by ascending id: unknown/inactive, then stock over all lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Placed,
+    Empty,
+    BadQuantity,
+    Unknown,
+    NoStock,
+}
+
+fn predict(lines: &[(u64, u32)], stock: &[i64; 2]) -> Outcome {
+    if lines.is_empty() {
+        return Outcome::Empty;
+    }
+    if lines.iter().any(|&(_, q)| q == 0) {
+        return Outcome::BadQuantity;
+    }
+    let mut ids: Vec<u64> = lines.iter().map(|&(p, _)| p).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        if id == 3 {
+            return Outcome::Unknown;
+        }
+        let wanted: i64 = lines
+            .iter()
+            .filter(|&&(p, _)| p == id)
+            .map(|&(_, q)| i64::from(q))
+            .sum();
+        if stock[id as usize - 1] < wanted {
+            return Outcome::NoStock;
+        }
+    }
+    Outcome::Placed
+}
+
+/// An order the model placed: its id, its (product, quantity) lines, and whether it was cancelled.
+type PlacedInModel = (OrderId, Vec<(u64, u32)>, bool);
+
+fn outcome(result: &Result<orders::PlacedOrder, PlaceOrderError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Placed,
+        Err(PlaceOrderError::EmptyOrder(_)) => Outcome::Empty,
+        Err(PlaceOrderError::BadQuantity(_)) => Outcome::BadQuantity,
+        Err(PlaceOrderError::UnknownProduct(_)) => Outcome::Unknown,
+        Err(PlaceOrderError::InsufficientStock(_)) => Outcome::NoStock,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+/// Random sequences of orders and cancellations: every answer is the predicted one, stock =
+/// initial − sold + restocked, and every order's total = the sum of its lines.
 #[test]
 fn random_order_and_cancel_sequences_keep_stock_and_totals_consistent() {
     use proptest::prelude::*;
@@ -335,34 +396,33 @@ fn random_order_and_cancel_sequences_keep_stock_and_totals_consistent() {
         .run(&proptest::collection::vec(op, 1..12), |ops| {
             rt.block_on(async {
                 sqlx::raw_sql("UPDATE Products SET stock = 6 WHERE product_id IN (1, 2)").execute(&pool).await.unwrap();
-                let mut placed: Vec<(OrderId, Vec<(u64, u32)>)> = Vec::new();
+                let mut placed: Vec<PlacedInModel> = Vec::new();
                 let mut expected = [6i64, 6];
                 for op in ops {
                     match op {
                         Op::Place(lines) => {
                             let order: Vec<NewOrderLine> = lines.iter().map(|&(p, q)| product(p, q)).collect();
-                            match orders::place_order(&pool, CustomerId(1), &order).await {
-                                Ok(o) => {
-                                    for &(p, q) in &lines {
-                                        expected[p as usize - 1] -= i64::from(q);
-                                    }
-                                    placed.push((o.order_id, lines));
+                            let predicted = predict(&lines, &expected);
+                            let result = orders::place_order(&pool, CustomerId(1), &order).await;
+                            assert_eq!(outcome(&result), predicted, "lines {lines:?}, stock {expected:?}");
+                            if let Ok(o) = result {
+                                for &(p, q) in &lines {
+                                    expected[p as usize - 1] -= i64::from(q);
                                 }
-                                Err(PlaceOrderError::InsufficientStock(_) | PlaceOrderError::UnknownProduct(_)
-                                    | PlaceOrderError::BadQuantity(_) | PlaceOrderError::EmptyOrder(_)) => {}
-                                Err(e) => panic!("{e}"),
+                                placed.push((o.order_id, lines, false));
                             }
                         }
                         Op::Cancel(i) => {
-                            if let Some((id, lines)) = placed.get(i) {
-                                match orders::cancel_order(&pool, *id).await {
-                                    Ok(()) => {
-                                        for &(p, q) in lines {
-                                            expected[p as usize - 1] += i64::from(q);
-                                        }
+                            if let Some((id, lines, cancelled)) = placed.get_mut(i) {
+                                let result = orders::cancel_order(&pool, *id).await;
+                                if *cancelled {
+                                    assert!(matches!(result, Err(CancelOrderError::NotCancellable(_))), "{result:?}");
+                                } else {
+                                    result.unwrap();
+                                    *cancelled = true;
+                                    for &(p, q) in lines.iter() {
+                                        expected[p as usize - 1] += i64::from(q);
                                     }
-                                    Err(CancelOrderError::NotCancellable(_)) => {}
-                                    Err(e) => panic!("{e}"),
                                 }
                             }
                         }
@@ -383,4 +443,66 @@ fn random_order_and_cancel_sequences_keep_stock_and_totals_consistent() {
             Ok(())
         })
         .unwrap();
+}
+
+#[tokio::test]
+async fn ten_concurrent_bookings_of_one_consultant_slot_give_exactly_one_booking() {
+    let (_env, pool) = seeded("booking_race").await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                orders::place_order(&pool, CustomerId(1 + i % 2), &[consultation(15)]).await
+            })
+        })
+        .collect();
+    let mut booked = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => booked += 1,
+            Err(PlaceOrderError::ConsultantBooked(_)) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(booked, 1);
+    assert_eq!(count(&pool, "Service_Bookings").await, 1);
+    assert_eq!(
+        count(&pool, "Orders").await,
+        1,
+        "refused orders leave nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_procedures_refuse_to_run_inside_an_open_transaction_and_leave_it_intact() {
+    let (_env, pool) = seeded("in_transaction").await;
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("UPDATE Customers SET phone = '+1 555 000 0000' WHERE customer_id = 2")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let got = errno_of(
+        sqlx::query("CALL sp_PlaceOrder(1, '[{\"product_id\": 1, \"quantity\": 1}]')")
+            .execute(&mut *tx)
+            .await,
+    );
+    assert_eq!(got, errno::IN_TRANSACTION);
+    let got = errno_of(
+        sqlx::query("CALL sp_CancelOrder(1)")
+            .execute(&mut *tx)
+            .await,
+    );
+    assert_eq!(got, errno::IN_TRANSACTION);
+    tx.commit().await.unwrap();
+    let phone: Option<String> =
+        sqlx::query_scalar("SELECT phone FROM Customers WHERE customer_id = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        phone.as_deref(),
+        Some("+1 555 000 0000"),
+        "the caller's transaction was neither committed early nor rolled back"
+    );
+    assert_eq!(count(&pool, "Orders").await, 0);
 }

@@ -17,19 +17,22 @@ pub fn config() -> Config {
     })
 }
 
-/// A database name unique to this test run and test: `t_<pid>_<n>_<name>`.
+/// Prefix of every test database (distinctive, so cleaning up never touches other databases).
+pub const PREFIX: &str = "amt_test_";
+
+/// A database name unique to this test run and test: `amt_test_<pid>_<n>_<name>`.
 pub fn unique_name(test: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut name = format!("t_{}_{n}_{test}", std::process::id());
+    let mut name = format!("{PREFIX}{}_{n}_{test}", std::process::id());
     name.truncate(64);
     name
 }
 
-/// True for a test database (`t_<pid>_…`) of a test process that is no longer alive.
+/// True for a test database (`amt_test_<pid>_…`) of a test process that is no longer alive.
 fn stale(name: &str) -> bool {
     let pid = name
-        .strip_prefix("t_")
+        .strip_prefix(PREFIX)
         .and_then(|rest| rest.split('_').next())
         .and_then(|p| p.parse::<u32>().ok());
     pid.is_some_and(|p| {
@@ -43,7 +46,7 @@ async fn drop_stale_databases(
     mongo: &aethermart_core::config::MongoConfig,
 ) {
     let names: Vec<String> = sqlx::query_scalar(
-        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 't\\_%'",
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'amt\\_test\\_%'",
     )
     .fetch_all(&mut *conn)
     .await

@@ -48,12 +48,11 @@ async fn run(args: Args) -> Result<(), aethermart_core::Error> {
     connect::mariadb_pool(&config.mariadb, Default::default()).await?;
     connect::mongodb_database(&config.mongodb).await?;
     tracing::info!(mariadb = %config.mariadb, mongodb = %config.mongodb, "both stores reachable");
-    if args.check {
-        return Ok(());
+    if !args.check {
+        eprintln!(
+            "aethermart-worker: the sync loop is not part of this build yet; only --check is available"
+        );
+        std::process::exit(2);
     }
-    Err(aethermart_core::config::ConfigError::Malformed {
-        var: "aethermart-worker",
-        reason: "the sync loop is not part of this build yet; only --check is available".into(),
-    }
-    .into())
+    Ok(())
 }

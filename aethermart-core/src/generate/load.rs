@@ -13,7 +13,7 @@ use crate::schema::{MariaDbSchema, MigrationState, SchemaApplier, SchemaError};
 use mongodb::bson::{Document, doc};
 use sqlx::{Connection, MySql, MySqlConnection, QueryBuilder};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -82,6 +82,15 @@ pub enum LoadError {
         "MongoDB collection {0} already holds documents: pass --replace-documents to drop the generated collections first"
     )]
     CollectionNotEmpty(&'static str),
+    /// Reading MariaDB before the load (emptiness check, session setup) failed.
+    #[error("{step} failed: {source}")]
+    Read {
+        /// What was being done.
+        step: &'static str,
+        /// The server's error.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Writing a batch to MariaDB failed.
     #[error("writing {table} batch {batch} to MariaDB failed: {source}")]
     Insert {
@@ -346,9 +355,8 @@ async fn preflight(
         let any: Option<i32> = sqlx::query_scalar(&format!("SELECT 1 FROM {table} LIMIT 1"))
             .fetch_optional(&mut conn)
             .await
-            .map_err(|source| LoadError::Insert {
-                table,
-                batch: 0,
+            .map_err(|source| LoadError::Read {
+                step: "checking that the tables are empty",
                 source,
             })?;
         if any.is_some() {
@@ -381,9 +389,8 @@ async fn history_connection(mariadb: &MariaDbConfig) -> Result<MySqlConnection, 
     sqlx::query("SET @aethermart_loading_history = 1, foreign_key_checks = 0")
         .execute(&mut conn)
         .await
-        .map_err(|source| LoadError::Insert {
-            table: "session",
-            batch: 0,
+        .map_err(|source| LoadError::Read {
+            step: "preparing a loader connection",
             source,
         })?;
     Ok(conn)
@@ -414,34 +421,54 @@ impl StageContext {
 }
 
 /// Runs `work` on every connection in parallel: each connection takes the next batch index,
-/// generates it and writes it, until none is left. Returns the connections for the next stage.
+/// generates it and writes it, until none is left. The first error stops every connection
+/// (after its current batch) and is returned once all have stopped; otherwise the connections
+/// come back for the next stage.
 async fn run_stage(
     conns: Vec<MySqlConnection>,
     work: Arc<Vec<(Table, u64)>>,
     ctx: Arc<StageContext>,
 ) -> Result<Vec<MySqlConnection>, LoadError> {
     let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|mut conn| {
-            let (work, ctx, next) = (work.clone(), ctx.clone(), next.clone());
+            let (work, ctx, next, failed) =
+                (work.clone(), ctx.clone(), next.clone(), failed.clone());
             tokio::spawn(async move {
-                loop {
+                while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(&(table, index)) = work.get(i) else {
                         break;
                     };
-                    write_batch(&mut conn, table, index, &ctx).await?;
+                    if let Err(e) = write_batch(&mut conn, table, index, &ctx).await {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
                 }
                 Ok::<_, LoadError>(conn)
             })
         })
         .collect();
     let mut conns = Vec::new();
+    let mut first_error = None;
     for task in tasks {
-        conns.push(task.await.map_err(|e| LoadError::Task(e.to_string()))??);
+        match task
+            .await
+            .map_err(|e| LoadError::Task(e.to_string()))
+            .and_then(|r| r)
+        {
+            Ok(conn) => conns.push(conn),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(conns)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(conns),
+    }
 }
 
 async fn write_batch(

@@ -134,6 +134,16 @@ impl MariaDbSchema {
                 MigrationState::Applied | MigrationState::Pending => {}
             }
         }
+        let last_applied = status
+            .iter()
+            .filter(|s| s.state == MigrationState::Applied)
+            .map(|s| s.version)
+            .max();
+        if let Some(s) = status.iter().find(|s| {
+            s.state == MigrationState::Pending && last_applied.is_some_and(|l| s.version < l)
+        }) {
+            return Err(SchemaError::OutOfOrder { version: s.version });
+        }
         let mut report = ApplyReport {
             already_applied: status
                 .iter()

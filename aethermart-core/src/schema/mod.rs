@@ -145,6 +145,14 @@ pub enum SchemaError {
         /// The version.
         version: u32,
     },
+    /// A pending version is older than one already applied (scripts were inserted out of order).
+    #[error(
+        "schema version {version} is pending but a later version is already applied; versions must be added at the end"
+    )]
+    OutOfOrder {
+        /// The pending version.
+        version: u32,
+    },
     /// The database holds a version this build does not know.
     #[error(
         "the database has schema version {version} ({description}), newer than this build knows"
