@@ -7,6 +7,9 @@ use aethermart_core::bench::{self, PlaceOrderBench};
 use aethermart_core::config::{Config, MariaDbConfig, env_lookup};
 use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::generate::{self, GenerateConfig, LoadOptions, LoadSummary};
+use aethermart_core::migrate::{
+    BulkMigrator, MigrateOptions, MigrationReport, Migrator, VerifyReport,
+};
 use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId, ServiceId};
 use aethermart_core::orders::{self, CancelOrderError, PlaceOrderError};
 use aethermart_core::schema::{MariaDbSchema, MigrationState, SchemaApplier};
@@ -63,6 +66,34 @@ enum Command {
     ///
     /// Example: aethermart generate --scale 0.1 --seed 42
     Generate(GenerateArgs),
+    /// Copy MariaDB into MongoDB documents (customer_profiles, products, services, orders).
+    ///
+    /// Sets up the collections (validators, indexes), then streams each entity in pages and
+    /// writes idempotent bulk upserts, checkpointing after every batch. --resume continues after
+    /// the checkpoints of an interrupted run; --verify compares both stores afterwards (or only
+    /// verifies, with --verify-only). Exits 1 when a document was refused or stores differ.
+    ///
+    /// Example: aethermart migrate --verify
+    Migrate {
+        /// Continue each entity after its checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Compare counts and per-document hashes afterwards.
+        #[arg(long)]
+        verify: bool,
+        /// Only compare, do not migrate.
+        #[arg(long, conflicts_with_all = ["resume", "verify"])]
+        verify_only: bool,
+        /// Rows per page and per bulk write.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
+        /// Entities migrated at the same time (1 to 4).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=4))]
+        parallel: u16,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Place or cancel orders through sp_PlaceOrder / sp_CancelOrder.
     #[command(subcommand)]
     Order(OrderCommand),
@@ -181,8 +212,62 @@ enum ReportCommand {
     },
 }
 
+fn print_migration(report: &MigrationReport) {
+    println!(
+        "{:<10} {:>10} {:>10} {:>9} {:>8}",
+        "entity", "read", "written", "refused", "seconds"
+    );
+    for e in &report.entities {
+        println!(
+            "{:<10} {:>10} {:>10} {:>9} {:>8.2}",
+            e.entity,
+            e.read,
+            e.written,
+            e.rejected.len(),
+            e.seconds
+        );
+        for r in e.rejected.iter().take(10) {
+            println!("  refused _id {}: {}", r.id, r.reason);
+        }
+    }
+    println!(
+        "run {}: {:.0} documents/s over {:.2} s",
+        report.run_id,
+        report.documents_per_second(),
+        report.seconds
+    );
+}
+
+fn print_verification(report: &VerifyReport) {
+    println!(
+        "{:<10} {:>10} {:>10} {:>10}  result",
+        "entity", "rows", "documents", "mismatch"
+    );
+    for e in &report.entities {
+        let result = if e.equal() {
+            "equal".to_owned()
+        } else {
+            format!(
+                "DIFFERENT missing {:?} different {:?}",
+                e.missing, e.different
+            )
+        };
+        println!(
+            "{:<10} {:>10} {:>10} {:>10}  {result}",
+            e.entity, e.rows, e.documents, e.mismatches
+        );
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Documents/s of the whole migration beside MongoDB's raw insert_many rate, same run.
+    ///
+    /// Generates --scale into DATABASE_bench on both stores, migrates it, then inserts the same
+    /// number of order documents with insert_many into a scratch collection.
+    ///
+    /// Example: aethermart bench migrate --scale 1
+    Migrate(GenerateArgs),
     /// Rows/s into MariaDB and documents/s into MongoDB of `generate`, and peak memory.
     ///
     /// Runs in its own databases (DATABASE_bench on both stores), recreated each time.
@@ -361,6 +446,77 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 );
             } else {
                 print_load_summary(&summary);
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Migrate {
+            resume,
+            verify,
+            verify_only,
+            batch_size,
+            parallel,
+            json,
+        } => {
+            let config = Config::from_env()?;
+            let mongo = connect::mongodb_database(&config.mongodb).await?;
+            let migrator = BulkMigrator::new(config.mariadb.clone(), mongo);
+            let mut healthy = true;
+            if !verify_only {
+                let options = MigrateOptions {
+                    resume,
+                    batch_size,
+                    parallel_entities: usize::from(parallel),
+                };
+                let report = migrator
+                    .migrate(options, Arc::new(progress::Bars::new()))
+                    .await?;
+                healthy &= report.clean();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                } else {
+                    print_migration(&report);
+                }
+            }
+            if verify || verify_only {
+                let report = migrator.verify().await?;
+                healthy &= report.equal();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                } else {
+                    print_verification(&report);
+                }
+            }
+            Ok(if healthy { EXIT_OK } else { EXIT_PROBLEM })
+        }
+        Command::Bench(BenchCommand::Migrate(args)) => {
+            let (settings, options) = args.settings()?;
+            let figures = bench::migrate_throughput(
+                &Config::from_env()?,
+                settings,
+                options,
+                Arc::new(progress::Bars::new()),
+            )
+            .await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&figures).unwrap_or_default()
+                );
+            } else {
+                print_migration(&figures.migration);
+                println!(
+                    "migration {:.0} documents/s; raw insert_many {:.0} documents/s ({} documents); ratio {:.0}%",
+                    figures.migration.documents_per_second(),
+                    figures.raw_insert_per_second,
+                    figures.raw_documents,
+                    100.0 * figures.ratio()
+                );
             }
             Ok(EXIT_OK)
         }

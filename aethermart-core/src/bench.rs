@@ -6,9 +6,12 @@
 use crate::config::{Config, MariaDbConfig};
 use crate::connect::{self, ConnectError, PoolSize};
 use crate::generate::{self, GenerateConfig, LoadError, LoadOptions, LoadSummary, Progress};
+use crate::migrate::{BulkMigrator, MigrateError, MigrateOptions, MigrationReport, Migrator};
 use crate::model::{CustomerId, NewOrderLine, ProductId};
 use crate::orders::{self, PlaceOrderError};
 use crate::schema::{MariaDbSchema, SchemaApplier, SchemaError};
+use futures_util::TryStreamExt;
+use mongodb::bson::{Document, doc};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 use std::sync::Arc;
@@ -36,6 +39,9 @@ pub enum BenchError {
     /// Dropping the MongoDB bench database failed.
     #[error("dropping the MongoDB bench database failed: {0}")]
     Mongo(#[source] mongodb::error::Error),
+    /// The migration failed.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     /// A client task panicked or was cancelled.
     #[error("a benchmark client stopped unexpectedly: {0}")]
     Client(String),
@@ -102,6 +108,83 @@ pub fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// The figures of [`migrate_throughput`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateFigures {
+    /// The migration's own report.
+    pub migration: MigrationReport,
+    /// Documents written by the raw `insert_many` comparison.
+    pub raw_documents: u64,
+    /// MongoDB's raw `insert_many` rate (unordered batches of 1,000, into a collection with the
+    /// validator and indexes of `orders`) in documents/s.
+    pub raw_insert_per_second: f64,
+}
+
+impl MigrateFigures {
+    /// Migration documents/s as a fraction of the raw insert rate.
+    pub fn ratio(&self) -> f64 {
+        self.migration.documents_per_second() / self.raw_insert_per_second.max(1e-9)
+    }
+}
+
+/// Generates `settings` into fresh bench databases, migrates them, then measures the same
+/// server's raw `insert_many` rate with the migrated order documents (the physical limit).
+pub async fn migrate_throughput(
+    config: &Config,
+    settings: GenerateConfig,
+    options: LoadOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<MigrateFigures, BenchError> {
+    let figures = generate_throughput(config, settings, options, progress.clone()).await?;
+    drop(figures);
+    let bench = bench_config(config)?;
+    let mongo = connect::mongodb_database(&bench.mongodb).await?;
+    let migration = BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
+        .migrate(MigrateOptions::default(), progress)
+        .await?;
+    let docs: Vec<Document> = mongo
+        .collection::<Document>(crate::document::ORDERS)
+        .find(doc! {})
+        .await
+        .map_err(BenchError::Mongo)?
+        .try_collect()
+        .await
+        .map_err(BenchError::Mongo)?;
+    // The same validator and indexes as `orders`: the limit for inserting exactly these documents.
+    crate::migrate::create_like(&mongo, crate::document::ORDERS, "raw_insert_bench")
+        .await
+        .map_err(MigrateError::from)?;
+    let scratch = mongo.collection::<Document>("raw_insert_bench");
+    let started = Instant::now();
+    for chunk in docs.chunks(1_000) {
+        scratch
+            .insert_many(chunk)
+            .ordered(false)
+            .await
+            .map_err(BenchError::Mongo)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    scratch.drop().await.map_err(BenchError::Mongo)?;
+    Ok(MigrateFigures {
+        migration,
+        raw_documents: docs.len() as u64,
+        raw_insert_per_second: docs.len() as f64 / seconds.max(1e-9),
+    })
+}
+
+fn bench_config(config: &Config) -> Result<Config, BenchError> {
+    Ok(Config {
+        mariadb: config
+            .mariadb
+            .with_database(&bench_database(config.mariadb.database()))
+            .map_err(ConnectError::from)?,
+        mongodb: config
+            .mongodb
+            .with_database(&bench_database(config.mongodb.database()))
+            .map_err(ConnectError::from)?,
+    })
 }
 
 /// Generates and loads `settings` into fresh bench databases (`<database>_bench` on both

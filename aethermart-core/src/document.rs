@@ -1,16 +1,156 @@
 //! Row → document mappings for MongoDB (pure functions, no I/O).
 //!
-//! Ids become `_id` (as 64-bit integers), times become BSON dates, money stays exact
-//! (`Decimal128` is not used: amounts are kept as strings where they appear).
+//! Ids become `_id` (as 64-bit integers), times become BSON dates (milliseconds), money
+//! becomes `Decimal128` (exact, and ordered numerically by MongoDB).
 
-use crate::model::{ContactChannel, CustomerId, MediaKind, Preferences, Review};
+use crate::model::{
+    Address, ContactChannel, Customer, CustomerId, LineItem, MediaKind, Order, OrderItem,
+    OrderSummary, Preferences, Product, Review, Service,
+};
 use chrono::{DateTime, Utc};
-use mongodb::bson::{self, Bson, Document, doc};
+use mongodb::bson::{self, Bson, Decimal128, Document, doc};
+use rust_decimal::Decimal;
 
 /// Collection of review documents.
 pub const REVIEWS: &str = "reviews";
 /// Collection of customer profile documents.
 pub const CUSTOMER_PROFILES: &str = "customer_profiles";
+/// Collection of product documents.
+pub const PRODUCTS: &str = "products";
+/// Collection of service documents.
+pub const SERVICES: &str = "services";
+/// Collection of order documents.
+pub const ORDERS: &str = "orders";
+
+/// Money as BSON `Decimal128`, exactly (a `Decimal` always has a valid decimal text form).
+pub fn money(amount: Decimal) -> Bson {
+    amount
+        .to_string()
+        .parse::<Decimal128>()
+        .map_or(Bson::Null, Bson::Decimal128)
+}
+
+/// A product's rating summary from its reviews.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RatingSummary {
+    /// Number of reviews.
+    pub count: u64,
+    /// Mean stars, rounded to two decimals (0 without reviews).
+    pub average: f64,
+}
+
+fn text_or_null(value: Option<&str>) -> Bson {
+    value.map_or(Bson::Null, |v| Bson::String(v.to_owned()))
+}
+
+/// The relational part of a `customer_profiles` document, set on top of whatever MongoDB-only
+/// fields (preferences) the document already has: `{first_name, last_name, email, phone,
+/// addresses: [...], orders: {count, lifetime_value, last_order_at}, created_at, updated_at}`.
+pub fn profile_fields(
+    customer: &Customer,
+    addresses: &[Address],
+    orders: &OrderSummary,
+) -> Document {
+    let addresses: Vec<Bson> = addresses
+        .iter()
+        .map(|a| {
+            Bson::Document(doc! {
+                "address_id": key(a.id.get()),
+                "kind": a.kind.as_str(),
+                "line1": &a.line1,
+                "line2": text_or_null(a.line2.as_deref()),
+                "city": &a.city,
+                "region": text_or_null(a.region.as_deref()),
+                "postal_code": &a.postal_code,
+                "country": &a.country,
+                "is_default": a.is_default,
+            })
+        })
+        .collect();
+    doc! {
+        "first_name": &customer.first_name,
+        "last_name": &customer.last_name,
+        "email": customer.email.as_str(),
+        "phone": text_or_null(customer.phone.as_deref()),
+        "addresses": addresses,
+        "orders": {
+            "count": i64::try_from(orders.order_count).unwrap_or(i64::MAX),
+            "lifetime_value": money(orders.lifetime_value),
+            "last_order_at": orders.last_order_at.map_or(Bson::Null, |t| Bson::DateTime(date(t))),
+        },
+        "created_at": date(customer.created_at),
+        "updated_at": date(customer.updated_at),
+    }
+}
+
+/// A `products` document: `{_id, sku, name, description, category: {id, path}, price, stock,
+/// is_active, rating: {count, average}}`.
+pub fn product_document(
+    product: &Product,
+    category_path: &[&str],
+    rating: RatingSummary,
+) -> Document {
+    doc! {
+        "_id": key(product.id.get()),
+        "sku": &product.sku,
+        "name": &product.name,
+        "description": &product.description,
+        "category": { "id": key(product.category_id.get()), "path": category_path },
+        "price": money(product.price),
+        "stock": i64::from(product.stock),
+        "is_active": product.is_active,
+        "rating": { "count": i64::try_from(rating.count).unwrap_or(i64::MAX), "average": rating.average },
+    }
+}
+
+/// A `services` document: `{_id, code, name, description, category: {id, path},
+/// duration_minutes, price, consultant, is_active}`.
+pub fn service_document(service: &Service, category_path: &[&str]) -> Document {
+    doc! {
+        "_id": key(service.id.get()),
+        "code": &service.code,
+        "name": &service.name,
+        "description": &service.description,
+        "category": { "id": key(service.category_id.get()), "path": category_path },
+        "duration_minutes": i64::from(service.duration_minutes),
+        "price": money(service.price),
+        "consultant": &service.consultant,
+        "is_active": service.is_active,
+    }
+}
+
+/// An `orders` document with its lines embedded, each a snapshot of what was sold:
+/// `{_id, customer_id, status, total, placed_at, updated_at, lines: [{line_id, kind, item_id,
+/// name, quantity, unit_price, line_total}]}`. `names` gives each line's product or service name.
+pub fn order_document(order: &Order, lines: &[(OrderItem, String)]) -> Document {
+    let lines: Vec<Bson> = lines
+        .iter()
+        .map(|(item, name)| {
+            let (kind, id) = match item.item {
+                LineItem::Product(p) => ("product", p.get()),
+                LineItem::Service(s) => ("service", s.get()),
+            };
+            Bson::Document(doc! {
+                "line_id": key(item.id.get()),
+                "kind": kind,
+                "item_id": key(id),
+                "name": name,
+                "quantity": i64::from(item.quantity),
+                "unit_price": money(item.unit_price),
+                "line_total": money(item.line_total()),
+            })
+        })
+        .collect();
+    doc! {
+        "_id": key(order.id.get()),
+        "customer_id": key(order.customer_id.get()),
+        "status": order.status.as_str(),
+        "total": money(order.total),
+        "placed_at": date(order.placed_at),
+        "updated_at": date(order.updated_at),
+        "lines": lines,
+    }
+}
 
 /// A key as BSON: ids are far below `i64::MAX`; larger ones saturate rather than wrap.
 pub fn key(id: u64) -> i64 {

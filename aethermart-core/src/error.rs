@@ -4,6 +4,7 @@ use crate::bench::BenchError;
 use crate::config::ConfigError;
 use crate::connect::ConnectError;
 use crate::generate::{GenerateConfigError, LoadError};
+use crate::migrate::MigrateError;
 use crate::model::ValidationError;
 use crate::orders::{CancelOrderError, PlaceOrderError};
 use crate::reports::ReportError;
@@ -40,6 +41,9 @@ pub enum Error {
     /// Loading generated data failed.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The migration or its verification failed.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     /// A benchmark failed.
     #[error(transparent)]
     Bench(#[from] BenchError),

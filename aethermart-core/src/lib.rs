@@ -28,6 +28,7 @@ pub mod doctor;
 pub mod document;
 pub mod error;
 pub mod generate;
+pub mod migrate;
 pub mod model;
 pub mod orders;
 pub mod reports;

@@ -34,7 +34,7 @@ fn text() -> impl Strategy<Value = String> {
 
 prop_compose! {
     fn customer()(id in any::<u64>(), first in text(), last in text(), email in email(),
-                  phone in proptest::option::of("[+0-9 ]{5,20}"), created in time(), updated in time())
+                  phone in proptest::option::of("[+][0-9]{1,3} [0-9 ]{4,15}[0-9]"), created in time(), updated in time())
                   -> Customer {
         Customer { id: CustomerId(id), first_name: first, last_name: last, email, phone,
                    created_at: created, updated_at: updated }

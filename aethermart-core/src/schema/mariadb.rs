@@ -249,7 +249,7 @@ impl SchemaApplier for MariaDbSchema {
         }
         let mut conn = connect::mariadb_connection(&self.config, false).await?;
         self.lock(&mut conn).await?;
-        tracing::warn!(
+        tracing::info!(
             database = self.database(),
             "dropping and recreating the database"
         );

@@ -52,6 +52,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "semantic search: the descriptive text of products and services",
         sql: include_str!("../../sql/0003_semantic_search.sql"),
     },
+    Migration {
+        version: 4,
+        description: "migration state: checkpoints and the lineage tracker",
+        sql: include_str!("../../sql/0004_migration_state.sql"),
+    },
 ];
 
 /// Where one script stands in a database.

@@ -1,0 +1,426 @@
+//! [`BulkMigrator`]: streams each entity with keyset pagination, writes unordered bulk upserts,
+//! checkpoints after every acknowledged batch, runs entities in parallel (bounded), records one
+//! lineage row per entity run.
+
+use super::source::{self, Lookups};
+use super::verify::{self, VerifyReport};
+use super::{
+    Entity, EntityReport, MigrateError, MigrateOptions, MigrationReport, Migrator, Rejected,
+};
+use crate::config::MariaDbConfig;
+use crate::connect::{self, PoolSize};
+use crate::generate::Progress;
+use crate::migrate::collections;
+use crate::schema::{MariaDbSchema, MigrationState, SchemaApplier};
+use async_trait::async_trait;
+use mongodb::bson::{Document, doc};
+use rand::Rng;
+use sqlx::MySqlPool;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+/// The bulk MariaDB → MongoDB migration.
+#[derive(Debug, Clone)]
+pub struct BulkMigrator {
+    mariadb: MariaDbConfig,
+    mongo: mongodb::Database,
+}
+
+impl BulkMigrator {
+    /// A migrator from the configured MariaDB database into `mongo`.
+    pub fn new(mariadb: MariaDbConfig, mongo: mongodb::Database) -> Self {
+        Self { mariadb, mongo }
+    }
+
+    async fn pool(&self, options: &MigrateOptions) -> Result<MySqlPool, MigrateError> {
+        let max = (options.parallel_entities.max(1) as u32) * 2 + 2;
+        Ok(connect::mariadb_pool(&self.mariadb, PoolSize { max }).await?)
+    }
+}
+
+/// A random run identifier in UUID layout (8-4-4-4-12 hex digits).
+fn new_run_id() -> String {
+    let hex = format!("{:032x}", rand::rng().random::<u128>());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[async_trait]
+impl Migrator for BulkMigrator {
+    async fn migrate(
+        &self,
+        options: MigrateOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Result<MigrationReport, MigrateError> {
+        let started = Instant::now();
+        let status = MariaDbSchema::new(self.mariadb.clone()).status().await?;
+        if status.iter().any(|s| s.state != MigrationState::Applied) {
+            return Err(MigrateError::SchemaNotApplied(
+                self.mariadb.database().to_owned(),
+            ));
+        }
+        collections::setup_collections(&self.mongo).await?;
+        let pool = self.pool(&options).await?;
+        let lookups = Arc::new(
+            Lookups::load(&pool, &self.mongo)
+                .await
+                .map_err(|e| MigrateError::Task(e.to_string()))?,
+        );
+        let run_id = new_run_id();
+        let limit = Arc::new(Semaphore::new(options.parallel_entities.max(1)));
+        let tasks: Vec<_> = Entity::ALL
+            .into_iter()
+            .map(|entity| {
+                let job = EntityJob {
+                    entity,
+                    pool: pool.clone(),
+                    mongo: self.mongo.clone(),
+                    lookups: lookups.clone(),
+                    run_id: run_id.clone(),
+                    options,
+                    progress: progress.clone(),
+                };
+                let limit = limit.clone();
+                tokio::spawn(async move {
+                    let _permit = limit
+                        .acquire_owned()
+                        .await
+                        .map_err(|e| MigrateError::Task(e.to_string()))?;
+                    job.run().await
+                })
+            })
+            .collect();
+        let mut entities = Vec::new();
+        let mut first_error = None;
+        for task in tasks {
+            match task
+                .await
+                .map_err(|e| MigrateError::Task(e.to_string()))
+                .and_then(|r| r)
+            {
+                Ok(report) => entities.push(report),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        pool.close().await;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(MigrationReport {
+            run_id,
+            entities,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, MigrateError> {
+        let pool = self.pool(&MigrateOptions::default()).await?;
+        let report = verify::verify(&pool, &self.mongo).await;
+        pool.close().await;
+        report
+    }
+}
+
+/// One entity's part of a run.
+struct EntityJob {
+    entity: Entity,
+    pool: MySqlPool,
+    mongo: mongodb::Database,
+    lookups: Arc<Lookups>,
+    run_id: String,
+    options: MigrateOptions,
+    progress: Arc<dyn Progress>,
+}
+
+impl EntityJob {
+    async fn run(self) -> Result<EntityReport, MigrateError> {
+        let started = Instant::now();
+        let name = self.entity.name();
+        let lineage_id = self.lineage_start().await?;
+        let after = self.checkpoint_start().await?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {} WHERE {} > ?",
+            table(self.entity),
+            key(self.entity)
+        ))
+        .bind(after)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|source| MigrateError::Read {
+            entity: self.entity,
+            source,
+        })?;
+        self.progress.begin(name, Some(total.max(0) as u64));
+        let mut report = EntityReport {
+            entity: self.entity,
+            read: 0,
+            written: 0,
+            rejected: Vec::new(),
+            seconds: 0.0,
+            resumed_after: after,
+        };
+        let result = self.copy(after, &mut report).await;
+        report.seconds = started.elapsed().as_secs_f64();
+        self.progress.finish(name);
+        self.lineage_finish(lineage_id, &report, result.as_ref().err())
+            .await?;
+        result.map(|()| report)
+    }
+
+    /// Pages through the entity and writes each page, moving the checkpoint after each
+    /// acknowledged write. Reading runs one page ahead of writing (a bounded channel), so
+    /// MariaDB and MongoDB work at the same time.
+    async fn copy(&self, after: u64, report: &mut EntityReport) -> Result<(), MigrateError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let (pool, entity, limit, lookups) = (
+            self.pool.clone(),
+            self.entity,
+            self.options.batch_size,
+            self.lookups.clone(),
+        );
+        let reader = tokio::spawn(async move {
+            let mut after = after;
+            while let Some(page) = source::read_page(&pool, entity, after, limit, &lookups)
+                .await
+                .map_err(|source| MigrateError::Read { entity, source })?
+            {
+                after = page.last_key;
+                if tx.send(page).await.is_err() {
+                    break; // the writer stopped on an error, which it reports
+                }
+            }
+            Ok::<_, MigrateError>(())
+        });
+        let mut writing = 0.0;
+        while let Some(page) = rx.recv().await {
+            report.read += page.docs.len() as u64;
+            let write_started = Instant::now();
+            let (written, rejected) = self.write(&page.docs).await?;
+            writing += write_started.elapsed().as_secs_f64();
+            report.written += written;
+            report.rejected.extend(rejected);
+            sqlx::query("UPDATE migration_checkpoints SET high_water = ? WHERE entity = ?")
+                .bind(page.last_key)
+                .bind(self.entity.name())
+                .execute(&self.pool)
+                .await
+                .map_err(MigrateError::State)?;
+            self.progress
+                .advance(self.entity.name(), page.docs.len() as u64);
+        }
+        reader
+            .await
+            .map_err(|e| MigrateError::Task(e.to_string()))??;
+        tracing::info!(entity = %self.entity, writing_seconds = writing, "entity copied");
+        sqlx::query("UPDATE migration_checkpoints SET finished = TRUE WHERE entity = ?")
+            .bind(self.entity.name())
+            .execute(&self.pool)
+            .await
+            .map_err(MigrateError::State)?;
+        Ok(())
+    }
+
+    /// Writes one page, idempotently, keyed by `_id`. Whole documents (products, services,
+    /// orders) go first as one unordered `insert` (the fast path of a first migration); those
+    /// that already exist (duplicate key) are then replaced with one unordered `update` of
+    /// upserts. Profiles are merged with `$set` upserts instead, so the preferences that live
+    /// only in MongoDB stay untouched. Only `insert`/`update` commands: MongoDB 6+. Returns the
+    /// documents written and the ones refused, with their ids.
+    async fn write(&self, docs: &[(i64, Document)]) -> Result<(u64, Vec<Rejected>), MigrateError> {
+        let mut rejected = Vec::new();
+        let conflicts: Vec<&(i64, Document)> = if self.entity == Entity::Customers {
+            docs.iter().collect()
+        } else {
+            let inserts: Vec<&Document> = docs.iter().map(|(_, d)| d).collect();
+            let reply = self.command(doc! { "insert": self.entity.collection(), "documents": inserts, "ordered": false }).await?;
+            let mut conflicts = Vec::new();
+            for (index, code, reason) in write_errors(&reply) {
+                match docs.get(index) {
+                    Some(d) if code == DUPLICATE_KEY => conflicts.push(d),
+                    Some((id, _)) => rejected.push(self.refused(*id, reason)),
+                    None => {}
+                }
+            }
+            conflicts
+        };
+        if !conflicts.is_empty() {
+            let updates: Vec<Document> = conflicts
+                .iter()
+                .map(|(id, d)| {
+                    let u = if self.entity == Entity::Customers {
+                        doc! { "$set": d }
+                    } else {
+                        d.clone()
+                    };
+                    doc! { "q": { "_id": id }, "u": u, "upsert": true }
+                })
+                .collect();
+            let reply = self.command(doc! { "update": self.entity.collection(), "updates": updates, "ordered": false }).await?;
+            for (index, _, reason) in write_errors(&reply) {
+                if let Some((id, _)) = conflicts.get(index) {
+                    rejected.push(self.refused(*id, reason));
+                }
+            }
+        }
+        Ok(((docs.len() - rejected.len()) as u64, rejected))
+    }
+
+    async fn command(&self, command: Document) -> Result<Document, MigrateError> {
+        self.mongo
+            .run_command(command)
+            .await
+            .map_err(|source| MigrateError::Write {
+                entity: self.entity,
+                source,
+            })
+    }
+
+    fn refused(&self, id: i64, reason: String) -> Rejected {
+        tracing::warn!(entity = %self.entity, id, %reason, "document refused by MongoDB");
+        Rejected { id, reason }
+    }
+
+    /// The key to start after: the checkpoint when resuming, else 0 (and the checkpoint reset).
+    async fn checkpoint_start(&self) -> Result<u64, MigrateError> {
+        let name = self.entity.name();
+        let previous: Option<u64> = if self.options.resume {
+            sqlx::query_scalar("SELECT high_water FROM migration_checkpoints WHERE entity = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(MigrateError::State)?
+        } else {
+            None
+        };
+        let after = previous.unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO migration_checkpoints (entity, run_id, high_water, finished) VALUES (?, ?, ?, FALSE) \
+             ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), high_water = VALUES(high_water), finished = FALSE",
+        )
+        .bind(name)
+        .bind(&self.run_id)
+        .bind(after)
+        .execute(&self.pool)
+        .await
+        .map_err(MigrateError::State)?;
+        Ok(after)
+    }
+
+    async fn lineage_start(&self) -> Result<u64, MigrateError> {
+        let id: u64 = sqlx::query_scalar(
+            "INSERT INTO data_lineage_tracker (run_id, job, source_tables, target) VALUES (?, 'migrate', ?, ?) RETURNING lineage_id",
+        )
+        .bind(&self.run_id)
+        .bind(self.entity.sources())
+        .bind(format!("mongodb:{}.{}", self.mongo.name(), self.entity.collection()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(MigrateError::State)?;
+        Ok(id)
+    }
+
+    async fn lineage_finish(
+        &self,
+        lineage_id: u64,
+        report: &EntityReport,
+        error: Option<&MigrateError>,
+    ) -> Result<(), MigrateError> {
+        let (status, message) = match (error, report.rejected.first()) {
+            (Some(e), _) => ("failed", Some(e.to_string())),
+            (None, Some(first)) => (
+                "complete",
+                Some(format!(
+                    "{} documents refused, first: _id {} ({})",
+                    report.rejected.len(),
+                    first.id,
+                    first.reason
+                )),
+            ),
+            (None, None) => ("complete", None),
+        };
+        sqlx::query(
+            "UPDATE data_lineage_tracker SET rows_read = ?, rows_written = ?, rows_rejected = ?, \
+             finished_at = CURRENT_TIMESTAMP(6), status = ?, error = ? WHERE lineage_id = ?",
+        )
+        .bind(report.read)
+        .bind(report.written)
+        .bind(report.rejected.len() as u64)
+        .bind(status)
+        .bind(message)
+        .bind(lineage_id)
+        .execute(&self.pool)
+        .await
+        .map_err(MigrateError::State)?;
+        Ok(())
+    }
+}
+
+/// Pages read ahead of the one being written.
+const PAGES_AHEAD: usize = 2;
+
+/// MongoDB's duplicate-key error code.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// `(index, code, message)` of each entry of a write command's `writeErrors`.
+fn write_errors(reply: &Document) -> Vec<(usize, i32, String)> {
+    reply
+        .get_array("writeErrors")
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e.as_document())
+                .filter_map(|e| {
+                    let index = usize::try_from(e.get_i32("index").ok()?).ok()?;
+                    let code = e.get_i32("code").unwrap_or(0);
+                    Some((
+                        index,
+                        code,
+                        e.get_str("errmsg").unwrap_or("refused").to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The source table whose key pages the entity.
+pub(super) fn table(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Customers => "Customers",
+        Entity::Products => "Products",
+        Entity::Services => "Services",
+        Entity::Orders => "Orders",
+    }
+}
+
+/// Its key column.
+pub(super) fn key(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Customers => "customer_id",
+        Entity::Products => "product_id",
+        Entity::Services => "service_id",
+        Entity::Orders => "order_id",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_look_like_uuids() {
+        let id = new_run_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_ne!(id, new_run_id());
+    }
+}

@@ -1,0 +1,393 @@
+//! Reading MariaDB page by page (keyset pagination, never OFFSET) and turning each page into
+//! documents. Migration and verification both use it, so both sides are computed the same way.
+
+use super::Entity;
+use crate::document::{self, RatingSummary};
+use crate::model::{
+    Address, AddressId, AddressKind, CategoryId, Customer, CustomerId, Email, LineItem, Order,
+    OrderId, OrderItem, OrderItemId, OrderStatus, OrderSummary, Product, ProductId, Service,
+    ServiceId,
+};
+use chrono::NaiveDateTime;
+use futures_util::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use rust_decimal::Decimal;
+use sqlx::Row;
+use sqlx::mysql::{MySqlPool, MySqlRow};
+use std::collections::HashMap;
+
+/// What every page needs: category paths and product ratings (small, loaded once).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Lookups {
+    paths: HashMap<CategoryId, Vec<String>>,
+    ratings: HashMap<i64, RatingSummary>,
+}
+
+impl Lookups {
+    /// Reads the category tree from MariaDB and the rating summary per product from `reviews`.
+    pub(crate) async fn load(
+        pool: &MySqlPool,
+        mongo: &mongodb::Database,
+    ) -> Result<Self, LookupError> {
+        let rows: Vec<(u64, Option<u64>, String)> =
+            sqlx::query_as("SELECT category_id, parent_id, name FROM Categories")
+                .fetch_all(pool)
+                .await
+                .map_err(LookupError::Categories)?;
+        let by_id: HashMap<u64, (Option<u64>, String)> =
+            rows.into_iter().map(|(id, p, n)| (id, (p, n))).collect();
+        let paths = by_id
+            .keys()
+            .map(|&id| {
+                let mut path = Vec::new();
+                let mut cursor = Some(id);
+                while let Some(c) = cursor.and_then(|c| by_id.get(&c)) {
+                    path.push(c.1.clone());
+                    cursor = c.0;
+                    if path.len() > by_id.len() {
+                        break; // a cycle; the schema's triggers prevent it
+                    }
+                }
+                path.reverse();
+                (CategoryId(id), path)
+            })
+            .collect();
+        let pipeline = [
+            doc! { "$group": { "_id": "$product_id", "count": { "$sum": 1 }, "average": { "$avg": "$rating" } } },
+        ];
+        let groups: Vec<Document> = mongo
+            .collection::<Document>(document::REVIEWS)
+            .aggregate(pipeline)
+            .await
+            .map_err(LookupError::Ratings)?
+            .try_collect()
+            .await
+            .map_err(LookupError::Ratings)?;
+        let ratings = groups
+            .iter()
+            .filter_map(|g| {
+                let id = g.get_i64("_id").ok()?;
+                let count = g
+                    .get_i32("count")
+                    .map(i64::from)
+                    .or_else(|_| g.get_i64("count"))
+                    .ok()?;
+                let average = g.get_f64("average").ok()?;
+                Some((
+                    id,
+                    RatingSummary {
+                        count: count as u64,
+                        average: (average * 100.0).round() / 100.0,
+                    },
+                ))
+            })
+            .collect();
+        Ok(Self { paths, ratings })
+    }
+
+    fn path(&self, id: CategoryId) -> Vec<&str> {
+        self.paths
+            .get(&id)
+            .map(|p| p.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Reading the lookups failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Reading `Categories`.
+    #[error("reading Categories failed: {0}")]
+    Categories(#[source] sqlx::Error),
+    /// Aggregating `reviews`.
+    #[error("aggregating the reviews collection failed: {0}")]
+    Ratings(#[source] mongodb::error::Error),
+}
+
+/// One page: documents keyed by `_id`, and the last key read.
+#[derive(Debug)]
+pub(crate) struct Page {
+    /// Highest key in the page: the next page starts after it.
+    pub(crate) last_key: u64,
+    /// `(_id, document)`. For customers the document is the set of relational fields (merged
+    /// into the profile with `$set`); for the others it is the whole document.
+    pub(crate) docs: Vec<(i64, Document)>,
+}
+
+fn utc(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    t.and_utc()
+}
+
+fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+/// The page of `entity` after key `after`, or `None` when there is nothing more.
+pub(crate) async fn read_page(
+    pool: &MySqlPool,
+    entity: Entity,
+    after: u64,
+    limit: u32,
+    lookups: &Lookups,
+) -> Result<Option<Page>, sqlx::Error> {
+    match entity {
+        Entity::Customers => customers_page(pool, after, limit).await,
+        Entity::Products => products_page(pool, after, limit, lookups).await,
+        Entity::Services => services_page(pool, after, limit, lookups).await,
+        Entity::Orders => orders_page(pool, after, limit).await,
+    }
+}
+
+async fn customers_page(
+    pool: &MySqlPool,
+    after: u64,
+    limit: u32,
+) -> Result<Option<Page>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT customer_id, first_name, last_name, email, phone, created_at, updated_at FROM Customers \
+         WHERE customer_id > ? ORDER BY customer_id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(None);
+    };
+    let (first, last): (u64, u64) = (first.try_get(0)?, last.try_get(0)?);
+    let mut addresses: HashMap<u64, Vec<Address>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT address_id, customer_id, kind, line1, line2, city, region, postal_code, country, is_default \
+         FROM Customer_Addresses WHERE customer_id BETWEEN ? AND ? ORDER BY customer_id, address_id",
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await?
+    {
+        let customer: u64 = r.try_get(1)?;
+        let kind: String = r.try_get(2)?;
+        addresses.entry(customer).or_default().push(Address {
+            id: AddressId(r.try_get(0)?),
+            customer_id: CustomerId(customer),
+            kind: kind.parse::<AddressKind>().map_err(decode_err)?,
+            line1: r.try_get(3)?,
+            line2: r.try_get(4)?,
+            city: r.try_get(5)?,
+            region: r.try_get(6)?,
+            postal_code: r.try_get(7)?,
+            country: r.try_get(8)?,
+            is_default: r.try_get(9)?,
+        });
+    }
+    let mut summaries: HashMap<u64, OrderSummary> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT customer_id, COUNT(*), \
+         COALESCE(SUM(IF(status IN ('cancelled', 'returned'), 0, total)), 0), MAX(placed_at) \
+         FROM Orders WHERE customer_id BETWEEN ? AND ? GROUP BY customer_id",
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await?
+    {
+        let count: i64 = r.try_get(1)?;
+        summaries.insert(
+            r.try_get(0)?,
+            OrderSummary {
+                order_count: count as u64,
+                lifetime_value: r.try_get::<Decimal, _>(2)?,
+                last_order_at: r.try_get::<Option<NaiveDateTime>, _>(3)?.map(utc),
+            },
+        );
+    }
+    let docs = rows
+        .iter()
+        .map(|r| {
+            let id: u64 = r.try_get(0)?;
+            let email: String = r.try_get(3)?;
+            let customer = Customer {
+                id: CustomerId(id),
+                first_name: r.try_get(1)?,
+                last_name: r.try_get(2)?,
+                email: Email::parse(&email).map_err(decode_err)?,
+                phone: r.try_get(4)?,
+                created_at: utc(r.try_get(5)?),
+                updated_at: utc(r.try_get(6)?),
+            };
+            let addresses = addresses.get(&id).map(Vec::as_slice).unwrap_or_default();
+            let summary = summaries.remove(&id).unwrap_or_default();
+            Ok((
+                document::key(id),
+                document::profile_fields(&customer, addresses, &summary),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(Page {
+        last_key: last,
+        docs,
+    }))
+}
+
+fn product(r: &MySqlRow) -> Result<Product, sqlx::Error> {
+    Ok(Product {
+        id: ProductId(r.try_get(0)?),
+        sku: r.try_get(1)?,
+        name: r.try_get(2)?,
+        description: r.try_get(3)?,
+        category_id: CategoryId(r.try_get(4)?),
+        price: r.try_get(5)?,
+        stock: u32::try_from(r.try_get::<i32, _>(6)?).unwrap_or(0),
+        is_active: r.try_get(7)?,
+    })
+}
+
+async fn products_page(
+    pool: &MySqlPool,
+    after: u64,
+    limit: u32,
+    lookups: &Lookups,
+) -> Result<Option<Page>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT product_id, sku, name, description, category_id, price, stock, is_active FROM Products \
+         WHERE product_id > ? ORDER BY product_id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let Some(last) = rows.last() else {
+        return Ok(None);
+    };
+    let last_key = last.try_get(0)?;
+    let docs = rows
+        .iter()
+        .map(|r| {
+            let p = product(r)?;
+            let id = document::key(p.id.get());
+            let rating = lookups.ratings.get(&id).copied().unwrap_or_default();
+            Ok((
+                id,
+                document::product_document(&p, &lookups.path(p.category_id), rating),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(Page { last_key, docs }))
+}
+
+async fn services_page(
+    pool: &MySqlPool,
+    after: u64,
+    limit: u32,
+    lookups: &Lookups,
+) -> Result<Option<Page>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT service_id, code, name, description, category_id, duration_minutes, price, consultant, is_active \
+         FROM Services WHERE service_id > ? ORDER BY service_id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let Some(last) = rows.last() else {
+        return Ok(None);
+    };
+    let last_key = last.try_get(0)?;
+    let docs = rows
+        .iter()
+        .map(|r| {
+            let s = Service {
+                id: ServiceId(r.try_get(0)?),
+                code: r.try_get(1)?,
+                name: r.try_get(2)?,
+                description: r.try_get(3)?,
+                category_id: CategoryId(r.try_get(4)?),
+                duration_minutes: u32::try_from(r.try_get::<i32, _>(5)?).unwrap_or(0),
+                price: r.try_get(6)?,
+                consultant: r.try_get(7)?,
+                is_active: r.try_get(8)?,
+            };
+            Ok((
+                document::key(s.id.get()),
+                document::service_document(&s, &lookups.path(s.category_id)),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(Page { last_key, docs }))
+}
+
+async fn orders_page(
+    pool: &MySqlPool,
+    after: u64,
+    limit: u32,
+) -> Result<Option<Page>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT order_id, customer_id, status, total, placed_at, updated_at FROM Orders \
+         WHERE order_id > ? ORDER BY order_id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(None);
+    };
+    let (first, last): (u64, u64) = (first.try_get(0)?, last.try_get(0)?);
+    let mut lines: HashMap<u64, Vec<(OrderItem, String)>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT i.order_item_id, i.order_id, i.product_id, i.service_id, i.quantity, i.unit_price, \
+         COALESCE(p.name, s.name, '') FROM Order_Items i \
+         LEFT JOIN Products p ON p.product_id = i.product_id \
+         LEFT JOIN Services s ON s.service_id = i.service_id \
+         WHERE i.order_id BETWEEN ? AND ? ORDER BY i.order_id, i.order_item_id",
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await?
+    {
+        let order: u64 = r.try_get(1)?;
+        let item = match (
+            r.try_get::<Option<u64>, _>(2)?,
+            r.try_get::<Option<u64>, _>(3)?,
+        ) {
+            (Some(p), _) => LineItem::Product(ProductId(p)),
+            (None, Some(s)) => LineItem::Service(ServiceId(s)),
+            (None, None) => continue, // impossible: a CHECK constraint forbids it
+        };
+        lines.entry(order).or_default().push((
+            OrderItem {
+                id: OrderItemId(r.try_get(0)?),
+                order_id: OrderId(order),
+                item,
+                quantity: u32::try_from(r.try_get::<i32, _>(4)?).unwrap_or(0),
+                unit_price: r.try_get(5)?,
+            },
+            r.try_get(6)?,
+        ));
+    }
+    let docs = rows
+        .iter()
+        .map(|r| {
+            let id: u64 = r.try_get(0)?;
+            let status: String = r.try_get(2)?;
+            let order = Order {
+                id: OrderId(id),
+                customer_id: CustomerId(r.try_get(1)?),
+                status: status.parse::<OrderStatus>().map_err(decode_err)?,
+                total: r.try_get(3)?,
+                placed_at: utc(r.try_get(4)?),
+                updated_at: utc(r.try_get(5)?),
+            };
+            let order_lines = lines.get(&id).map(Vec::as_slice).unwrap_or_default();
+            Ok((
+                document::key(id),
+                document::order_document(&order, order_lines),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(Page {
+        last_key: last,
+        docs,
+    }))
+}

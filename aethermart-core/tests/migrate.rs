@@ -1,0 +1,248 @@
+//! The initial migration against real servers: equal stores after it, idempotent, resumable
+//! after a crash, refused documents reported with their ids, lineage recorded.
+
+use crate::support::TestEnv;
+use aethermart_core::generate::{self, GenerateConfig, LoadOptions, NoProgress, Progress};
+use aethermart_core::migrate::{BulkMigrator, Entity, MigrateOptions, Migrator};
+use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
+use chrono::NaiveDate;
+use mongodb::bson::{Document, doc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+async fn generated(test: &str, scale: f64) -> (TestEnv, BulkMigrator, sqlx::MySqlPool) {
+    let env = TestEnv::new(test).await;
+    MariaDbSchema::new(env.config.mariadb.clone())
+        .apply()
+        .await
+        .unwrap();
+    let settings =
+        GenerateConfig::new(7, scale, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()).unwrap();
+    generate::generate_into(
+        &env.config,
+        settings,
+        LoadOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    let migrator = BulkMigrator::new(env.config.mariadb.clone(), env.mongo().await);
+    let pool = env.pool().await;
+    (env, migrator, pool)
+}
+
+fn options() -> MigrateOptions {
+    MigrateOptions {
+        batch_size: 200,
+        ..MigrateOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_migration_leaves_equal_stores_and_running_it_again_changes_nothing() {
+    let (env, migrator, pool) = generated("migrate_005", 0.05).await;
+    let before = migrator.verify().await.unwrap();
+    assert!(
+        !before.equal(),
+        "nothing migrated yet, verification must see the difference"
+    );
+
+    let report = migrator
+        .migrate(options(), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert!(report.clean(), "{report:?}");
+    let verified = migrator.verify().await.unwrap();
+    assert!(verified.equal(), "{verified:?}");
+    let orders = verified
+        .entities
+        .iter()
+        .find(|e| e.entity == Entity::Orders)
+        .unwrap();
+    assert_eq!(orders.rows, 5_000);
+
+    // Preferences written by the generator survive the merge into profiles.
+    let mongo = env.mongo().await;
+    let with_prefs = mongo
+        .collection::<Document>("customer_profiles")
+        .count_documents(doc! { "preferences": { "$exists": true }, "email": { "$exists": true } })
+        .await
+        .unwrap();
+    assert_eq!(with_prefs, 500);
+    let order = mongo
+        .collection::<Document>("orders")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .expect("an order");
+    assert!(
+        !order.get_array("lines").unwrap().is_empty(),
+        "lines embedded"
+    );
+
+    // Again: idempotent.
+    let again = migrator
+        .migrate(options(), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert!(again.clean());
+    assert!(migrator.verify().await.unwrap().equal());
+
+    // A change in MariaDB after the migration is a difference verification names by id.
+    sqlx::query("UPDATE Products SET name = 'Renamed' WHERE product_id = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let changed = migrator.verify().await.unwrap();
+    let products = changed
+        .entities
+        .iter()
+        .find(|e| e.entity == Entity::Products)
+        .unwrap();
+    assert_eq!(products.different, vec![3]);
+
+    let lineage: Vec<(String, String, u64, String)> = sqlx::query_as(
+        "SELECT job, target, rows_written, status FROM data_lineage_tracker WHERE run_id = ? ORDER BY lineage_id",
+    )
+    .bind(&report.run_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(lineage.len(), 4, "one lineage row per entity: {lineage:?}");
+    assert!(
+        lineage
+            .iter()
+            .all(|(job, _, _, status)| job == "migrate" && status == "complete")
+    );
+    assert!(
+        lineage
+            .iter()
+            .any(|(_, target, rows, _)| target.ends_with(".orders") && *rows == 5_000)
+    );
+}
+
+/// Counts rows written; lets the test interrupt a migration once enough has happened.
+struct Counter(AtomicU64);
+
+impl Progress for Counter {
+    fn advance(&self, _table: &'static str, rows: u64) {
+        self.0.fetch_add(rows, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test]
+async fn a_migration_killed_half_way_resumes_to_equal_stores_without_duplicates() {
+    let (env, migrator, pool) = generated("migrate_resume", 0.05).await;
+    let counter = Arc::new(Counter(AtomicU64::new(0)));
+    let task = {
+        let (migrator, counter) = (migrator.clone(), counter.clone());
+        tokio::spawn(async move {
+            migrator
+                .migrate(
+                    MigrateOptions {
+                        batch_size: 100,
+                        ..MigrateOptions::default()
+                    },
+                    counter,
+                )
+                .await
+        })
+    };
+    while counter.0.load(Ordering::Relaxed) < 1_500 && !task.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    let high_water: Vec<(String, u64, bool)> = sqlx::query_as(
+        "SELECT entity, high_water, finished FROM migration_checkpoints ORDER BY entity",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        high_water
+            .iter()
+            .any(|(_, h, finished)| *h > 0 && !finished),
+        "interrupted with progress recorded: {high_water:?}"
+    );
+    assert!(
+        !migrator.verify().await.unwrap().equal(),
+        "the crash left the stores different"
+    );
+
+    let resumed = migrator
+        .migrate(
+            MigrateOptions {
+                resume: true,
+                ..options()
+            },
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    // 500 customers + 100 products + 10 services + 5,000 orders: a resume reads fewer.
+    let read: u64 = resumed.entities.iter().map(|e| e.read).sum();
+    assert!(read < 5_610, "resume started over: {resumed:?}");
+    assert!(
+        resumed.entities.iter().any(|e| e.resumed_after > 0),
+        "{resumed:?}"
+    );
+    let verified = migrator.verify().await.unwrap();
+    assert!(verified.equal(), "{verified:?}");
+    let documents = env
+        .mongo()
+        .await
+        .collection::<Document>("orders")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(documents, 5_000, "no duplicates");
+}
+
+#[tokio::test]
+async fn a_document_that_breaks_a_validator_is_reported_with_its_id() {
+    let (_env, migrator, pool) = generated("migrate_refused", 0.01).await;
+    // An order without lines is valid in MariaDB but breaks the orders validator (minItems 1).
+    sqlx::query("INSERT INTO Orders (order_id, customer_id, status, total) VALUES (900001, 1, 'pending', 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = migrator
+        .migrate(options(), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert!(!report.clean());
+    let orders = report
+        .entities
+        .iter()
+        .find(|e| e.entity == Entity::Orders)
+        .unwrap();
+    assert_eq!(orders.rejected.len(), 1, "{:?}", orders.rejected);
+    assert_eq!(orders.rejected[0].id, 900001);
+    assert!(
+        orders.rejected[0].reason.contains("validation"),
+        "{}",
+        orders.rejected[0].reason
+    );
+    assert_eq!(orders.written, 1_000, "the other orders flowed on");
+    let (rejected, status, error): (u64, String, Option<String>) = sqlx::query_as(
+        "SELECT rows_rejected, status, error FROM data_lineage_tracker WHERE run_id = ? AND target LIKE '%.orders'",
+    )
+    .bind(&report.run_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((rejected, status.as_str()), (1, "complete"));
+    assert!(error.unwrap_or_default().contains("900001"));
+    let verified = migrator.verify().await.unwrap();
+    let v = verified
+        .entities
+        .iter()
+        .find(|e| e.entity == Entity::Orders)
+        .unwrap();
+    assert_eq!(
+        v.missing,
+        vec![900001],
+        "verification names the missing document"
+    );
+}
