@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on local throwaway servers it starts itself:
 #   servers up -> health check -> fresh schema -> realistic data in both stores ->
-#   live orders through sp_PlaceOrder -> reports -> a short benchmark.
+#   initial migration to MongoDB + verification -> live orders through sp_PlaceOrder ->
+#   reports -> a short benchmark.
 # Safe to run again: every run starts from an empty local database. It never touches servers
 # named by your own AETHERMART_* variables (it ignores them).
 #
@@ -33,6 +34,9 @@ run aethermart schema status
 
 say "Realistic data: scale $SCALE, seed $SEED (deterministic)"
 run aethermart generate --scale "$SCALE" --seed "$SEED" --replace-documents
+
+say "Initial migration into MongoDB, then a check that both stores hold the same"
+run aethermart migrate --verify
 
 say "Live: an order with a graphics card and a consultation, placed atomically by sp_PlaceOrder"
 slot=$(date -u -d '+90 days' +%Y-%m-%dT10:00:00Z)

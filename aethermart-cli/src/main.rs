@@ -220,7 +220,7 @@ fn print_migration(report: &MigrationReport) {
     for e in &report.entities {
         println!(
             "{:<10} {:>10} {:>10} {:>9} {:>8.2}",
-            e.entity,
+            e.entity.name(),
             e.read,
             e.written,
             e.rejected.len(),
@@ -254,7 +254,10 @@ fn print_verification(report: &VerifyReport) {
         };
         println!(
             "{:<10} {:>10} {:>10} {:>10}  {result}",
-            e.entity, e.rows, e.documents, e.mismatches
+            e.entity.name(),
+            e.rows,
+            e.documents,
+            e.mismatches
         );
     }
 }

@@ -211,6 +211,7 @@ mod tests {
     use super::*;
     use crate::model::{Media, ProductId, Rating, ReviewId};
     use chrono::TimeZone;
+    use rust_decimal::Decimal;
 
     #[test]
     fn reviews_map_to_native_documents() {
@@ -239,6 +240,161 @@ mod tests {
             d.get_datetime("created_at").unwrap().timestamp_millis(),
             review.created_at.timestamp_millis()
         );
+    }
+
+    proptest::proptest! {
+        /// Money survives the trip through Decimal128 exactly.
+        #[test]
+        fn money_is_exact_in_decimal128(cents in -10_000_000_000i64..10_000_000_000, scale in 0u32..=4) {
+            let amount = Decimal::new(cents, scale);
+            let Bson::Decimal128(d) = money(amount) else { panic!("not a Decimal128") };
+            proptest::prop_assert_eq!(d.to_string().parse::<Decimal>().unwrap(), amount);
+        }
+    }
+
+    #[test]
+    fn orders_embed_their_lines_with_order_time_prices() {
+        use crate::model::{OrderId, OrderItemId, OrderStatus, ServiceId};
+        let t = Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 0).unwrap();
+        let order = Order {
+            id: OrderId(7),
+            customer_id: CustomerId(2),
+            status: OrderStatus::Paid,
+            total: Decimal::new(32_998, 2),
+            placed_at: t,
+            updated_at: t,
+        };
+        let lines = vec![
+            (
+                OrderItem {
+                    id: OrderItemId(1),
+                    order_id: OrderId(7),
+                    item: LineItem::Product(ProductId(5)),
+                    quantity: 2,
+                    unit_price: Decimal::new(11_999, 2),
+                },
+                "Mouse".to_owned(),
+            ),
+            (
+                OrderItem {
+                    id: OrderItemId(2),
+                    order_id: OrderId(7),
+                    item: LineItem::Service(ServiceId(1)),
+                    quantity: 1,
+                    unit_price: Decimal::new(8_999, 2),
+                },
+                "Build consultation".to_owned(),
+            ),
+        ];
+        let d = order_document(&order, &lines);
+        assert_eq!(d.get_i64("_id").unwrap(), 7);
+        assert_eq!(d.get_str("status").unwrap(), "paid");
+        let embedded = d.get_array("lines").unwrap();
+        assert_eq!(embedded.len(), 2);
+        let first = embedded[0].as_document().unwrap();
+        assert_eq!(
+            (
+                first.get_str("kind").unwrap(),
+                first.get_i64("item_id").unwrap(),
+                first.get_str("name").unwrap()
+            ),
+            ("product", 5, "Mouse")
+        );
+        assert_eq!(
+            first.get("line_total"),
+            Some(&money(Decimal::new(23_998, 2)))
+        );
+        assert_eq!(
+            embedded[1].as_document().unwrap().get_str("kind").unwrap(),
+            "service"
+        );
+        assert_eq!(d.get("total"), Some(&money(order.total)));
+    }
+
+    #[test]
+    fn products_carry_their_category_path_and_rating() {
+        use crate::model::CategoryId;
+        let p = Product {
+            id: ProductId(3),
+            sku: "GPU-3".into(),
+            name: "RTX".into(),
+            description: String::new(),
+            category_id: CategoryId(9),
+            price: Decimal::new(59_999, 2),
+            stock: 4,
+            is_active: true,
+        };
+        let d = product_document(
+            &p,
+            &["Components", "Graphics Cards"],
+            RatingSummary {
+                count: 12,
+                average: 4.25,
+            },
+        );
+        assert_eq!(
+            d.get_document("category")
+                .unwrap()
+                .get_array("path")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            d.get_document("rating").unwrap().get_i64("count").unwrap(),
+            12
+        );
+        assert!(matches!(d.get("price"), Some(Bson::Decimal128(_))));
+    }
+
+    #[test]
+    fn profiles_nest_addresses_and_summarise_orders() {
+        use crate::model::{AddressId, AddressKind, Email};
+        let t = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+        let c = Customer {
+            id: CustomerId(4),
+            first_name: "Ana".into(),
+            last_name: "Ruiz".into(),
+            email: Email::parse("ana@example.com").unwrap(),
+            phone: None,
+            created_at: t,
+            updated_at: t,
+        };
+        let a = Address {
+            id: AddressId(10),
+            customer_id: CustomerId(4),
+            kind: AddressKind::Billing,
+            line1: "1 Calle".into(),
+            line2: None,
+            city: "Madrid".into(),
+            region: None,
+            postal_code: "28001".into(),
+            country: "ES".into(),
+            is_default: true,
+        };
+        let d = profile_fields(
+            &c,
+            &[a],
+            &OrderSummary {
+                order_count: 2,
+                lifetime_value: Decimal::new(1_000, 2),
+                last_order_at: Some(t),
+            },
+        );
+        assert!(
+            d.get("_id").is_none(),
+            "merged into the profile by _id, not carrying it"
+        );
+        let addresses = d.get_array("addresses").unwrap();
+        assert_eq!(
+            addresses[0].as_document().unwrap().get_str("kind").unwrap(),
+            "billing"
+        );
+        assert_eq!(
+            d.get_document("orders").unwrap().get_i64("count").unwrap(),
+            2
+        );
+        assert_eq!(d.get("phone"), Some(&Bson::Null));
     }
 
     #[test]
