@@ -141,6 +141,14 @@ impl GenerateArgs {
     }
 }
 
+/// Pretty JSON on stdout (`--json`); the report types serialise infallibly.
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
 fn print_load_summary(summary: &LoadSummary) {
     println!("{:<12} {:<8} {:>10}", "table", "store", "rows");
     for t in &summary.tables {
@@ -385,10 +393,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Doctor { json } => {
             let report = doctor::diagnose(&Config::from_env()?).await;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+                print_json(&report);
             } else {
                 print!("{report}");
             }
@@ -443,10 +448,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             )
             .await?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).unwrap_or_default()
-                );
+                print_json(&summary);
             } else {
                 print_load_summary(&summary);
             }
@@ -475,10 +477,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     .await?;
                 healthy &= report.clean();
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&report).unwrap_or_default()
-                    );
+                    print_json(&report);
                 } else {
                     print_migration(&report);
                 }
@@ -487,10 +486,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 let report = migrator.verify().await?;
                 healthy &= report.equal();
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&report).unwrap_or_default()
-                    );
+                    print_json(&report);
                 } else {
                     print_verification(&report);
                 }
@@ -507,10 +503,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             )
             .await?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&figures).unwrap_or_default()
-                );
+                print_json(&figures);
             } else {
                 print_migration(&figures.migration);
                 println!(
@@ -533,10 +526,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             )
             .await?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&figures).unwrap_or_default()
-                );
+                print_json(&figures);
             } else {
                 println!(
                     "generate benchmark, scale {} seed {}",

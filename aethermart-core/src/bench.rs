@@ -195,16 +195,7 @@ pub async fn generate_throughput(
     options: LoadOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<GenerateFigures, BenchError> {
-    let bench = Config {
-        mariadb: config
-            .mariadb
-            .with_database(&bench_database(config.mariadb.database()))
-            .map_err(ConnectError::from)?,
-        mongodb: config
-            .mongodb
-            .with_database(&bench_database(config.mongodb.database()))
-            .map_err(ConnectError::from)?,
-    };
+    let bench = bench_config(config)?;
     let schema = MariaDbSchema::new(bench.mariadb.clone());
     schema.teardown(true).await?;
     schema.apply().await?;
