@@ -29,7 +29,10 @@ async fn main() -> ExitCode {
 async fn run(customer: u64, product: u64) -> Result<(), aethermart_core::Error> {
     let config = Config::from_env()?;
     let pool = connect::mariadb_pool(&config.mariadb, Default::default()).await?;
-    let lines = [NewOrderLine::Product { product_id: ProductId(product), quantity: 1 }];
+    let lines = [NewOrderLine::Product {
+        product_id: ProductId(product),
+        quantity: 1,
+    }];
     let placed = match orders::place_order(&pool, CustomerId(customer), &lines).await {
         Ok(placed) => placed,
         // Each refusal is its own variant: react to the ones your service expects.
