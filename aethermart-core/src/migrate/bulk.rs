@@ -75,33 +75,31 @@ impl Migrator for BulkMigrator {
         );
         let run_id = new_run_id();
         let limit = Arc::new(Semaphore::new(options.parallel_entities.max(1)));
-        let tasks: Vec<_> = Entity::ALL
-            .into_iter()
-            .map(|entity| {
-                let job = EntityJob {
-                    entity,
-                    pool: pool.clone(),
-                    mongo: self.mongo.clone(),
-                    lookups: lookups.clone(),
-                    run_id: run_id.clone(),
-                    options,
-                    progress: progress.clone(),
-                };
-                let limit = limit.clone();
-                tokio::spawn(async move {
-                    let _permit = limit
-                        .acquire_owned()
-                        .await
-                        .map_err(|e| MigrateError::Task(e.to_string()))?;
-                    job.run().await
-                })
-            })
-            .collect();
+        // A JoinSet aborts its tasks when dropped: stopping `migrate` stops every entity.
+        let mut tasks = tokio::task::JoinSet::new();
+        for entity in Entity::ALL {
+            let job = EntityJob {
+                entity,
+                pool: pool.clone(),
+                mongo: self.mongo.clone(),
+                lookups: lookups.clone(),
+                run_id: run_id.clone(),
+                options,
+                progress: progress.clone(),
+            };
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| MigrateError::Task(e.to_string()))?;
+                job.run().await
+            });
+        }
         let mut entities = Vec::new();
         let mut first_error = None;
-        for task in tasks {
-            match task
-                .await
+        while let Some(joined) = tasks.join_next().await {
+            match joined
                 .map_err(|e| MigrateError::Task(e.to_string()))
                 .and_then(|r| r)
             {
@@ -111,6 +109,7 @@ impl Migrator for BulkMigrator {
                 }
             }
         }
+        entities.sort_by_key(|e| Entity::ALL.iter().position(|x| *x == e.entity));
         pool.close().await;
         if let Some(e) = first_error {
             return Err(e);
@@ -144,9 +143,37 @@ struct EntityJob {
 impl EntityJob {
     async fn run(self) -> Result<EntityReport, MigrateError> {
         let started = Instant::now();
-        let name = self.entity.name();
         let lineage_id = self.lineage_start().await?;
+        let mut report = EntityReport {
+            entity: self.entity,
+            read: 0,
+            written: 0,
+            rejected: Vec::new(),
+            seconds: 0.0,
+            resumed_after: 0,
+        };
+        // Everything after the lineage row is opened ends in closing it, whatever happens.
+        let result = self.checkpoint_and_copy(&mut report).await;
+        report.seconds = started.elapsed().as_secs_f64();
+        self.progress.finish(self.entity.name());
+        if let Err(e) = self
+            .lineage_finish(lineage_id, &report, result.as_ref().err())
+            .await
+        {
+            match result {
+                Ok(()) => return Err(e),
+                // Keep the error that stopped the copy; the lineage failure goes to the log.
+                Err(_) => {
+                    tracing::error!(entity = %self.entity, error = %e, "recording the lineage failed")
+                }
+            }
+        }
+        result.map(|()| report)
+    }
+
+    async fn checkpoint_and_copy(&self, report: &mut EntityReport) -> Result<(), MigrateError> {
         let after = self.checkpoint_start().await?;
+        report.resumed_after = after;
         let total: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM {} WHERE {} > ?",
             table(self.entity),
@@ -159,21 +186,9 @@ impl EntityJob {
             entity: self.entity,
             source,
         })?;
-        self.progress.begin(name, Some(total.max(0) as u64));
-        let mut report = EntityReport {
-            entity: self.entity,
-            read: 0,
-            written: 0,
-            rejected: Vec::new(),
-            seconds: 0.0,
-            resumed_after: after,
-        };
-        let result = self.copy(after, &mut report).await;
-        report.seconds = started.elapsed().as_secs_f64();
-        self.progress.finish(name);
-        self.lineage_finish(lineage_id, &report, result.as_ref().err())
-            .await?;
-        result.map(|()| report)
+        self.progress
+            .begin(self.entity.name(), Some(total.max(0) as u64));
+        self.copy(after, report).await
     }
 
     /// Pages through the entity and writes each page, moving the checkpoint after each
@@ -184,7 +199,7 @@ impl EntityJob {
         let (pool, entity, limit, lookups) = (
             self.pool.clone(),
             self.entity,
-            self.options.batch_size,
+            self.options.batch_size.clamp(1, MAX_BATCH),
             self.lookups.clone(),
         );
         let reader = tokio::spawn(async move {
@@ -208,12 +223,15 @@ impl EntityJob {
             writing += write_started.elapsed().as_secs_f64();
             report.written += written;
             report.rejected.extend(rejected);
-            sqlx::query("UPDATE migration_checkpoints SET high_water = ? WHERE entity = ?")
-                .bind(page.last_key)
-                .bind(self.entity.name())
-                .execute(&self.pool)
-                .await
-                .map_err(MigrateError::State)?;
+            sqlx::query(
+                "UPDATE migration_checkpoints SET high_water = ? WHERE entity = ? AND run_id = ?",
+            )
+            .bind(page.last_key)
+            .bind(self.entity.name())
+            .bind(&self.run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(MigrateError::State)?;
             self.progress
                 .advance(self.entity.name(), page.docs.len() as u64);
         }
@@ -221,11 +239,14 @@ impl EntityJob {
             .await
             .map_err(|e| MigrateError::Task(e.to_string()))??;
         tracing::info!(entity = %self.entity, writing_seconds = writing, "entity copied");
-        sqlx::query("UPDATE migration_checkpoints SET finished = TRUE WHERE entity = ?")
-            .bind(self.entity.name())
-            .execute(&self.pool)
-            .await
-            .map_err(MigrateError::State)?;
+        sqlx::query(
+            "UPDATE migration_checkpoints SET finished = TRUE WHERE entity = ? AND run_id = ?",
+        )
+        .bind(self.entity.name())
+        .bind(&self.run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(MigrateError::State)?;
         Ok(())
     }
 
@@ -233,8 +254,11 @@ impl EntityJob {
     /// orders) go first as one unordered `insert` (the fast path of a first migration); those
     /// that already exist (duplicate key) are then replaced with one unordered `update` of
     /// upserts. Profiles are merged with `$set` upserts instead, so the preferences that live
-    /// only in MongoDB stay untouched. Only `insert`/`update` commands: MongoDB 6+. Returns the
-    /// documents written and the ones refused, with their ids.
+    /// only in MongoDB stay untouched. Only `insert`/`update` commands: MongoDB 6+.
+    ///
+    /// A document is *refused* (reported with its id, the rest flowing on) only for a validation
+    /// failure or a duplicate in a unique index other than `_id`; any other write error fails
+    /// the batch, so the checkpoint does not move past it.
     async fn write(&self, docs: &[(i64, Document)]) -> Result<(u64, Vec<Rejected>), MigrateError> {
         let mut rejected = Vec::new();
         let conflicts: Vec<&(i64, Document)> = if self.entity == Entity::Customers {
@@ -246,8 +270,10 @@ impl EntityJob {
             for (index, code, reason) in write_errors(&reply) {
                 match docs.get(index) {
                     Some(d) if code == DUPLICATE_KEY => conflicts.push(d),
-                    Some((id, _)) => rejected.push(self.refused(*id, reason)),
-                    None => {}
+                    Some((id, _)) if code == VALIDATION_FAILED => {
+                        rejected.push(self.refused(*id, reason))
+                    }
+                    _ => return Err(self.batch_failed(code, reason)),
                 }
             }
             conflicts
@@ -265,23 +291,49 @@ impl EntityJob {
                 })
                 .collect();
             let reply = self.command(doc! { "update": self.entity.collection(), "updates": updates, "ordered": false }).await?;
-            for (index, _, reason) in write_errors(&reply) {
-                if let Some((id, _)) = conflicts.get(index) {
-                    rejected.push(self.refused(*id, reason));
+            for (index, code, reason) in write_errors(&reply) {
+                match conflicts.get(index) {
+                    // On an upsert by _id a duplicate key can only come from another unique index.
+                    Some((id, _)) if code == VALIDATION_FAILED || code == DUPLICATE_KEY => {
+                        rejected.push(self.refused(*id, reason))
+                    }
+                    _ => return Err(self.batch_failed(code, reason)),
                 }
             }
         }
         Ok(((docs.len() - rejected.len()) as u64, rejected))
     }
 
-    async fn command(&self, command: Document) -> Result<Document, MigrateError> {
-        self.mongo
-            .run_command(command)
-            .await
-            .map_err(|source| MigrateError::Write {
-                entity: self.entity,
-                source,
-            })
+    fn batch_failed(&self, code: i32, reason: String) -> MigrateError {
+        MigrateError::WriteRejected {
+            entity: self.entity,
+            code,
+            reason,
+        }
+    }
+
+    /// Runs a write command with a majority write concern and checks it was met: the
+    /// checkpoint may only move once the batch is durable. (`run_command` does not apply the
+    /// client's write concern, so it is set here.)
+    async fn command(&self, mut command: Document) -> Result<Document, MigrateError> {
+        command.insert("writeConcern", doc! { "w": "majority" });
+        let reply =
+            self.mongo
+                .run_command(command)
+                .await
+                .map_err(|source| MigrateError::Write {
+                    entity: self.entity,
+                    source,
+                })?;
+        if let Ok(wce) = reply.get_document("writeConcernError") {
+            let code = wce.get_i32("code").unwrap_or(0);
+            let reason = wce
+                .get_str("errmsg")
+                .unwrap_or("write concern not met")
+                .to_owned();
+            return Err(self.batch_failed(code, reason));
+        }
+        Ok(reply)
     }
 
     fn refused(&self, id: i64, reason: String) -> Rejected {
@@ -336,15 +388,28 @@ impl EntityJob {
     ) -> Result<(), MigrateError> {
         let (status, message) = match (error, report.rejected.first()) {
             (Some(e), _) => ("failed", Some(e.to_string())),
-            (None, Some(first)) => (
-                "complete",
-                Some(format!(
-                    "{} documents refused, first: _id {} ({})",
-                    report.rejected.len(),
-                    first.id,
-                    first.reason
-                )),
-            ),
+            (None, Some(first)) => {
+                let ids: Vec<String> = report
+                    .rejected
+                    .iter()
+                    .take(50)
+                    .map(|r| r.id.to_string())
+                    .collect();
+                let more = if report.rejected.len() > 50 {
+                    ", …"
+                } else {
+                    ""
+                };
+                (
+                    "complete",
+                    Some(format!(
+                        "{} documents refused: _id {}{more}; first reason: {}",
+                        report.rejected.len(),
+                        ids.join(", "),
+                        first.reason
+                    )),
+                )
+            }
             (None, None) => ("complete", None),
         };
         sqlx::query(
@@ -369,6 +434,10 @@ const PAGES_AHEAD: usize = 2;
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
+/// MongoDB's document-validation error code.
+const VALIDATION_FAILED: i32 = 121;
+/// Largest page: a write command must stay under 16 MiB and 100,000 operations.
+const MAX_BATCH: u32 = 5_000;
 
 /// `(index, code, message)` of each entry of a write command's `writeErrors`.
 fn write_errors(reply: &Document) -> Vec<(usize, i32, String)> {

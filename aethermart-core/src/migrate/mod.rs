@@ -83,7 +83,7 @@ impl fmt::Display for Entity {
 pub struct MigrateOptions {
     /// Continue each entity after its checkpoint instead of from the start.
     pub resume: bool,
-    /// Rows per page read from MariaDB and per bulk write to MongoDB.
+    /// Rows per page read from MariaDB and per bulk write to MongoDB (at most 5,000).
     pub batch_size: u32,
     /// Entities migrated at the same time.
     pub parallel_entities: usize,
@@ -181,6 +181,17 @@ pub enum MigrateError {
         /// The driver's error.
         #[source]
         source: mongodb::error::Error,
+    },
+    /// MongoDB did not accept a batch for a reason that is not the documents' fault (write
+    /// conflict, not primary, write concern not met, …): the checkpoint stays before it.
+    #[error("writing {entity} to MongoDB failed (code {code}): {reason}")]
+    WriteRejected {
+        /// The entity.
+        entity: Entity,
+        /// MongoDB's error code.
+        code: i32,
+        /// MongoDB's message.
+        reason: String,
     },
     /// Recording checkpoints or lineage failed.
     #[error("recording migration state failed: {0}")]

@@ -130,13 +130,25 @@ pub(crate) async fn read_page(
     limit: u32,
     lookups: &Lookups,
 ) -> Result<Option<Page>, sqlx::Error> {
-    match entity {
+    let page = match entity {
         Entity::Customers => customers_page(pool, after, limit).await,
         Entity::Products => products_page(pool, after, limit, lookups).await,
         Entity::Services => services_page(pool, after, limit, lookups).await,
         Entity::Orders => orders_page(pool, after, limit).await,
+    }?;
+    // Keys ascend within a page, so checking the last one covers them all.
+    if let Some(p) = &page
+        && i64::try_from(p.last_key).is_err()
+    {
+        return Err(decode_err(KeyTooLarge(p.last_key)));
     }
+    Ok(page)
 }
+
+/// A key above `i64::MAX` has no faithful BSON integer `_id`.
+#[derive(Debug, thiserror::Error)]
+#[error("key {0} is above 9223372036854775807 and cannot be a MongoDB _id")]
+struct KeyTooLarge(u64);
 
 async fn customers_page(
     pool: &MySqlPool,

@@ -85,6 +85,15 @@ pub(crate) fn content_hash(doc: &Document) -> [u8; 32] {
     Sha256::digest(&bytes).into()
 }
 
+/// An integer `_id` of either width (other writers may store small ids as int32).
+fn integer_id(doc: &Document) -> Option<i64> {
+    match doc.get("_id")? {
+        Bson::Int64(v) => Some(*v),
+        Bson::Int32(v) => Some(i64::from(*v)),
+        _ => None,
+    }
+}
+
 /// The part of a stored document that the migration owns.
 fn owned_part(entity: Entity, mut stored: Document) -> Document {
     if entity == Entity::Customers {
@@ -134,7 +143,7 @@ pub(crate) async fn verify(
                 .map_err(write_err)?;
             let mut stored: HashMap<i64, Document> = stored
                 .into_iter()
-                .filter_map(|d| Some((d.get_i64("_id").ok()?, d)))
+                .filter_map(|d| Some((integer_id(&d)?, d)))
                 .collect();
             for (id, expected) in &page.docs {
                 let same = stored
