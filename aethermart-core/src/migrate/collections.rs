@@ -158,16 +158,7 @@ pub async fn create_like(
         .validator(validator(like))
         .await
         .map_err(fail)?;
-    for (_, name, keys, unique) in INDEXES.iter().filter(|(c, ..)| *c == like) {
-        let key: Document = keys
-            .iter()
-            .map(|(k, dir)| ((*k).to_owned(), Bson::Int32(*dir)))
-            .collect();
-        db.run_command(doc! { "createIndexes": scratch, "indexes": [{ "key": key, "name": *name, "unique": *unique }] })
-            .await
-            .map_err(fail)?;
-    }
-    Ok(())
+    create_indexes(db, like, scratch).await
 }
 
 /// Creates the collections with their validators (or updates the validators of existing ones)
@@ -193,17 +184,26 @@ pub async fn setup_collections(db: &mongodb::Database) -> Result<(), CollectionS
                 .map_err(fail)?;
         }
     }
-    for (collection, name, keys, unique) in INDEXES {
+    for collection in [CUSTOMER_PROFILES, PRODUCTS, SERVICES, ORDERS, REVIEWS] {
+        create_indexes(db, collection, collection).await?;
+    }
+    Ok(())
+}
+
+/// Creates on `target` the indexes [`INDEXES`] lists for `of` (`createIndexes` is idempotent).
+async fn create_indexes(
+    db: &mongodb::Database,
+    of: &str,
+    target: &'static str,
+) -> Result<(), CollectionSetupError> {
+    for (_, name, keys, unique) in INDEXES.iter().filter(|(c, ..)| *c == of) {
         let key: Document = keys
             .iter()
             .map(|(k, dir)| ((*k).to_owned(), Bson::Int32(*dir)))
             .collect();
-        db.run_command(doc! {
-            "createIndexes": *collection,
-            "indexes": [{ "key": key, "name": *name, "unique": *unique }],
-        })
-        .await
-        .map_err(|source| CollectionSetupError { collection, source })?;
+        db.run_command(doc! { "createIndexes": target, "indexes": [{ "key": key, "name": *name, "unique": *unique }] })
+            .await
+            .map_err(|source| CollectionSetupError { collection: target, source })?;
     }
     Ok(())
 }
