@@ -137,8 +137,8 @@ pub async fn migrate_throughput(
     options: LoadOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<MigrateFigures, BenchError> {
-    let figures = generate_throughput(config, settings, options, progress.clone()).await?;
-    drop(figures);
+    // Fresh bench databases with generated data; the load figures are not this bench's subject.
+    generate_throughput(config, settings, options, progress.clone()).await?;
     let bench = bench_config(config)?;
     let mongo = connect::mongodb_database(&bench.mongodb).await?;
     let migration = BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
@@ -250,10 +250,11 @@ pub async fn place_order_throughput(
         c = settings.customers.max(1),
         p = settings.products.max(1),
     );
-    sqlx::raw_sql(&seed)
-        .execute(&pool)
+    let mut conn = pool.acquire().await.map_err(BenchError::Seed)?;
+    connect::execute_script(&mut conn, &seed)
         .await
         .map_err(BenchError::Seed)?;
+    drop(conn);
 
     let mut results = Vec::new();
     for &clients in &settings.clients {
