@@ -30,8 +30,10 @@ pub mod error;
 pub mod generate;
 pub mod migrate;
 pub mod model;
+mod mongo_write;
 pub mod orders;
 pub mod reports;
 pub mod schema;
+pub mod sync;
 
 pub use error::{Error, Result};

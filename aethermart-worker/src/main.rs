@@ -1,22 +1,68 @@
 //! `aethermart-worker`: the long-running process that keeps MongoDB in step with MariaDB.
 //!
-//! This build knows how to reach both stores (`--check`); the sync loop itself (queue source,
-//! MongoDB sink, metrics) is tracked as its own issue and is not part of this build yet.
+//! A thin shell around [`aethermart_core::sync::Syncer`]: configuration from the environment,
+//! signals, logs, and the metrics endpoint.
 
 use aethermart_core::config::Config;
-use aethermart_core::connect;
+use aethermart_core::connect::{self, PoolSize};
+use aethermart_core::sync::{
+    MongoSink, QueueSource, SyncError, SyncOptions, Syncer, serve_metrics,
+};
 use clap::Parser;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// AetherMart sync worker. Reads AETHERMART_MARIADB_URL and AETHERMART_MONGODB_URI.
+/// AetherMart sync worker: applies the changes queued in MariaDB (by the capture triggers) to
+/// MongoDB. Several workers may run at once; they share the queues.
 ///
-/// Exit codes: 0 success, 2 the worker could not run (configuration, unreachable store).
+/// Reads AETHERMART_MARIADB_URL and AETHERMART_MONGODB_URI (passwords from MARIA_DB_PASS and
+/// MONGO_ADMIN_PASS). Serves Prometheus metrics on /metrics and a health check on /healthz.
+///
+/// Examples:
+///   aethermart-worker                    follow the queues until SIGINT/SIGTERM
+///   aethermart-worker --once             apply everything queued, then exit
+///   aethermart-worker --check            connect to both stores and exit
+///
+/// Exit codes: 0 success (also after SIGINT/SIGTERM), 1 syncing stopped on an error that
+/// retrying cannot fix, 2 the worker could not start (configuration, unreachable store, the
+/// metrics address taken).
 #[derive(Debug, Parser)]
-#[command(name = "aethermart-worker", version)]
+#[command(name = "aethermart-worker", version, verbatim_doc_comment)]
 struct Args {
     /// Connect to both stores, report, and exit.
     #[arg(long)]
     check: bool,
+    /// Drain the queues and exit instead of following them.
+    #[arg(long)]
+    once: bool,
+    /// Changes claimed per batch.
+    #[arg(long, default_value_t = SyncOptions::default().batch_size)]
+    batch_size: u32,
+    /// Milliseconds to wait after a batch that was not full.
+    #[arg(long, default_value_t = SyncOptions::default().poll_interval.as_millis() as u64)]
+    poll_ms: u64,
+    /// Longest wait in milliseconds while the queues are idle (waits double up to it).
+    #[arg(long, default_value_t = SyncOptions::default().max_idle_wait.as_millis() as u64)]
+    max_idle_ms: u64,
+    /// Failed attempts before a change moves to sync_dead_letters.
+    #[arg(long, default_value_t = SyncOptions::default().max_attempts)]
+    max_attempts: u32,
+    /// Address of the metrics endpoint ("off" to serve none).
+    #[arg(
+        long,
+        env = "AETHERMART_METRICS_ADDR",
+        default_value = "127.0.0.1:9187"
+    )]
+    metrics_addr: String,
+}
+
+/// Why the worker stopped.
+enum Failure {
+    /// It could not start.
+    Start(String),
+    /// Syncing failed for good.
+    Sync(SyncError),
 }
 
 fn main() -> ExitCode {
@@ -36,23 +82,103 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
+        Err(Failure::Start(msg)) => {
+            eprintln!("error: {msg}");
             ExitCode::from(2)
+        }
+        Err(Failure::Sync(err)) => {
+            eprintln!("error: syncing stopped: {err}");
+            ExitCode::from(1)
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), aethermart_core::Error> {
-    let config = Config::from_env()?;
-    connect::mariadb_pool(&config.mariadb, Default::default()).await?;
-    connect::mongodb_database(&config.mongodb).await?;
+async fn run(args: Args) -> Result<(), Failure> {
+    let start = |e: &dyn std::fmt::Display| Failure::Start(e.to_string());
+    let config = Config::from_env().map_err(|e| start(&e))?;
+    let pool = connect::mariadb_pool(&config.mariadb, PoolSize { max: 10 })
+        .await
+        .map_err(|e| start(&e))?;
+    let mongo = connect::mongodb_database(&config.mongodb)
+        .await
+        .map_err(|e| start(&e))?;
     tracing::info!(mariadb = %config.mariadb, mongodb = %config.mongodb, "both stores reachable");
-    if !args.check {
-        eprintln!(
-            "aethermart-worker: the sync loop is not part of this build yet; only --check is available"
-        );
-        std::process::exit(2);
+    if args.check {
+        return Ok(());
     }
+    let options = SyncOptions {
+        batch_size: args.batch_size.max(1),
+        poll_interval: Duration::from_millis(args.poll_ms),
+        max_idle_wait: Duration::from_millis(args.max_idle_ms.max(args.poll_ms)),
+        max_attempts: args.max_attempts.max(1),
+        ..SyncOptions::default()
+    };
+    let source = QueueSource::new(
+        pool,
+        config.mariadb.database(),
+        mongo.clone(),
+        options.max_attempts,
+    );
+    let syncer = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options);
+    let started = Instant::now();
+    if args.once {
+        let report = syncer.drain().await.map_err(Failure::Sync)?;
+        tracing::info!(
+            changes = report.changes,
+            documents = report.documents,
+            dead_lettered = report.dead_lettered,
+            seconds = started.elapsed().as_secs_f64(),
+            "queues drained"
+        );
+        return Ok(());
+    }
+    let metrics = if args.metrics_addr == "off" {
+        None
+    } else {
+        let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
+            .await
+            .map_err(|e| {
+                Failure::Start(format!(
+                    "cannot serve metrics on {} (AETHERMART_METRICS_ADDR): {e}",
+                    args.metrics_addr
+                ))
+            })?;
+        tracing::info!(addr = %args.metrics_addr, "serving /metrics and /healthz");
+        Some(tokio::spawn(serve_metrics(listener, syncer.metrics())))
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "stopping after the batch in flight");
+        stop_tx.send_replace(true);
+    });
+    let result = syncer.run(stop_rx).await;
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    let report = result.map_err(Failure::Sync)?;
+    tracing::info!(
+        changes = report.changes,
+        documents = report.documents,
+        dead_lettered = report.dead_lettered,
+        transient_errors = report.transient_errors,
+        seconds = started.elapsed().as_secs_f64(),
+        "worker stopped"
+    );
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }

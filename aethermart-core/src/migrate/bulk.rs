@@ -2,7 +2,7 @@
 //! checkpoints after every acknowledged batch, runs entities in parallel (bounded), records one
 //! lineage row per entity run.
 
-use super::source::{self, Lookups};
+use super::source::{self, Lookups, Selection};
 use super::verify::{self, VerifyReport};
 use super::{
     Entity, EntityReport, MigrateError, MigrateOptions, MigrationReport, Migrator, Rejected,
@@ -11,11 +11,12 @@ use crate::config::MariaDbConfig;
 use crate::connect::{self, PoolSize};
 use crate::generate::Progress;
 use crate::migrate::collections;
+use crate::mongo_write::{self, CommandError, DUPLICATE_KEY, VALIDATION_FAILED, WriteError};
 use crate::schema::{MariaDbSchema, MigrationState, SchemaApplier};
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 use rand::Rng;
-use sqlx::MySqlPool;
+use sqlx::{Connection, MySqlConnection, MySqlPool};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -33,10 +34,64 @@ impl BulkMigrator {
         Self { mariadb, mongo }
     }
 
+    /// Takes the lock that tells sync workers a migration is running, on a connection of its
+    /// own (closing it releases the lock, also when the process dies).
+    async fn take_handoff_lock(&self) -> Result<MySqlConnection, MigrateError> {
+        let mut conn = connect::mariadb_connection(&self.mariadb, true).await?;
+        let granted: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
+            .bind(crate::sync::migration_lock(self.mariadb.database()))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(MigrateError::State)?;
+        if granted == Some(1) {
+            Ok(conn)
+        } else {
+            Err(MigrateError::Busy(self.mariadb.database().to_owned()))
+        }
+    }
+
     async fn pool(&self, options: &MigrateOptions) -> Result<MySqlPool, MigrateError> {
         let max = (options.parallel_entities.max(1) as u32) * 2 + 2;
         Ok(connect::mariadb_pool(&self.mariadb, PoolSize { max }).await?)
     }
+}
+
+/// Deletes the queued changes that the migration about to start covers, and returns how many.
+///
+/// Every entry committed now describes a row the migration will read *after* this point, so
+/// its document will be written from a state at least as new. A `DELETE` waits for entries
+/// still being inserted by open transactions (their row locks), so an entry numbered below the
+/// high-water mark but committed later is also covered. Entries queued from here on stay and
+/// are replayed by the workers once the migration releases its lock: the two stores converge
+/// without replaying the whole generated history through the workers.
+async fn drop_covered_changes(conn: &mut MySqlConnection) -> Result<u64, MigrateError> {
+    let mut dropped = 0;
+    for entity in Entity::ALL {
+        let queue = crate::sync::queue_table(entity);
+        let high_water: Option<u64> =
+            sqlx::query_scalar(&format!("SELECT MAX(queue_id) FROM {queue}"))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(MigrateError::State)?;
+        loop {
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM {queue} WHERE queue_id <= ? ORDER BY queue_id LIMIT 20000"
+            ))
+            .bind(high_water)
+            .execute(&mut *conn)
+            .await
+            .map_err(MigrateError::State)?
+            .rows_affected();
+            dropped += deleted;
+            if deleted == 0 {
+                break;
+            }
+        }
+    }
+    if dropped > 0 {
+        tracing::info!(dropped, "queued changes covered by the migration dropped");
+    }
+    Ok(dropped)
 }
 
 /// A random run identifier in UUID layout (8-4-4-4-12 hex digits).
@@ -67,6 +122,13 @@ impl Migrator for BulkMigrator {
             ));
         }
         collections::setup_collections(&self.mongo).await?;
+        // Held until the end: sync workers pause while it is taken (see `sync`).
+        let mut handoff = self.take_handoff_lock().await?;
+        let dropped = if options.resume {
+            0
+        } else {
+            drop_covered_changes(&mut handoff).await?
+        };
         let pool = self.pool(&options).await?;
         let lookups = Arc::new(
             Lookups::load(&pool, &self.mongo)
@@ -111,12 +173,14 @@ impl Migrator for BulkMigrator {
         }
         entities.sort_by_key(|e| Entity::ALL.iter().position(|x| *x == e.entity));
         pool.close().await;
+        drop(handoff.close().await);
         if let Some(e) = first_error {
             return Err(e);
         }
         Ok(MigrationReport {
             run_id,
             entities,
+            dropped_queue_entries: dropped,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -204,9 +268,10 @@ impl EntityJob {
         );
         let reader = tokio::spawn(async move {
             let mut after = after;
-            while let Some(page) = source::read_page(&pool, entity, after, limit, &lookups)
-                .await
-                .map_err(|source| MigrateError::Read { entity, source })?
+            while let Some(page) =
+                source::read_page(&pool, entity, Selection::After { after, limit }, &lookups)
+                    .await
+                    .map_err(|source| MigrateError::Read { entity, source })?
             {
                 after = page.last_key;
                 if tx.send(page).await.is_err() {
@@ -265,9 +330,14 @@ impl EntityJob {
             docs.iter().collect()
         } else {
             let inserts: Vec<&Document> = docs.iter().map(|(_, d)| d).collect();
-            let reply = self.command(doc! { "insert": self.entity.collection(), "documents": inserts, "ordered": false }).await?;
+            let errors = self.command(doc! { "insert": self.entity.collection(), "documents": inserts, "ordered": false }).await?;
             let mut conflicts = Vec::new();
-            for (index, code, reason) in write_errors(&reply) {
+            for WriteError {
+                index,
+                code,
+                reason,
+            } in errors
+            {
                 match docs.get(index) {
                     Some(d) if code == DUPLICATE_KEY => conflicts.push(d),
                     Some((id, _)) if code == VALIDATION_FAILED => {
@@ -290,8 +360,13 @@ impl EntityJob {
                     doc! { "q": { "_id": id }, "u": u, "upsert": true }
                 })
                 .collect();
-            let reply = self.command(doc! { "update": self.entity.collection(), "updates": updates, "ordered": false }).await?;
-            for (index, code, reason) in write_errors(&reply) {
+            let errors = self.command(doc! { "update": self.entity.collection(), "updates": updates, "ordered": false }).await?;
+            for WriteError {
+                index,
+                code,
+                reason,
+            } in errors
+            {
                 match conflicts.get(index) {
                     // On an upsert by _id a duplicate key can only come from another unique index.
                     Some((id, _)) if code == VALIDATION_FAILED || code == DUPLICATE_KEY => {
@@ -312,28 +387,17 @@ impl EntityJob {
         }
     }
 
-    /// Runs a write command with a majority write concern and checks it was met: the
-    /// checkpoint may only move once the batch is durable. (`run_command` does not apply the
-    /// client's write concern, so it is set here.)
-    async fn command(&self, mut command: Document) -> Result<Document, MigrateError> {
-        command.insert("writeConcern", doc! { "w": "majority" });
-        let reply =
-            self.mongo
-                .run_command(command)
-                .await
-                .map_err(|source| MigrateError::Write {
+    /// Runs a write command through [`mongo_write::run`] (majority write concern, checked).
+    async fn command(&self, command: Document) -> Result<Vec<WriteError>, MigrateError> {
+        mongo_write::run(&self.mongo, command)
+            .await
+            .map_err(|e| match e {
+                CommandError::Driver(source) => MigrateError::Write {
                     entity: self.entity,
                     source,
-                })?;
-        if let Ok(wce) = reply.get_document("writeConcernError") {
-            let code = wce.get_i32("code").unwrap_or(0);
-            let reason = wce
-                .get_str("errmsg")
-                .unwrap_or("write concern not met")
-                .to_owned();
-            return Err(self.batch_failed(code, reason));
-        }
-        Ok(reply)
+                },
+                CommandError::WriteConcern { code, reason } => self.batch_failed(code, reason),
+            })
     }
 
     fn refused(&self, id: i64, reason: String) -> Rejected {
@@ -432,34 +496,8 @@ impl EntityJob {
 /// Pages read ahead of the one being written.
 const PAGES_AHEAD: usize = 2;
 
-/// MongoDB's duplicate-key error code.
-const DUPLICATE_KEY: i32 = 11000;
-/// MongoDB's document-validation error code.
-const VALIDATION_FAILED: i32 = 121;
 /// Largest page: a write command must stay under 16 MiB and 100,000 operations.
 const MAX_BATCH: u32 = 5_000;
-
-/// `(index, code, message)` of each entry of a write command's `writeErrors`.
-fn write_errors(reply: &Document) -> Vec<(usize, i32, String)> {
-    reply
-        .get_array("writeErrors")
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(|e| e.as_document())
-                .filter_map(|e| {
-                    let index = usize::try_from(e.get_i32("index").ok()?).ok()?;
-                    let code = e.get_i32("code").unwrap_or(0);
-                    Some((
-                        index,
-                        code,
-                        e.get_str("errmsg").unwrap_or("refused").to_owned(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// The source table whose key pages the entity.
 pub(super) fn table(entity: Entity) -> &'static str {

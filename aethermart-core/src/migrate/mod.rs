@@ -4,7 +4,7 @@
 
 mod bulk;
 mod collections;
-mod source;
+pub(crate) mod source;
 mod verify;
 
 pub use bulk::BulkMigrator;
@@ -134,6 +134,8 @@ pub struct MigrationReport {
     pub entities: Vec<EntityReport>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Sync queue entries dropped at the start because this migration covers them.
+    pub dropped_queue_entries: u64,
 }
 
 impl MigrationReport {
@@ -158,6 +160,9 @@ pub enum MigrateError {
     /// The MariaDB schema is not fully applied (the migration's state tables come with it).
     #[error("the schema of `{0}` is not fully applied: run `aethermart schema apply` first")]
     SchemaNotApplied(String),
+    /// Another migration of the same database holds the handoff lock.
+    #[error("another migration of `{0}` is running")]
+    Busy(String),
     /// Reading the schema's status failed.
     #[error(transparent)]
     Schema(#[from] crate::schema::SchemaError),

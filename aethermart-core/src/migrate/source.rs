@@ -29,6 +29,25 @@ impl Lookups {
         pool: &MySqlPool,
         mongo: &mongodb::Database,
     ) -> Result<Self, LookupError> {
+        Self::load_matching(pool, mongo, None).await
+    }
+
+    /// Like [`Lookups::load`], with the ratings of these products only.
+    pub(crate) async fn load_for_products(
+        pool: &MySqlPool,
+        mongo: &mongodb::Database,
+        products: &[u64],
+    ) -> Result<Self, LookupError> {
+        let ids: Vec<i64> = products.iter().map(|&k| document::key(k)).collect();
+        let matching = doc! { "$match": { "product_id": { "$in": ids } } };
+        Self::load_matching(pool, mongo, Some(matching)).await
+    }
+
+    async fn load_matching(
+        pool: &MySqlPool,
+        mongo: &mongodb::Database,
+        matching: Option<Document>,
+    ) -> Result<Self, LookupError> {
         let rows: Vec<(u64, Option<u64>, String)> =
             sqlx::query_as("SELECT category_id, parent_id, name FROM Categories")
                 .fetch_all(pool)
@@ -52,9 +71,8 @@ impl Lookups {
                 (CategoryId(id), path)
             })
             .collect();
-        let pipeline = [
-            doc! { "$group": { "_id": "$product_id", "count": { "$sum": 1 }, "average": { "$avg": "$rating" } } },
-        ];
+        let group = doc! { "$group": { "_id": "$product_id", "count": { "$sum": 1 }, "average": { "$avg": "$rating" } } };
+        let pipeline: Vec<Document> = matching.into_iter().chain([group]).collect();
         let groups: Vec<Document> = mongo
             .collection::<Document>(document::REVIEWS)
             .aggregate(pipeline)
@@ -122,19 +140,82 @@ fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error 
     sqlx::Error::Decode(Box::new(e))
 }
 
-/// The page of `entity` after key `after`, or `None` when there is nothing more.
+/// Which rows of an entity to read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selection<'a> {
+    /// The next page in key order (the migration and verification).
+    After {
+        /// Keys above this one.
+        after: u64,
+        /// At most this many rows.
+        limit: u32,
+    },
+    /// These keys, in any order (the sync worker re-reading what changed).
+    Keys(&'a [u64]),
+}
+
+impl Selection<'_> {
+    /// `WHERE …` (plus order and limit) on the entity's own key column, with its values.
+    fn filter(&self, column: &str) -> (String, Vec<u64>) {
+        match *self {
+            Self::After { after, limit } => (
+                format!("WHERE {column} > ? ORDER BY {column} LIMIT ?"),
+                vec![after, u64::from(limit)],
+            ),
+            Self::Keys(keys) => (
+                format!(
+                    "WHERE {column} IN ({}) ORDER BY {column}",
+                    placeholders(keys.len())
+                ),
+                keys.to_vec(),
+            ),
+        }
+    }
+
+    /// The condition selecting child rows (addresses, lines, …) of the parents read, whose keys
+    /// run from `first` to `last` (`column` is the child's parent key).
+    fn children(&self, column: &str, first: u64, last: u64) -> (String, Vec<u64>) {
+        match *self {
+            Self::After { .. } => (format!("{column} BETWEEN ? AND ?"), vec![first, last]),
+            Self::Keys(keys) => (
+                format!("{column} IN ({})", placeholders(keys.len())),
+                keys.to_vec(),
+            ),
+        }
+    }
+}
+
+/// `?, ?, …` (at least one, so an empty list selects nothing instead of failing to parse).
+fn placeholders(n: usize) -> String {
+    if n == 0 {
+        return "NULL".to_owned();
+    }
+    let mut s = "?, ".repeat(n);
+    s.truncate(s.len() - 2);
+    s
+}
+
+/// Runs `sql` with `values` bound in order.
+async fn fetch(pool: &MySqlPool, sql: &str, values: &[u64]) -> Result<Vec<MySqlRow>, sqlx::Error> {
+    values
+        .iter()
+        .fold(sqlx::query(sql), |q, v| q.bind(*v))
+        .fetch_all(pool)
+        .await
+}
+
+/// The selected rows of `entity` as documents, or `None` when there are none.
 pub(crate) async fn read_page(
     pool: &MySqlPool,
     entity: Entity,
-    after: u64,
-    limit: u32,
+    selection: Selection<'_>,
     lookups: &Lookups,
 ) -> Result<Option<Page>, sqlx::Error> {
     let page = match entity {
-        Entity::Customers => customers_page(pool, after, limit).await,
-        Entity::Products => products_page(pool, after, limit, lookups).await,
-        Entity::Services => services_page(pool, after, limit, lookups).await,
-        Entity::Orders => orders_page(pool, after, limit).await,
+        Entity::Customers => customers_page(pool, selection).await,
+        Entity::Products => products_page(pool, selection, lookups).await,
+        Entity::Services => services_page(pool, selection, lookups).await,
+        Entity::Orders => orders_page(pool, selection).await,
     }?;
     // Keys ascend within a page, so checking the last one covers them all.
     if let Some(p) = &page
@@ -152,29 +233,31 @@ struct KeyTooLarge(u64);
 
 async fn customers_page(
     pool: &MySqlPool,
-    after: u64,
-    limit: u32,
+    selection: Selection<'_>,
 ) -> Result<Option<Page>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT customer_id, first_name, last_name, email, phone, created_at, updated_at FROM Customers \
-         WHERE customer_id > ? ORDER BY customer_id LIMIT ?",
+    let (filter, values) = selection.filter("customer_id");
+    let rows = fetch(
+        pool,
+        &format!(
+            "SELECT customer_id, first_name, last_name, email, phone, created_at, updated_at FROM Customers {filter}"
+        ),
+        &values,
     )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
     .await?;
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Ok(None);
     };
     let (first, last): (u64, u64) = (first.try_get(0)?, last.try_get(0)?);
+    let (children, values) = selection.children("customer_id", first, last);
     let mut addresses: HashMap<u64, Vec<Address>> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT address_id, customer_id, kind, line1, line2, city, region, postal_code, country, is_default \
-         FROM Customer_Addresses WHERE customer_id BETWEEN ? AND ? ORDER BY customer_id, address_id",
+    for r in fetch(
+        pool,
+        &format!(
+            "SELECT address_id, customer_id, kind, line1, line2, city, region, postal_code, country, is_default \
+             FROM Customer_Addresses WHERE {children} ORDER BY customer_id, address_id"
+        ),
+        &values,
     )
-    .bind(first)
-    .bind(last)
-    .fetch_all(pool)
     .await?
     {
         let customer: u64 = r.try_get(1)?;
@@ -193,14 +276,15 @@ async fn customers_page(
         });
     }
     let mut summaries: HashMap<u64, OrderSummary> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT customer_id, COUNT(*), \
-         COALESCE(SUM(IF(status IN ('cancelled', 'returned'), 0, total)), 0), MAX(placed_at) \
-         FROM Orders WHERE customer_id BETWEEN ? AND ? GROUP BY customer_id",
+    for r in fetch(
+        pool,
+        &format!(
+            "SELECT customer_id, COUNT(*), \
+             COALESCE(SUM(IF(status IN ('cancelled', 'returned'), 0, total)), 0), MAX(placed_at) \
+             FROM Orders WHERE {children} GROUP BY customer_id"
+        ),
+        &values,
     )
-    .bind(first)
-    .bind(last)
-    .fetch_all(pool)
     .await?
     {
         let count: i64 = r.try_get(1)?;
@@ -256,17 +340,17 @@ fn product(r: &MySqlRow) -> Result<Product, sqlx::Error> {
 
 async fn products_page(
     pool: &MySqlPool,
-    after: u64,
-    limit: u32,
+    selection: Selection<'_>,
     lookups: &Lookups,
 ) -> Result<Option<Page>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT product_id, sku, name, description, category_id, price, stock, is_active FROM Products \
-         WHERE product_id > ? ORDER BY product_id LIMIT ?",
+    let (filter, values) = selection.filter("product_id");
+    let rows = fetch(
+        pool,
+        &format!(
+            "SELECT product_id, sku, name, description, category_id, price, stock, is_active FROM Products {filter}"
+        ),
+        &values,
     )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
     .await?;
     let Some(last) = rows.last() else {
         return Ok(None);
@@ -289,17 +373,18 @@ async fn products_page(
 
 async fn services_page(
     pool: &MySqlPool,
-    after: u64,
-    limit: u32,
+    selection: Selection<'_>,
     lookups: &Lookups,
 ) -> Result<Option<Page>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT service_id, code, name, description, category_id, duration_minutes, price, consultant, is_active \
-         FROM Services WHERE service_id > ? ORDER BY service_id LIMIT ?",
+    let (filter, values) = selection.filter("service_id");
+    let rows = fetch(
+        pool,
+        &format!(
+            "SELECT service_id, code, name, description, category_id, duration_minutes, price, consultant, is_active \
+             FROM Services {filter}"
+        ),
+        &values,
     )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
     .await?;
     let Some(last) = rows.last() else {
         return Ok(None);
@@ -330,32 +415,34 @@ async fn services_page(
 
 async fn orders_page(
     pool: &MySqlPool,
-    after: u64,
-    limit: u32,
+    selection: Selection<'_>,
 ) -> Result<Option<Page>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT order_id, customer_id, status, total, placed_at, updated_at FROM Orders \
-         WHERE order_id > ? ORDER BY order_id LIMIT ?",
+    let (filter, values) = selection.filter("order_id");
+    let rows = fetch(
+        pool,
+        &format!(
+            "SELECT order_id, customer_id, status, total, placed_at, updated_at FROM Orders {filter}"
+        ),
+        &values,
     )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
     .await?;
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Ok(None);
     };
     let (first, last): (u64, u64) = (first.try_get(0)?, last.try_get(0)?);
+    let (children, values) = selection.children("i.order_id", first, last);
     let mut lines: HashMap<u64, Vec<(OrderItem, String)>> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT i.order_item_id, i.order_id, i.product_id, i.service_id, i.quantity, i.unit_price, \
-         COALESCE(p.name, s.name, '') FROM Order_Items i \
-         LEFT JOIN Products p ON p.product_id = i.product_id \
-         LEFT JOIN Services s ON s.service_id = i.service_id \
-         WHERE i.order_id BETWEEN ? AND ? ORDER BY i.order_id, i.order_item_id",
+    for r in fetch(
+        pool,
+        &format!(
+            "SELECT i.order_item_id, i.order_id, i.product_id, i.service_id, i.quantity, i.unit_price, \
+             COALESCE(p.name, s.name, '') FROM Order_Items i \
+             LEFT JOIN Products p ON p.product_id = i.product_id \
+             LEFT JOIN Services s ON s.service_id = i.service_id \
+             WHERE {children} ORDER BY i.order_id, i.order_item_id"
+        ),
+        &values,
     )
-    .bind(first)
-    .bind(last)
-    .fetch_all(pool)
     .await?
     {
         let order: u64 = r.try_get(1)?;

@@ -3,7 +3,7 @@
 //! both with keys sorted), so any difference in content is found, not only in numbers.
 
 use super::bulk::table;
-use super::source::{self, Lookups};
+use super::source::{self, Lookups, Selection};
 use super::{Entity, MigrateError};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
@@ -128,9 +128,17 @@ pub(crate) async fn verify(
             mismatches: 0,
         };
         let mut after = 0u64;
-        while let Some(page) = source::read_page(pool, entity, after, 1_000, &lookups)
-            .await
-            .map_err(|source| MigrateError::Read { entity, source })?
+        while let Some(page) = source::read_page(
+            pool,
+            entity,
+            Selection::After {
+                after,
+                limit: 1_000,
+            },
+            &lookups,
+        )
+        .await
+        .map_err(|source| MigrateError::Read { entity, source })?
         {
             after = page.last_key;
             let ids: Vec<i64> = page.docs.iter().map(|(id, _)| *id).collect();

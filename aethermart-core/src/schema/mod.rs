@@ -57,6 +57,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "migration state: checkpoints and the lineage tracker",
         sql: include_str!("../../sql/0004_migration_state.sql"),
     },
+    Migration {
+        version: 5,
+        description: "sync capture: queues filled by triggers, dead letters",
+        sql: include_str!("../../sql/0005_sync_capture.sql"),
+    },
 ];
 
 /// Where one script stands in a database.

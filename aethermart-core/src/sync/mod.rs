@@ -1,0 +1,258 @@
+//! Real-time sync MariaDB → MongoDB (the original `sync.sql` + `mongo_sync_worker.py`, made
+//! correct under concurrency and failure).
+//!
+//! Capture is in the database (`sql/0005_sync_capture.sql`): triggers append the key of every
+//! affected document to its collection's queue in the same transaction as the change. The
+//! [`Syncer`] moves changes from a [`Source`] to a [`Sink`]:
+//!
+//! 1. the source claims a batch of queued changes ([`QueueSource`]: `SELECT … FOR UPDATE SKIP
+//!    LOCKED`, so several workers share a queue), coalesces them per key, takes a per-key lock
+//!    (one worker per key at a time) and re-reads the *current* rows, so each key becomes one
+//!    [`Write`] carrying the latest committed state (or a delete when the row is gone);
+//! 2. the sink applies the writes of a collection idempotently ([`MongoSink`]: one unordered
+//!    `update` command of upserts and one `delete` command, majority write concern);
+//! 3. only then the source removes the applied queue rows ([`ClaimedBatch::acknowledge`]).
+//!
+//! Guarantees: at-least-once delivery plus an idempotent sink give an exactly-once effect; per
+//! key, the document ends equal to the last committed row, whatever the order of the events.
+//! A change whose document keeps failing moves to `sync_dead_letters` after
+//! [`SyncOptions::max_attempts`] and stops blocking the others. Transient failures (MariaDB
+//! deadlock, lock wait, lost connection; MongoDB network errors) are retried with backoff.
+//! While an initial migration runs, workers pause: the migration holds a lock they check.
+
+mod metrics;
+mod mongo_sink;
+mod queue;
+mod syncer;
+
+pub use metrics::{SyncMetrics, serve_metrics};
+pub use mongo_sink::MongoSink;
+pub use queue::QueueSource;
+pub use syncer::{SyncReport, Syncer};
+
+use crate::migrate::Entity;
+use async_trait::async_trait;
+use mongodb::bson::Document;
+use serde::Serialize;
+use std::time::Duration;
+
+/// What a sink must make true for one document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// Upsert by merging these fields (`$set`): fields the source does not own survive (the
+    /// customer profile's preferences).
+    Merge(Document),
+    /// Upsert the whole document (replacement).
+    Replace(Document),
+    /// The source row is gone: delete the document (a missing document is fine).
+    Delete,
+}
+
+/// The latest state of one document, keyed by `_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The document's `_id` (the row's key).
+    pub key: i64,
+    /// What to do.
+    pub op: WriteOp,
+}
+
+/// A document the sink refused (it will be retried, then dead-lettered), with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// The document's `_id`.
+    pub key: i64,
+    /// Why.
+    pub reason: String,
+}
+
+/// What acknowledging a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Acknowledged {
+    /// Queue entries removed because their document was written.
+    pub applied: u64,
+    /// Queue entries kept for a later retry (their document failed).
+    pub retried: u64,
+    /// Queue entries moved to the dead-letter table.
+    pub dead_lettered: u64,
+}
+
+/// A claimed batch: the writes to apply, held until acknowledged. Dropping it without
+/// acknowledging returns every change to the queue (nothing is lost, nothing half-applied).
+#[async_trait]
+pub trait ClaimedBatch: Send {
+    /// The collection the writes go to.
+    fn collection(&self) -> &str;
+    /// One write per changed key, with the key's latest state.
+    fn writes(&self) -> &[Write];
+    /// Queue entries claimed (≥ the number of writes: changes are coalesced per key).
+    fn changes(&self) -> u64;
+    /// Seconds from the oldest claimed change's commit to now.
+    fn lag_seconds(&self) -> f64;
+    /// Records the outcome: entries of the keys in `failed` are kept for a retry (or
+    /// dead-lettered after too many attempts), all other claimed entries are removed.
+    async fn acknowledge(self: Box<Self>, failed: Vec<Refused>) -> Result<Acknowledged, SyncError>;
+    /// Gives the batch back untouched (e.g. the sink is unreachable).
+    async fn abandon(self: Box<Self>);
+}
+
+/// Where changes come from.
+///
+/// Contract: at-least-once. A change is handed out until a batch containing it is
+/// acknowledged; a key is in at most one claimed batch at a time; the state in a batch was
+/// read after every change it contains had committed.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Claims up to `limit` pending changes of `entity`, or `None` when none is claimable now
+    /// (queue empty, entries waiting for a retry, or the source paused).
+    async fn claim(
+        &self,
+        entity: Entity,
+        limit: u32,
+    ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError>;
+    /// Entries still queued for `entity` (including those waiting for a retry).
+    async fn pending(&self, entity: Entity) -> Result<u64, SyncError>;
+}
+
+/// Where changes go.
+///
+/// Contract: idempotent. Applying the same writes twice leaves the same documents; when `apply`
+/// returns, every write not listed as refused is durable. An `Err` means nothing can be
+/// assumed about the batch, which is then retried whole.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Applies `writes` to `collection`.
+    async fn apply(&self, collection: &str, writes: &[Write]) -> Result<Vec<Refused>, SyncError>;
+}
+
+/// How the loop runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// Changes claimed per batch.
+    pub batch_size: u32,
+    /// Wait after a batch that was not full (a full batch re-polls at once).
+    pub poll_interval: Duration,
+    /// Longest wait while idle: the wait doubles from `poll_interval` up to this.
+    pub max_idle_wait: Duration,
+    /// First backoff after a transient error (doubles, up to `max_backoff`).
+    pub backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+    /// Attempts before a failing change moves to `sync_dead_letters`.
+    pub max_attempts: u32,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(2),
+            max_idle_wait: Duration::from_millis(100),
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// Why syncing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// A store could not be reached at start.
+    #[error(transparent)]
+    Connect(#[from] crate::connect::ConnectError),
+    /// A MariaDB statement failed.
+    #[error("{step} failed: {source}")]
+    MariaDb {
+        /// What was being done.
+        step: &'static str,
+        /// The server's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Reading the category paths or ratings failed.
+    #[error("reading lookups failed: {0}")]
+    Lookups(String),
+    /// MongoDB failed as a whole (not a per-document refusal).
+    #[error("writing to MongoDB collection {collection} failed: {reason}")]
+    MongoDb {
+        /// The collection.
+        collection: String,
+        /// Whether retrying may succeed (network, election, write concern).
+        transient: bool,
+        /// The driver's message.
+        reason: String,
+    },
+    /// A sink of another kind failed.
+    #[error("the sink failed: {reason}")]
+    Sink {
+        /// Whether retrying may succeed.
+        transient: bool,
+        /// Why.
+        reason: String,
+    },
+    /// A worker task stopped unexpectedly.
+    #[error("a sync task stopped unexpectedly: {0}")]
+    Task(String),
+}
+
+impl SyncError {
+    /// True when retrying the same work may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::MariaDb { source, .. } => mariadb_transient(source),
+            Self::MongoDb { transient, .. } | Self::Sink { transient, .. } => *transient,
+            Self::Lookups(_) | Self::Connect(_) => true,
+            Self::Task(_) => false,
+        }
+    }
+}
+
+/// Deadlock (1213), lock wait timeout (1205), lost or refused connections, pool timeouts:
+/// errors after which the same statement may succeed.
+fn mariadb_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .map(|m| m.number());
+            // 1213 deadlock, 1205 lock wait, 1053/1077/1927 shutdown or killed, 2006/2013 gone.
+            matches!(
+                code,
+                Some(1213 | 1205 | 1053 | 1077 | 1927 | 2006 | 2013 | 1040 | 1203)
+            )
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// The queue table of an entity's collection.
+pub const fn queue_table(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Customers => "customer_sync_queue",
+        Entity::Products => "product_sync_queue",
+        Entity::Services => "service_sync_queue",
+        Entity::Orders => "order_sync_queue",
+    }
+}
+
+/// The name of a MariaDB user lock private to `database` (named locks are server-wide and at
+/// most 64 characters, so the database name is hashed).
+pub(crate) fn lock_name(database: &str, what: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(database.as_bytes());
+    let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("amt:{hex}:{what}")
+}
+
+/// The lock an initial migration holds while it runs; workers pause while it is taken.
+pub(crate) fn migration_lock(database: &str) -> String {
+    lock_name(database, "migration")
+}

@@ -1,0 +1,394 @@
+//! [`QueueSource`]: the MariaDB trigger queues as a [`Source`].
+//!
+//! A claim is one READ COMMITTED transaction on its own connection (no gap locks, so the
+//! application's triggers keep appending while a batch is in flight):
+//! `SELECT … FOR UPDATE SKIP LOCKED` takes the oldest claimable entries; a user lock per key
+//! (`GET_LOCK(…, 0)`) makes sure no other worker holds the same key, and keys held elsewhere
+//! are left for later; then the current rows are read, after every claimed change committed.
+//! Acknowledging deletes the applied entries, counts failures (moving them to
+//! `sync_dead_letters` after too many), commits and releases the key locks. A claim dropped
+//! on the floor (task aborted) closes its connection: the server rolls back and frees the locks.
+
+use super::{Acknowledged, ClaimedBatch, Refused, Source, SyncError, Write, WriteOp, queue_table};
+use crate::connect::execute_script;
+use crate::document;
+use crate::migrate::Entity;
+use crate::migrate::source::{self, Lookups, Selection};
+use async_trait::async_trait;
+use sqlx::MySql;
+use sqlx::pool::PoolConnection;
+use sqlx::{MySqlPool, Row};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// The MariaDB queues (`*_sync_queue`) of one database.
+#[derive(Debug, Clone)]
+pub struct QueueSource {
+    pool: MySqlPool,
+    mongo: mongodb::Database,
+    database: String,
+    max_attempts: u32,
+}
+
+impl QueueSource {
+    /// Claims from the queues of the pool's database (`database` is its name, for the lock
+    /// names); `mongo` is read for the products' rating summaries. A change fails at most
+    /// `max_attempts` times before it is dead-lettered.
+    pub fn new(
+        pool: MySqlPool,
+        database: impl Into<String>,
+        mongo: mongodb::Database,
+        max_attempts: u32,
+    ) -> Self {
+        Self {
+            pool,
+            mongo,
+            database: database.into(),
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    fn key_lock(&self, entity: Entity, key: u64) -> String {
+        super::lock_name(&self.database, &format!("{}:{key}", entity.name()))
+    }
+
+    /// Reads the current state of `keys`: a write per key, and the keys whose document could
+    /// not be built (with the reason). A batch that fails to read for a reason that is not
+    /// transient is read again key by key, so one bad row does not hold up the others.
+    async fn read_writes(
+        &self,
+        entity: Entity,
+        keys: &[u64],
+    ) -> Result<(Vec<Write>, Vec<Refused>), SyncError> {
+        match self.read_documents(entity, keys).await {
+            Ok(writes) => Ok((writes, Vec::new())),
+            Err(e) if e.is_transient() || keys.len() == 1 => Err(e),
+            Err(_) => {
+                let (mut writes, mut failed) = (Vec::new(), Vec::new());
+                for &key in keys {
+                    match self.read_documents(entity, &[key]).await {
+                        Ok(w) => writes.extend(w),
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => failed.push(Refused {
+                            key: document::key(key),
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
+                Ok((writes, failed))
+            }
+        }
+    }
+
+    async fn read_documents(&self, entity: Entity, keys: &[u64]) -> Result<Vec<Write>, SyncError> {
+        let lookups = match entity {
+            Entity::Products | Entity::Services => {
+                let products = if entity == Entity::Products {
+                    keys
+                } else {
+                    &[]
+                };
+                Lookups::load_for_products(&self.pool, &self.mongo, products)
+                    .await
+                    .map_err(|e| SyncError::Lookups(e.to_string()))?
+            }
+            Entity::Customers | Entity::Orders => Lookups::default(),
+        };
+        let page = source::read_page(&self.pool, entity, Selection::Keys(keys), &lookups)
+            .await
+            .map_err(|source| SyncError::MariaDb {
+                step: "reading the changed rows",
+                source,
+            })?;
+        let mut present: HashMap<i64, mongodb::bson::Document> = page
+            .map(|p| p.docs.into_iter().collect())
+            .unwrap_or_default();
+        Ok(keys
+            .iter()
+            .map(|&k| {
+                let key = document::key(k);
+                let op = match present.remove(&key) {
+                    // Profiles are merged: preferences live only in MongoDB.
+                    Some(d) if entity == Entity::Customers => WriteOp::Merge(d),
+                    Some(d) => WriteOp::Replace(d),
+                    None => WriteOp::Delete,
+                };
+                Write { key, op }
+            })
+            .collect())
+    }
+}
+
+fn db_err(step: &'static str) -> impl FnOnce(sqlx::Error) -> SyncError {
+    move |source| SyncError::MariaDb { step, source }
+}
+
+/// One claimed queue entry.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    queue_id: u64,
+    key: u64,
+    attempts: u32,
+}
+
+#[async_trait]
+impl Source for QueueSource {
+    async fn claim(
+        &self,
+        entity: Entity,
+        limit: u32,
+    ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError> {
+        let queue = queue_table(entity);
+        // An idle queue costs one indexed read, no transaction.
+        let any: Option<u64> = sqlx::query_scalar(&format!("SELECT queue_id FROM {queue} LIMIT 1"))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err("polling the queue"))?;
+        if any.is_none() {
+            return Ok(None);
+        }
+        let conn = self.pool.acquire().await.map_err(db_err("connecting"))?;
+        let mut claim = Claim {
+            conn: Some(conn),
+            entity,
+            queue,
+            max_attempts: self.max_attempts,
+            entries: Vec::new(),
+            writes: Vec::new(),
+            unreadable: Vec::new(),
+            claimed_at: Instant::now(),
+            lag_at_claim: 0.0,
+        };
+        let conn = claim.conn();
+        execute_script(
+            conn,
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION",
+        )
+        .await
+        .map_err(db_err("starting the claim"))?;
+        let rows = sqlx::query(&format!(
+            "SELECT queue_id, entity_key, attempts, \
+             TIMESTAMPDIFF(MICROSECOND, changed_at, NOW(6)) FROM {queue} \
+             WHERE retry_at IS NULL OR retry_at <= NOW(6) \
+             ORDER BY queue_id LIMIT ? FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(limit)
+        .fetch_all(&mut **conn)
+        .await
+        .map_err(db_err("claiming queue entries"))?;
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut lag_micros: i64 = 0;
+        for r in &rows {
+            entries.push(Entry {
+                queue_id: r.try_get(0).map_err(db_err("decoding the queue"))?,
+                key: r.try_get(1).map_err(db_err("decoding the queue"))?,
+                attempts: r.try_get(2).map_err(db_err("decoding the queue"))?,
+            });
+            lag_micros = lag_micros.max(r.try_get::<i64, _>(3).unwrap_or(0));
+        }
+        if entries.is_empty() {
+            claim.finish().await;
+            return Ok(None);
+        }
+        // Coalesce per key; lock the keys (and check that no initial migration is running).
+        let keys: Vec<u64> = entries
+            .iter()
+            .map(|e| e.key)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut lock_sql = String::from("SELECT IS_FREE_LOCK(?)");
+        for _ in &keys {
+            lock_sql.push_str(", GET_LOCK(?, 0)");
+        }
+        let names: Vec<String> = keys.iter().map(|&k| self.key_lock(entity, k)).collect();
+        let row = names
+            .iter()
+            .fold(
+                sqlx::query(&lock_sql).bind(super::migration_lock(&self.database)),
+                |q, n| q.bind(n),
+            )
+            .fetch_one(&mut **conn)
+            .await
+            .map_err(db_err("locking the changed keys"))?;
+        if row.try_get::<Option<i64>, _>(0).ok().flatten() != Some(1) {
+            tracing::debug!(%entity, "an initial migration is running: sync paused");
+            claim.finish().await;
+            return Ok(None);
+        }
+        let mut locked = Vec::with_capacity(keys.len());
+        for (i, &key) in keys.iter().enumerate() {
+            if row.try_get::<Option<i64>, _>(i + 1).ok().flatten() == Some(1) {
+                locked.push(key);
+            }
+        }
+        if locked.is_empty() {
+            claim.finish().await;
+            return Ok(None);
+        }
+        if locked.len() < keys.len() {
+            tracing::debug!(%entity, busy = keys.len() - locked.len(), "keys held by another worker left for later");
+            let held: std::collections::HashSet<u64> = locked.iter().copied().collect();
+            entries.retain(|e| held.contains(&e.key));
+        }
+        let (writes, unreadable) = self.read_writes(entity, &locked).await?;
+        claim.entries = entries;
+        claim.writes = writes;
+        claim.unreadable = unreadable;
+        claim.lag_at_claim = lag_micros as f64 / 1e6;
+        Ok(Some(Box::new(claim)))
+    }
+
+    async fn pending(&self, entity: Entity) -> Result<u64, SyncError> {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", queue_table(entity)))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err("counting the queue"))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+/// A claim in progress: the transaction holding the entries' row locks and the key locks.
+struct Claim {
+    /// `None` once committed or rolled back.
+    conn: Option<PoolConnection<MySql>>,
+    entity: Entity,
+    queue: &'static str,
+    max_attempts: u32,
+    entries: Vec<Entry>,
+    writes: Vec<Write>,
+    /// Keys whose document could not be built: they count as failed attempts.
+    unreadable: Vec<Refused>,
+    claimed_at: Instant,
+    lag_at_claim: f64,
+}
+
+impl Claim {
+    fn conn(&mut self) -> &mut PoolConnection<MySql> {
+        self.conn
+            .as_mut()
+            .expect("the claim's connection is held until it finishes")
+    }
+
+    /// Rolls back and releases the key locks; if that fails the connection is closed instead.
+    async fn finish(&mut self) {
+        if let Some(mut conn) = self.conn.take()
+            && let Err(e) = execute_script(&mut conn, "ROLLBACK; DO RELEASE_ALL_LOCKS()").await
+        {
+            tracing::debug!(error = %e, "rolling back a claim failed; closing its connection");
+            conn.close_on_drop();
+        }
+    }
+
+    async fn record(&mut self, failed: &[Refused]) -> Result<Acknowledged, SyncError> {
+        let reasons: BTreeMap<u64, String> = failed
+            .iter()
+            .chain(&self.unreadable)
+            .filter_map(|r| Some((u64::try_from(r.key).ok()?, r.reason.clone())))
+            .collect();
+        let entries = std::mem::take(&mut self.entries);
+        let (mut done, mut retry, mut dead) = (Vec::new(), Vec::new(), Vec::new());
+        for e in &entries {
+            match reasons.get(&e.key) {
+                None => done.push(e.queue_id),
+                Some(reason) if e.attempts + 1 >= self.max_attempts => dead.push((e, reason)),
+                Some(reason) => retry.push((e, reason)),
+            }
+        }
+        let (queue, max_attempts) = (self.queue, self.max_attempts);
+        let conn = self.conn();
+        for (e, reason) in &retry {
+            // Backoff grows with the attempts: 0.2 s, 0.4 s, 0.8 s, … (at most a minute).
+            let delay_ms = (100u64 << (e.attempts + 1).min(9)).min(60_000);
+            sqlx::query(&format!(
+                "UPDATE {queue} SET attempts = attempts + 1, last_error = ?, \
+                 retry_at = NOW(6) + INTERVAL ? * 1000 MICROSECOND WHERE queue_id = ?"
+            ))
+            .bind(reason.as_str())
+            .bind(delay_ms)
+            .bind(e.queue_id)
+            .execute(&mut **conn)
+            .await
+            .map_err(db_err("recording a failed attempt"))?;
+        }
+        for (e, reason) in &dead {
+            tracing::warn!(queue, key = e.key, attempts = max_attempts, %reason, "change moved to sync_dead_letters");
+            sqlx::query(&format!(
+                "INSERT INTO sync_dead_letters (queue, entity_key, operation, source_table, changed_at, attempts, error) \
+                 SELECT ?, entity_key, operation, source_table, changed_at, attempts + 1, ? FROM {queue} WHERE queue_id = ?"
+            ))
+            .bind(queue)
+            .bind(reason.as_str())
+            .bind(e.queue_id)
+            .execute(&mut **conn)
+            .await
+            .map_err(db_err("dead-lettering a change"))?;
+            done.push(e.queue_id);
+        }
+        for chunk in done.chunks(1_000) {
+            let sql = format!(
+                "DELETE FROM {queue} WHERE queue_id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            chunk
+                .iter()
+                .fold(sqlx::query(&sql), |q, id| q.bind(*id))
+                .execute(&mut **conn)
+                .await
+                .map_err(db_err("removing applied queue entries"))?;
+        }
+        execute_script(conn, "COMMIT; DO RELEASE_ALL_LOCKS()")
+            .await
+            .map_err(db_err("committing the batch"))?;
+        self.conn = None;
+        Ok(Acknowledged {
+            applied: (done.len() - dead.len()) as u64,
+            retried: retry.len() as u64,
+            dead_lettered: dead.len() as u64,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Not finished (the task was aborted): close the connection, so the server rolls the
+        // transaction back and frees the key locks, instead of pooling it mid-transaction.
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+#[async_trait]
+impl ClaimedBatch for Claim {
+    fn collection(&self) -> &str {
+        self.entity.collection()
+    }
+
+    fn writes(&self) -> &[Write] {
+        &self.writes
+    }
+
+    fn changes(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    fn lag_seconds(&self) -> f64 {
+        self.lag_at_claim + self.claimed_at.elapsed().as_secs_f64()
+    }
+
+    async fn acknowledge(
+        mut self: Box<Self>,
+        failed: Vec<Refused>,
+    ) -> Result<Acknowledged, SyncError> {
+        let result = self.record(&failed).await;
+        if result.is_err() {
+            self.finish().await;
+        }
+        result
+    }
+
+    async fn abandon(mut self: Box<Self>) {
+        self.finish().await;
+    }
+}

@@ -1,0 +1,325 @@
+//! [`Syncer`]: the loop that moves changes from a [`Source`] to a [`Sink`], one task per queue.
+
+use super::{Refused, Sink, Source, SyncError, SyncMetrics, SyncOptions};
+use crate::migrate::Entity;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// What a sync run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Batches acknowledged.
+    pub batches: u64,
+    /// Queue entries applied (removed after their document was written).
+    pub changes: u64,
+    /// Documents written (upserts and deletes).
+    pub documents: u64,
+    /// Entries kept for a later retry because their document failed.
+    pub retried: u64,
+    /// Entries moved to `sync_dead_letters`.
+    pub dead_lettered: u64,
+    /// Transient errors met (and retried after a backoff).
+    pub transient_errors: u64,
+}
+
+impl SyncReport {
+    fn add(&mut self, other: &Self) {
+        self.batches += other.batches;
+        self.changes += other.changes;
+        self.documents += other.documents;
+        self.retried += other.retried;
+        self.dead_lettered += other.dead_lettered;
+        self.transient_errors += other.transient_errors;
+    }
+}
+
+/// Runs the sync: one loop per queue, each claiming a batch, applying it to the sink and
+/// acknowledging it, re-polling at once after a full batch and waiting (growing up to
+/// [`SyncOptions::max_idle_wait`]) while idle; transient errors back off and retry.
+#[derive(Clone)]
+pub struct Syncer {
+    source: Arc<dyn Source>,
+    sink: Arc<dyn Sink>,
+    options: SyncOptions,
+    metrics: Arc<SyncMetrics>,
+    entities: Vec<Entity>,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("options", &self.options)
+            .field("entities", &self.entities)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Until stopped.
+    Follow,
+    /// Until the queue is empty.
+    Drain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A full batch: poll again at once.
+    Full,
+    /// A partial batch.
+    Partial,
+    /// Nothing claimable.
+    Empty,
+    /// Stopped while applying: the batch was given back.
+    Stopped,
+}
+
+impl Syncer {
+    /// A syncer over every queue.
+    pub fn new(source: Arc<dyn Source>, sink: Arc<dyn Sink>, options: SyncOptions) -> Self {
+        Self {
+            source,
+            sink,
+            options,
+            metrics: Arc::new(SyncMetrics::default()),
+            entities: Entity::ALL.to_vec(),
+        }
+    }
+
+    /// Only these queues.
+    pub fn with_entities(mut self, entities: &[Entity]) -> Self {
+        self.entities = entities.to_vec();
+        self
+    }
+
+    /// The metrics it updates (serve them with [`super::serve_metrics`]).
+    pub fn metrics(&self) -> Arc<SyncMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Follows the queues until `stop` turns true (or its sender is dropped). A batch being
+    /// applied when the stop arrives is given back to the queue, never half-acknowledged.
+    pub async fn run(&self, stop: watch::Receiver<bool>) -> Result<SyncReport, SyncError> {
+        let depth = {
+            let (me, mut stop) = (self.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    for &e in &me.entities {
+                        match me.source.pending(e).await {
+                            Ok(n) => me.metrics.depth(e, n),
+                            Err(err) => {
+                                tracing::debug!(queue = %e, error = %err, "reading the queue depth failed")
+                            }
+                        }
+                    }
+                    if wait(&mut stop, Duration::from_secs(5)).await {
+                        break;
+                    }
+                }
+            })
+        };
+        let result = self.all(Mode::Follow, stop).await;
+        depth.abort();
+        result
+    }
+
+    /// Applies every queued change and returns once the queues are empty (changes waiting
+    /// for a retry are waited for, until applied or dead-lettered).
+    pub async fn drain(&self) -> Result<SyncReport, SyncError> {
+        let (_keep, stop) = watch::channel(false);
+        self.all(Mode::Drain, stop).await
+    }
+
+    async fn all(&self, mode: Mode, stop: watch::Receiver<bool>) -> Result<SyncReport, SyncError> {
+        // The loops stop together: on the caller's stop, or when one of them fails.
+        let stop_all = Arc::new(watch::Sender::new(false));
+        let relay = {
+            let (mut outer, stop_all) = (stop, stop_all.clone());
+            tokio::spawn(async move {
+                let _ = outer.wait_for(|s| *s).await;
+                stop_all.send_replace(true);
+            })
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for &entity in &self.entities {
+            let (me, stop) = (self.clone(), stop_all.subscribe());
+            tasks.spawn(async move { me.entity_loop(entity, mode, stop).await });
+        }
+        let mut report = SyncReport::default();
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined
+                .map_err(|e| SyncError::Task(e.to_string()))
+                .and_then(|r| r)
+            {
+                Ok(r) => report.add(&r),
+                Err(e) => {
+                    stop_all.send_replace(true);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        relay.abort();
+        first_error.map_or(Ok(report), Err)
+    }
+
+    async fn entity_loop(
+        &self,
+        entity: Entity,
+        mode: Mode,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<SyncReport, SyncError> {
+        let o = self.options;
+        let mut report = SyncReport::default();
+        let mut idle = o.poll_interval;
+        let mut backoff = o.backoff;
+        while !*stop.borrow() {
+            let pause = match self.step(entity, &mut report, &mut stop).await {
+                Ok(Step::Full) => Duration::ZERO,
+                Ok(Step::Partial) => o.poll_interval,
+                Ok(Step::Stopped) => break,
+                Ok(Step::Empty) => {
+                    if mode == Mode::Drain && self.source.pending(entity).await? == 0 {
+                        break;
+                    }
+                    let pause = idle;
+                    idle = (idle * 2).min(o.max_idle_wait);
+                    backoff = o.backoff;
+                    if wait(&mut stop, pause).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) if e.is_transient() => {
+                    self.metrics.error(entity, true);
+                    self.metrics.retry(entity);
+                    report.transient_errors += 1;
+                    tracing::warn!(queue = %entity, error = %e, retry_in_ms = backoff.as_millis() as u64, "transient sync error; retrying");
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(o.max_backoff);
+                    if wait(&mut stop, pause).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.metrics.error(entity, false);
+                    tracing::error!(queue = %entity, error = %e, "sync stopped");
+                    return Err(e);
+                }
+            };
+            // Work was found: back to the shortest waits.
+            idle = o.poll_interval;
+            backoff = o.backoff;
+            if !pause.is_zero() && wait(&mut stop, pause).await {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Claims, applies and acknowledges one batch.
+    async fn step(
+        &self,
+        entity: Entity,
+        report: &mut SyncReport,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Step, SyncError> {
+        let claimed = self.source.claim(entity, self.options.batch_size).await?;
+        self.metrics.polled();
+        let Some(batch) = claimed else {
+            return Ok(Step::Empty);
+        };
+        let started = Instant::now();
+        let changes = batch.changes();
+        let applied = tokio::select! {
+            r = self.apply(batch.collection(), batch.writes()) => Some(r),
+            _ = stopped(stop) => None,
+        };
+        let Some(applied) = applied else {
+            tracing::info!(queue = %entity, changes, "stopping: batch given back to the queue");
+            batch.abandon().await;
+            return Ok(Step::Stopped);
+        };
+        let refused = match applied {
+            Ok(refused) => refused,
+            Err(e) => {
+                batch.abandon().await;
+                return Err(e);
+            }
+        };
+        let documents = (batch.writes().len() - refused.len()) as u64;
+        let lag = batch.lag_seconds();
+        let ack = batch.acknowledge(refused).await?;
+        self.metrics.batch(
+            entity,
+            &ack,
+            documents,
+            lag,
+            started.elapsed().as_secs_f64(),
+        );
+        report.batches += 1;
+        report.changes += ack.applied;
+        report.documents += documents;
+        report.retried += ack.retried;
+        report.dead_lettered += ack.dead_lettered;
+        tracing::debug!(queue = %entity, changes, documents, lag_ms = lag * 1e3, "batch applied");
+        Ok(if changes >= u64::from(self.options.batch_size) {
+            Step::Full
+        } else {
+            Step::Partial
+        })
+    }
+
+    /// Applies the writes; when the sink fails for a reason that is not transient, applies
+    /// them one by one so that only the writes that fail count as refused.
+    async fn apply(
+        &self,
+        collection: &str,
+        writes: &[super::Write],
+    ) -> Result<Vec<Refused>, SyncError> {
+        match self.sink.apply(collection, writes).await {
+            Err(e) if !e.is_transient() && writes.len() > 1 => {
+                tracing::warn!(collection, error = %e, "batch refused as a whole; isolating the failing documents");
+                let mut refused = Vec::new();
+                for w in writes {
+                    match self.sink.apply(collection, std::slice::from_ref(w)).await {
+                        Ok(r) => refused.extend(r),
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => refused.push(Refused {
+                            key: w.key,
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
+                Ok(refused)
+            }
+            Err(e) if !e.is_transient() => Ok(writes
+                .iter()
+                .map(|w| Refused {
+                    key: w.key,
+                    reason: e.to_string(),
+                })
+                .collect()),
+            other => other,
+        }
+    }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(drop);
+}
+
+/// Sleeps `d`, or less if `stop` turns true; returns whether to stop.
+async fn wait(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = stopped(stop) => true,
+    }
+}

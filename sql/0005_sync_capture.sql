@@ -1,0 +1,153 @@
+-- Real-time sync, capture side (milestone 6): every change to a synced table appends the key of
+-- the document it affects to that document's queue, in the same transaction as the change (a
+-- rolled-back change leaves nothing queued). The sync worker claims queue rows with
+-- SELECT ... FOR UPDATE SKIP LOCKED, re-reads the current rows and writes the documents, then
+-- deletes the rows it applied. A change that keeps failing moves to sync_dead_letters.
+--
+-- One queue per document collection:
+--   customer_sync_queue -> customer_profiles  (Customers, Customer_Addresses, Orders)
+--   product_sync_queue  -> products           (Products, Categories)
+--   service_sync_queue  -> services           (Services, Categories)
+--   order_sync_queue    -> orders             (Orders, Order_Items, Products/Services names)
+-- Foreign-key cascades fire no triggers: a customer's addresses vanish with the customer, whose
+-- own trigger queues the profile; an order's lines vanish with the order, whose trigger queues it.
+
+CREATE TABLE customer_sync_queue (
+    queue_id      BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    entity_key    BIGINT UNSIGNED NOT NULL,
+    operation     ENUM('insert', 'update', 'delete') NOT NULL,
+    source_table  VARCHAR(32) NOT NULL,
+    changed_at    DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    attempts      INT UNSIGNED NOT NULL DEFAULT 0,
+    retry_at      DATETIME(6) NULL,
+    last_error    TEXT NULL,
+    PRIMARY KEY (queue_id),
+    KEY ix_customer_sync_queue_key (entity_key)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
+
+CREATE TABLE product_sync_queue LIKE customer_sync_queue;
+CREATE TABLE service_sync_queue LIKE customer_sync_queue;
+CREATE TABLE order_sync_queue LIKE customer_sync_queue;
+
+-- Changes that failed `attempts` times (e.g. a document MongoDB's validator refuses). They no
+-- longer block anything; fix the data, then re-queue them (INSERT INTO <queue> ... SELECT).
+CREATE TABLE sync_dead_letters (
+    dead_letter_id  BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    queue           VARCHAR(32) NOT NULL,
+    entity_key      BIGINT UNSIGNED NOT NULL,
+    operation       VARCHAR(8) NOT NULL,
+    source_table    VARCHAR(32) NOT NULL,
+    changed_at      DATETIME(6) NOT NULL,
+    attempts        INT UNSIGNED NOT NULL,
+    error           TEXT NOT NULL,
+    dead_at         DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (dead_letter_id),
+    KEY ix_sync_dead_letters_key (queue, entity_key)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
+
+-- ---- customers: profile = customer + addresses + order summary -----------------------------
+
+CREATE TRIGGER trg_customers_sync_insert AFTER INSERT ON Customers FOR EACH ROW
+    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'insert', 'Customers');
+
+CREATE TRIGGER trg_customers_sync_update AFTER UPDATE ON Customers FOR EACH ROW
+    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Customers');
+
+CREATE TRIGGER trg_customers_sync_delete AFTER DELETE ON Customers FOR EACH ROW
+    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'delete', 'Customers');
+
+CREATE TRIGGER trg_addresses_sync_insert AFTER INSERT ON Customer_Addresses FOR EACH ROW
+    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'insert', 'Customer_Addresses');
+
+CREATE TRIGGER trg_addresses_sync_update AFTER UPDATE ON Customer_Addresses FOR EACH ROW
+BEGIN
+    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Customer_Addresses');
+    IF NEW.customer_id <> OLD.customer_id THEN
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'update', 'Customer_Addresses');
+    END IF;
+END;
+
+CREATE TRIGGER trg_addresses_sync_delete AFTER DELETE ON Customer_Addresses FOR EACH ROW
+    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'delete', 'Customer_Addresses');
+
+-- ---- orders (and the customer's order summary) ---------------------------------------------
+
+CREATE TRIGGER trg_orders_sync_insert AFTER INSERT ON Orders FOR EACH ROW
+BEGIN
+    INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'insert', 'Orders');
+    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Orders');
+END;
+
+CREATE TRIGGER trg_orders_sync_update AFTER UPDATE ON Orders FOR EACH ROW
+BEGIN
+    INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'update', 'Orders');
+    -- the summary counts totals and statuses (customer_id cannot change: a guard refuses it)
+    IF NOT (NEW.status <=> OLD.status AND NEW.total <=> OLD.total AND NEW.placed_at <=> OLD.placed_at) THEN
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Orders');
+    END IF;
+END;
+
+CREATE TRIGGER trg_orders_sync_delete AFTER DELETE ON Orders FOR EACH ROW
+BEGIN
+    INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (OLD.order_id, 'delete', 'Orders');
+    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'update', 'Orders');
+END;
+
+-- Lines are immutable and only disappear with their order, so only inserts need capturing.
+CREATE TRIGGER trg_order_items_sync_insert AFTER INSERT ON Order_Items FOR EACH ROW
+    INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'update', 'Order_Items');
+
+-- ---- catalogue -----------------------------------------------------------------------------
+
+CREATE TRIGGER trg_products_sync_insert AFTER INSERT ON Products FOR EACH ROW
+    INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (NEW.product_id, 'insert', 'Products');
+
+-- Order documents embed the product's name: a rename re-syncs the orders that sold it.
+CREATE TRIGGER trg_products_sync_update AFTER UPDATE ON Products FOR EACH ROW
+BEGIN
+    INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (NEW.product_id, 'update', 'Products');
+    IF NOT (NEW.name <=> OLD.name) THEN
+        INSERT INTO order_sync_queue (entity_key, operation, source_table)
+        SELECT DISTINCT order_id, 'update', 'Products' FROM Order_Items WHERE product_id = NEW.product_id;
+    END IF;
+END;
+
+CREATE TRIGGER trg_products_sync_delete AFTER DELETE ON Products FOR EACH ROW
+    INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (OLD.product_id, 'delete', 'Products');
+
+CREATE TRIGGER trg_services_sync_insert AFTER INSERT ON Services FOR EACH ROW
+    INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (NEW.service_id, 'insert', 'Services');
+
+CREATE TRIGGER trg_services_sync_update AFTER UPDATE ON Services FOR EACH ROW
+BEGIN
+    INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (NEW.service_id, 'update', 'Services');
+    IF NOT (NEW.name <=> OLD.name) THEN
+        INSERT INTO order_sync_queue (entity_key, operation, source_table)
+        SELECT DISTINCT order_id, 'update', 'Services' FROM Order_Items WHERE service_id = NEW.service_id;
+    END IF;
+END;
+
+CREATE TRIGGER trg_services_sync_delete AFTER DELETE ON Services FOR EACH ROW
+    INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (OLD.service_id, 'delete', 'Services');
+
+-- Products and services carry their category path: renaming or moving a category re-syncs
+-- everything in its subtree. (New or deleted categories change no existing document.)
+CREATE TRIGGER trg_categories_sync_update AFTER UPDATE ON Categories FOR EACH ROW
+BEGIN
+    IF NOT (NEW.name <=> OLD.name AND NEW.parent_id <=> OLD.parent_id) THEN
+        INSERT INTO product_sync_queue (entity_key, operation, source_table)
+        WITH RECURSIVE subtree (id, depth) AS (
+            SELECT NEW.category_id, 1
+            UNION ALL
+            SELECT c.category_id, s.depth + 1 FROM Categories c JOIN subtree s ON c.parent_id = s.id
+            WHERE s.depth < 64)
+        SELECT p.product_id, 'update', 'Categories' FROM Products p JOIN subtree s ON p.category_id = s.id;
+        INSERT INTO service_sync_queue (entity_key, operation, source_table)
+        WITH RECURSIVE subtree (id, depth) AS (
+            SELECT NEW.category_id, 1
+            UNION ALL
+            SELECT c.category_id, s.depth + 1 FROM Categories c JOIN subtree s ON c.parent_id = s.id
+            WHERE s.depth < 64)
+        SELECT v.service_id, 'update', 'Categories' FROM Services v JOIN subtree s ON v.category_id = s.id;
+    END IF;
+END;
