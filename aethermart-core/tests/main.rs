@@ -12,3 +12,4 @@ mod migrate;
 mod orders;
 mod reports;
 mod schema;
+mod sync;

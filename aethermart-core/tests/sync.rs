@@ -1,0 +1,614 @@
+//! Real-time sync against real servers: capture by triggers, the worker loop, concurrency,
+//! crashes, a MongoDB outage, poison changes, and the handoff with the initial migration.
+
+use crate::support::{self, TestEnv, seeded};
+use aethermart_core::generate::{self, GenerateConfig, LoadOptions, NoProgress};
+use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::model::{NewOrderLine, ProductId};
+use aethermart_core::orders;
+use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
+use aethermart_core::sync::{
+    MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write,
+};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use mongodb::bson::{Document, doc};
+use sqlx::MySqlPool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+fn line(product: u64, quantity: u32) -> NewOrderLine {
+    NewOrderLine::Product {
+        product_id: ProductId(product),
+        quantity,
+    }
+}
+
+/// Quick retries, so failure paths finish in test time.
+fn fast() -> SyncOptions {
+    SyncOptions {
+        batch_size: 50,
+        poll_interval: Duration::from_millis(2),
+        max_idle_wait: Duration::from_millis(20),
+        backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        max_attempts: 3,
+    }
+}
+
+async fn source(env: &TestEnv, options: SyncOptions) -> QueueSource {
+    let pool = aethermart_core::connect::mariadb_pool(
+        &env.config.mariadb,
+        aethermart_core::connect::PoolSize { max: 10 },
+    )
+    .await
+    .unwrap();
+    QueueSource::new(
+        pool,
+        env.config.mariadb.database(),
+        env.mongo().await,
+        options.max_attempts,
+    )
+}
+
+async fn syncer(env: &TestEnv, options: SyncOptions) -> Syncer {
+    let sink = MongoSink::new(env.mongo().await);
+    Syncer::new(
+        Arc::new(source(env, options).await),
+        Arc::new(sink),
+        options,
+    )
+}
+
+async fn drain(env: &TestEnv) -> SyncReport {
+    syncer(env, fast()).await.drain().await.unwrap()
+}
+
+async fn migrator(env: &TestEnv) -> BulkMigrator {
+    BulkMigrator::new(env.config.mariadb.clone(), env.mongo().await)
+}
+
+async fn migrate(env: &TestEnv) -> aethermart_core::migrate::MigrationReport {
+    migrator(env)
+        .await
+        .migrate(MigrateOptions::default(), Arc::new(NoProgress))
+        .await
+        .unwrap()
+}
+
+async fn assert_equal_stores(env: &TestEnv) {
+    let report = migrator(env).await.verify().await.unwrap();
+    assert!(report.equal(), "stores differ: {report:?}");
+}
+
+async fn queued(pool: &MySqlPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM customer_sync_queue) + (SELECT COUNT(*) FROM product_sync_queue) \
+         + (SELECT COUNT(*) FROM service_sync_queue) + (SELECT COUNT(*) FROM order_sync_queue)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn document(env: &TestEnv, collection: &str, id: i64) -> Option<Document> {
+    env.mongo()
+        .await
+        .collection::<Document>(collection)
+        .find_one(doc! { "_id": id })
+        .await
+        .unwrap()
+}
+
+async fn generated(test: &str, scale: f64) -> (TestEnv, MySqlPool) {
+    let env = TestEnv::new(test).await;
+    MariaDbSchema::new(env.config.mariadb.clone())
+        .apply()
+        .await
+        .unwrap();
+    let settings =
+        GenerateConfig::new(11, scale, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()).unwrap();
+    generate::generate_into(
+        &env.config,
+        settings,
+        LoadOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    let pool = env.pool().await;
+    (env, pool)
+}
+
+/// Runs `syncer` in the background until the returned sender says stop.
+fn follow(syncer: Syncer) -> (watch::Sender<bool>, tokio::task::JoinHandle<SyncReport>) {
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move { syncer.run(rx).await.unwrap() });
+    (tx, task)
+}
+
+/// Waits until every queue is empty (panics after `limit`).
+async fn until_drained(pool: &MySqlPool, limit: Duration) {
+    let started = Instant::now();
+    while queued(pool).await > 0 {
+        assert!(
+            started.elapsed() < limit,
+            "queues not drained within {limit:?}: {} entries left",
+            queued(pool).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn inserts_updates_and_deletes_of_every_synced_table_reach_mongodb() {
+    let (env, pool) = seeded("sync_every_table").await;
+    let dropped = migrate(&env).await.dropped_queue_entries;
+    assert_eq!(
+        dropped, 6,
+        "the seed's 6 queued changes (3 products, 1 service, 2 customers) are covered"
+    );
+    assert_eq!(queued(&pool).await, 0);
+
+    // A rolled-back change leaves nothing queued.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO Customers (first_name, last_name, email) VALUES ('Roll', 'Back', 'rb@example.com')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(queued(&pool).await, 0, "rolled back: nothing queued");
+
+    sqlx::raw_sql(
+        "INSERT INTO Customers (customer_id, first_name, last_name, email) VALUES (3, 'Cleo', 'Ng', 'cleo@example.com');
+         INSERT INTO Customer_Addresses (customer_id, kind, line1, city, postal_code, country, is_default)
+           VALUES (3, 'shipping', '1 Main St', 'Lyon', '69001', 'FR', TRUE);
+         UPDATE Customers SET phone = '+33 600 000 003' WHERE customer_id = 3;
+         INSERT INTO Customers (customer_id, first_name, last_name, email) VALUES (4, 'Gone', 'Soon', 'gone@example.com');
+         INSERT INTO Products (product_id, sku, name, category_id, price, stock) VALUES (4, 'NEW-0004', 'New SSD', 2, 99.00, 7);
+         INSERT INTO Products (product_id, sku, name, category_id, price, stock) VALUES (5, 'TMP-0005', 'Temporary', 2, 1.00, 1);
+         INSERT INTO Services (service_id, code, name, category_id, duration_minutes, price, consultant)
+           VALUES (2, 'SRV-TUNE-30', 'Tuning session', 3, 30, 45.00, 'Sam Ito');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let placed = orders::place_order(&pool, aethermart_core::model::CustomerId(3), &[line(4, 2)])
+        .await
+        .unwrap();
+    let cancelled =
+        orders::place_order(&pool, aethermart_core::model::CustomerId(1), &[line(1, 1)])
+            .await
+            .unwrap();
+    drain(&env).await;
+    assert_equal_stores(&env).await;
+    let profile = document(&env, "customer_profiles", 3)
+        .await
+        .expect("profile 3");
+    assert_eq!(profile.get_str("phone").unwrap(), "+33 600 000 003");
+    assert_eq!(profile.get_array("addresses").unwrap().len(), 1);
+    assert!(document(&env, "customer_profiles", 4).await.is_some());
+    assert!(document(&env, "services", 2).await.is_some());
+
+    // Updates and deletes, including the ones that reach other documents (names embedded in
+    // orders, category paths in products, order summaries in profiles).
+    orders::cancel_order(&pool, cancelled.order_id)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "UPDATE Products SET name = 'New NVMe SSD' WHERE product_id = 4;
+         UPDATE Categories SET name = 'Parts' WHERE category_id = 2;
+         UPDATE Services SET price = 49.00 WHERE service_id = 2;
+         DELETE FROM Orders WHERE order_id = {};
+         DELETE FROM Customers WHERE customer_id = 4;
+         DELETE FROM Products WHERE product_id = 5;
+         DELETE FROM Services WHERE service_id = 2;
+         DELETE FROM Customer_Addresses WHERE customer_id = 3;",
+        cancelled.order_id.get()
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(queued(&pool).await > 0);
+    let report = drain(&env).await;
+    assert!(
+        report.documents > 0 && report.dead_lettered == 0,
+        "{report:?}"
+    );
+    assert_eq!(queued(&pool).await, 0);
+    assert_equal_stores(&env).await;
+
+    let order = document(&env, "orders", placed.order_id.get() as i64)
+        .await
+        .expect("order document");
+    let line = order.get_array("lines").unwrap()[0].as_document().unwrap();
+    assert_eq!(line.get_str("name").unwrap(), "New NVMe SSD");
+    let product = document(&env, "products", 1).await.unwrap();
+    let path = product
+        .get_document("category")
+        .unwrap()
+        .get_array("path")
+        .unwrap();
+    assert_eq!(path.last().and_then(|p| p.as_str()), Some("Parts"));
+    for (collection, id) in [
+        ("orders", cancelled.order_id.get() as i64),
+        ("customer_profiles", 4),
+        ("products", 5),
+        ("services", 2),
+    ] {
+        assert!(
+            document(&env, collection, id).await.is_none(),
+            "{collection} {id} deleted"
+        );
+    }
+    let profile = document(&env, "customer_profiles", 3).await.unwrap();
+    assert!(profile.get_array("addresses").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_thousand_rapid_updates_to_one_key_end_with_the_document_equal_to_the_row() {
+    let (env, pool) = seeded("sync_rapid_updates").await;
+    migrate(&env).await;
+    let (stop, task) = follow(syncer(&env, fast()).await);
+    for i in 0..1_000 {
+        sqlx::query("UPDATE Customers SET phone = ? WHERE customer_id = 1")
+            .bind(format!("+1 555 {i:04}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    until_drained(&pool, Duration::from_secs(60)).await;
+    stop.send_replace(true);
+    let report = task.await.unwrap();
+    assert!(report.changes >= 1_000, "{report:?}");
+    assert!(
+        report.documents < report.changes,
+        "changes to one key are coalesced: {report:?}"
+    );
+    let profile = document(&env, "customer_profiles", 1).await.unwrap();
+    assert_eq!(profile.get_str("phone").unwrap(), "+1 555 0999");
+    assert_equal_stores(&env).await;
+}
+
+#[tokio::test]
+async fn two_workers_share_the_queues_and_lose_nothing() {
+    let (env, pool) = generated("sync_two_workers", 0.02).await;
+    migrate(&env).await;
+    let options = SyncOptions {
+        batch_size: 20,
+        ..fast()
+    };
+    let (stop_a, a) = follow(syncer(&env, options).await);
+    let (stop_b, b) = follow(syncer(&env, options).await);
+    // Writers on overlapping keys while both workers run.
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..4u64 {
+        let pool = pool.clone();
+        writers.spawn(async move {
+            for i in 0..150u64 {
+                let key = 1 + (i * 7 + w) % 30;
+                sqlx::query("UPDATE Customers SET phone = ? WHERE customer_id = ?")
+                    .bind(format!("+1 {w} {i:05}"))
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE Products SET price = price + 0.01 WHERE product_id = ?")
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.unwrap();
+    }
+    until_drained(&pool, Duration::from_secs(60)).await;
+    stop_a.send_replace(true);
+    stop_b.send_replace(true);
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert!(
+        a.changes > 0 && b.changes > 0,
+        "both workers took work: {a:?} {b:?}"
+    );
+    assert_eq!(
+        a.changes + b.changes,
+        1_200,
+        "every change applied exactly once: {a:?} {b:?}"
+    );
+    assert_equal_stores(&env).await;
+}
+
+/// Applies the first half of the first batch, then hangs (until the task is aborted).
+struct HangsMidBatch {
+    inner: MongoSink,
+    hanging: Arc<Notify>,
+}
+
+#[async_trait]
+impl Sink for HangsMidBatch {
+    async fn apply(&self, collection: &str, writes: &[Write]) -> Result<Vec<Refused>, SyncError> {
+        if writes.len() >= 4 {
+            self.inner
+                .apply(collection, &writes[..writes.len() / 2])
+                .await?;
+            self.hanging.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.apply(collection, writes).await
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_batch_and_restarted_leaves_equal_stores() {
+    // No migration: the worker builds every document from the generated history.
+    let (env, pool) = generated("sync_killed", 0.02).await;
+    aethermart_core::migrate::setup_collections(&env.mongo().await)
+        .await
+        .unwrap();
+    let before = queued(&pool).await;
+    let hanging = Arc::new(Notify::new());
+    let sink = HangsMidBatch {
+        inner: MongoSink::new(env.mongo().await),
+        hanging: hanging.clone(),
+    };
+    let crashing = Syncer::new(Arc::new(source(&env, fast()).await), Arc::new(sink), fast());
+    let (_stop, task) = follow(crashing);
+    tokio::time::timeout(Duration::from_secs(30), hanging.notified())
+        .await
+        .expect("a batch reached the sink");
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert!(
+        queued(&pool).await > 0,
+        "claimed entries are back in the queue"
+    );
+    assert!(queued(&pool).await <= before);
+
+    let report = drain(&env).await;
+    assert!(report.documents > 0, "{report:?}");
+    assert_eq!(queued(&pool).await, 0);
+    assert_equal_stores(&env).await;
+}
+
+/// A TCP proxy to MongoDB that can be cut (every connection dropped, new ones refused).
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    cut: Arc<Notify>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, cut) = (Arc::new(AtomicBool::new(true)), Arc::new(Notify::new()));
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let (target, cut) = (target.clone(), cut2.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.notify_waiters();
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_mongodb_outage_is_retried_and_the_worker_catches_up() {
+    let (env, pool) = seeded("sync_outage").await;
+    migrate(&env).await;
+    let proxy = Proxy::start(env.config.mongodb.endpoint().to_owned()).await;
+    let mut options = env.config.mongodb.client_options().await.unwrap();
+    options.hosts = vec![mongodb::options::ServerAddress::Tcp {
+        host: "127.0.0.1".into(),
+        port: Some(proxy.port),
+    }];
+    options.direct_connection = Some(true);
+    options.server_selection_timeout = Some(Duration::from_millis(500));
+    options.connect_timeout = Some(Duration::from_millis(500));
+    let through_proxy = mongodb::Client::with_options(options)
+        .unwrap()
+        .database(env.config.mongodb.database());
+    let worker = Syncer::new(
+        Arc::new(source(&env, fast()).await),
+        Arc::new(MongoSink::new(through_proxy)),
+        fast(),
+    );
+    let metrics = worker.metrics();
+    let (stop, task) = follow(worker);
+
+    sqlx::query("UPDATE Customers SET phone = '+1 000 0001' WHERE customer_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    until_drained(&pool, Duration::from_secs(30)).await;
+
+    proxy.down();
+    for i in 0..20 {
+        sqlx::query("UPDATE Products SET price = ? WHERE product_id = 1")
+            .bind(1000 + i)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE Customers SET phone = '+1 000 0002' WHERE customer_id = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        queued(&pool).await > 0,
+        "nothing can be applied while MongoDB is away"
+    );
+    let text = metrics.encode();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("aethermart_sync_retries_total") && !l.ends_with(" 0")),
+        "retries are counted: {text}"
+    );
+
+    proxy.restore();
+    until_drained(&pool, Duration::from_secs(60)).await;
+    stop.send_replace(true);
+    let report = task.await.unwrap();
+    assert!(report.transient_errors > 0, "{report:?}");
+    assert_equal_stores(&env).await;
+    let profile = document(&env, "customer_profiles", 2).await.unwrap();
+    assert_eq!(profile.get_str("phone").unwrap(), "+1 000 0002");
+}
+
+#[tokio::test]
+async fn a_poison_change_lands_in_the_dead_letters_and_the_rest_flow_on() {
+    let (env, pool) = seeded("sync_poison").await;
+    migrate(&env).await;
+    // An order without lines: MongoDB's validator refuses its document (lines: minItems 1).
+    sqlx::query("INSERT INTO Orders (order_id, customer_id, status, total) VALUES (900001, 2, 'pending', 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let good = orders::place_order(&pool, aethermart_core::model::CustomerId(1), &[line(2, 1)])
+        .await
+        .unwrap();
+    let report = drain(&env).await;
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    assert_eq!(
+        report.retried, 2,
+        "two failed attempts before the third: {report:?}"
+    );
+    assert_eq!(
+        queued(&pool).await,
+        0,
+        "the poison change no longer blocks the queue"
+    );
+    let (queue, key, attempts, error): (String, u64, u32, String) =
+        sqlx::query_as("SELECT queue, entity_key, attempts, error FROM sync_dead_letters")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (queue.as_str(), key, attempts),
+        ("order_sync_queue", 900001, 3)
+    );
+    assert!(
+        error.contains("121"),
+        "the validator's refusal is kept: {error}"
+    );
+    assert!(document(&env, "orders", 900001).await.is_none());
+    assert!(
+        document(&env, "orders", good.order_id.get() as i64)
+            .await
+            .is_some(),
+        "the other changes flowed on"
+    );
+    // The customer of the poison order still gets an up-to-date summary.
+    let profile = document(&env, "customer_profiles", 2).await.unwrap();
+    assert_eq!(
+        profile
+            .get_document("orders")
+            .unwrap()
+            .get_i64("count")
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn changes_during_the_migration_are_replayed_after_it_and_the_stores_converge() {
+    let (env, pool) = generated("sync_handoff", 0.02).await;
+    let history = queued(&pool).await;
+    assert!(
+        history > 1_000,
+        "the generated history was captured: {history}"
+    );
+    let writing = Arc::new(AtomicBool::new(true));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (pool, writing, written) = (pool.clone(), writing.clone(), written.clone());
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while writing.load(Ordering::SeqCst) || i < 50 {
+                sqlx::query("UPDATE Customers SET phone = ? WHERE customer_id = ?")
+                    .bind(format!("+1 9 {i:06}"))
+                    .bind(1 + (i * 13) % 200)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE Products SET stock = stock + 1 WHERE product_id = ?")
+                    .bind(1 + i % 40)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                i += 1;
+                written.fetch_add(2, Ordering::SeqCst);
+            }
+        })
+    };
+    let migration = {
+        let migrator = migrator(&env).await;
+        tokio::spawn(async move {
+            let options = MigrateOptions {
+                batch_size: 100,
+                ..MigrateOptions::default()
+            };
+            migrator
+                .migrate(options, Arc::new(NoProgress))
+                .await
+                .unwrap()
+        })
+    };
+    // A worker starts once the migration has dropped the covered history (its checkpoints
+    // appear after that): it pauses while the migration holds its lock, then replays.
+    let started = Instant::now();
+    while support::count(&pool, "migration_checkpoints").await == 0 && !migration.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the migration never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (stop, task) = follow(syncer(&env, fast()).await);
+    let report = migration.await.unwrap();
+    writing.store(false, Ordering::SeqCst);
+    writer.await.unwrap();
+    assert!(
+        report.dropped_queue_entries as i64 >= history,
+        "the history covered by the snapshot is not replayed: {} < {history}",
+        report.dropped_queue_entries
+    );
+    until_drained(&pool, Duration::from_secs(60)).await;
+    stop.send_replace(true);
+    let synced = task.await.unwrap();
+    assert!(
+        synced.changes as usize <= written.load(Ordering::SeqCst) + 10,
+        "only changes made during or after the migration went through the worker: {synced:?}"
+    );
+    assert!(synced.changes > 0, "{synced:?}");
+    assert_equal_stores(&env).await;
+}
