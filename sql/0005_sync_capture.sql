@@ -21,8 +21,9 @@ CREATE TABLE customer_sync_queue (
     attempts      INT UNSIGNED NOT NULL DEFAULT 0,
     retry_at      DATETIME(6) NULL,
     last_error    TEXT NULL,
-    PRIMARY KEY (queue_id),
-    KEY ix_customer_sync_queue_key (entity_key)
+    -- Only the primary key: workers claim and delete by queue_id, and every extra index
+    -- would cost each captured change an index insert and each applied one an index delete.
+    PRIMARY KEY (queue_id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 CREATE TABLE product_sync_queue LIKE customer_sync_queue;

@@ -3,7 +3,7 @@
 
 mod progress;
 
-use aethermart_core::bench::{self, PlaceOrderBench};
+use aethermart_core::bench::{self, PlaceOrderBench, SyncBench};
 use aethermart_core::config::{Config, MariaDbConfig, env_lookup};
 use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::generate::{self, GenerateConfig, LoadOptions, LoadSummary};
@@ -13,6 +13,7 @@ use aethermart_core::migrate::{
 use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId, ServiceId};
 use aethermart_core::orders::{self, CancelOrderError, PlaceOrderError};
 use aethermart_core::schema::{MariaDbSchema, MigrationState, SchemaApplier};
+use aethermart_core::sync::SyncOptions;
 use aethermart_core::{Error, doctor, reports};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
@@ -297,6 +298,36 @@ enum BenchCommand {
         /// Seconds per run.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+    },
+    /// Sync worker: commit-to-MongoDB latency at fixed change rates, worker CPU per change,
+    /// and the drain rate of one and two workers beside MongoDB's raw bulk-upsert rate.
+    ///
+    /// Runs in its own databases (DATABASE_bench on both stores), recreated each time. Each
+    /// change updates one customer; each worker runs on a thread of its own.
+    ///
+    /// Example: aethermart bench sync --rates 500,2000 --seconds 10
+    Sync {
+        /// Changes per second of the latency runs, one run per value.
+        #[arg(long, value_delimiter = ',', default_values_t = [500, 2000])]
+        rates: Vec<u32>,
+        /// Seconds per latency run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Customers in the bench database (also the backlog of the drain runs).
+        #[arg(long, default_value_t = 20_000)]
+        customers: u32,
+        /// Changes claimed per batch.
+        #[arg(long, default_value_t = SyncOptions::default().batch_size)]
+        batch_size: u32,
+        /// Batches in flight per worker.
+        #[arg(long, default_value_t = SyncOptions::default().lanes)]
+        lanes: usize,
+        /// Milliseconds a worker waits after a batch that was not full.
+        #[arg(long, default_value_t = SyncOptions::default().poll_interval.as_millis() as u64)]
+        poll_ms: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -644,6 +675,63 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     r.clients, r.orders, r.orders_per_second, r.p50_ms, r.p99_ms
                 );
             }
+            Ok(EXIT_OK)
+        }
+        Command::Bench(BenchCommand::Sync {
+            rates,
+            seconds,
+            customers,
+            batch_size,
+            lanes,
+            poll_ms,
+            json,
+        }) => {
+            let settings = SyncBench {
+                customers,
+                rates,
+                duration: Duration::from_secs(seconds),
+                backlog: customers,
+                options: SyncOptions {
+                    batch_size: batch_size.max(1),
+                    lanes: lanes.max(1),
+                    poll_interval: Duration::from_millis(poll_ms),
+                    ..SyncOptions::default()
+                },
+            };
+            let config = Config::from_env()?;
+            eprintln!(
+                "sync benchmark: {customers} customers, {seconds} s per rate, databases {}_bench",
+                config.mariadb.database()
+            );
+            let figures = bench::sync_throughput(&config, &settings).await?;
+            if json {
+                print_json(&figures);
+                return Ok(EXIT_OK);
+            }
+            println!(
+                "{:>10} {:>12} {:>9} {:>9} {:>9} {:>16}",
+                "changes/s", "achieved/s", "p50 ms", "p99 ms", "max ms", "worker CPU ms/chg"
+            );
+            for r in &figures.latency {
+                println!(
+                    "{:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>16.4}",
+                    r.rate,
+                    r.achieved_rate,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.max_ms,
+                    r.worker_cpu_ms_per_change
+                );
+            }
+            println!(
+                "drain of {} queued changes: one worker {:.0} changes/s, two workers {:.0} changes/s; \
+                 raw bulk upsert {:.0} documents/s; one worker = {:.0}% of raw",
+                figures.backlog,
+                figures.one_worker_per_second,
+                figures.two_workers_per_second,
+                figures.raw_upsert_per_second,
+                100.0 * figures.one_worker_ratio()
+            );
             Ok(EXIT_OK)
         }
     }

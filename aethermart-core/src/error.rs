@@ -44,6 +44,9 @@ pub enum Error {
     /// The migration or its verification failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// The sync loop failed.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
     /// A benchmark failed.
     #[error(transparent)]
     Bench(#[from] BenchError),

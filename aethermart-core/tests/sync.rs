@@ -30,6 +30,7 @@ fn line(product: u64, quantity: u32) -> NewOrderLine {
 fn fast() -> SyncOptions {
     SyncOptions {
         batch_size: 50,
+        lanes: 2,
         poll_interval: Duration::from_millis(2),
         max_idle_wait: Duration::from_millis(20),
         backoff: Duration::from_millis(20),
@@ -41,7 +42,9 @@ fn fast() -> SyncOptions {
 async fn source(env: &TestEnv, options: SyncOptions) -> QueueSource {
     let pool = aethermart_core::connect::mariadb_pool(
         &env.config.mariadb,
-        aethermart_core::connect::PoolSize { max: 10 },
+        aethermart_core::connect::PoolSize {
+            max: options.pool_size(4),
+        },
     )
     .await
     .unwrap();

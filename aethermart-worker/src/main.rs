@@ -39,6 +39,9 @@ struct Args {
     /// Changes claimed per batch.
     #[arg(long, default_value_t = SyncOptions::default().batch_size)]
     batch_size: u32,
+    /// Batches of one queue in flight at once.
+    #[arg(long, default_value_t = SyncOptions::default().lanes)]
+    lanes: usize,
     /// Milliseconds to wait after a batch that was not full.
     #[arg(long, default_value_t = SyncOptions::default().poll_interval.as_millis() as u64)]
     poll_ms: u64,
@@ -96,7 +99,18 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Failure> {
     let start = |e: &dyn std::fmt::Display| Failure::Start(e.to_string());
     let config = Config::from_env().map_err(|e| start(&e))?;
-    let pool = connect::mariadb_pool(&config.mariadb, PoolSize { max: 10 })
+    let options = SyncOptions {
+        batch_size: args.batch_size.max(1),
+        lanes: args.lanes.max(1),
+        poll_interval: Duration::from_millis(args.poll_ms),
+        max_idle_wait: Duration::from_millis(args.max_idle_ms.max(args.poll_ms)),
+        max_attempts: args.max_attempts.max(1),
+        ..SyncOptions::default()
+    };
+    let size = PoolSize {
+        max: options.pool_size(aethermart_core::migrate::Entity::ALL.len()),
+    };
+    let pool = connect::mariadb_pool(&config.mariadb, size)
         .await
         .map_err(|e| start(&e))?;
     let mongo = connect::mongodb_database(&config.mongodb)
@@ -106,13 +120,6 @@ async fn run(args: Args) -> Result<(), Failure> {
     if args.check {
         return Ok(());
     }
-    let options = SyncOptions {
-        batch_size: args.batch_size.max(1),
-        poll_interval: Duration::from_millis(args.poll_ms),
-        max_idle_wait: Duration::from_millis(args.max_idle_ms.max(args.poll_ms)),
-        max_attempts: args.max_attempts.max(1),
-        ..SyncOptions::default()
-    };
     let source = QueueSource::new(
         pool,
         config.mariadb.database(),

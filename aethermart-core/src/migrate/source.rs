@@ -154,54 +154,74 @@ pub(crate) enum Selection<'a> {
     Keys(&'a [u64]),
 }
 
+/// Values bound to a query, in order.
+#[derive(Debug, Clone)]
+enum Binds {
+    /// Numbers (`?` each).
+    Numbers(Vec<u64>),
+    /// One JSON array of keys (the `JSON_TABLE` argument).
+    Keys(String),
+}
+
+/// The keys as a derived table `k(id)`: joined first (STRAIGHT_JOIN), the rows are reached by
+/// their index one key at a time, and the statement text does not depend on how many keys
+/// there are (one prepared statement, whatever the batch).
+const KEYS_TABLE: &str = "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS k";
+
 impl Selection<'_> {
-    /// `WHERE …` (plus order and limit) on the entity's own key column, with its values.
-    fn filter(&self, column: &str) -> (String, Vec<u64>) {
+    fn keys_json(keys: &[u64]) -> String {
+        let ids: Vec<String> = keys.iter().map(u64::to_string).collect();
+        format!("[{}]", ids.join(","))
+    }
+
+    /// `FROM` clause (with condition, order and limit) reading `table`'s selected rows by its
+    /// key `column`.
+    fn from(&self, table: &str, column: &str) -> (String, Binds) {
         match *self {
             Self::After { after, limit } => (
-                format!("WHERE {column} > ? ORDER BY {column} LIMIT ?"),
-                vec![after, u64::from(limit)],
+                format!("{table} WHERE {column} > ? ORDER BY {column} LIMIT ?"),
+                Binds::Numbers(vec![after, u64::from(limit)]),
             ),
             Self::Keys(keys) => (
-                format!(
-                    "WHERE {column} IN ({}) ORDER BY {column}",
-                    placeholders(keys.len())
-                ),
-                keys.to_vec(),
+                format!("{KEYS_TABLE} STRAIGHT_JOIN {table} ON {column} = k.id ORDER BY {column}"),
+                Binds::Keys(Self::keys_json(keys)),
             ),
         }
     }
 
-    /// The condition selecting child rows (addresses, lines, …) of the parents read, whose keys
-    /// run from `first` to `last` (`column` is the child's parent key).
-    fn children(&self, column: &str, first: u64, last: u64) -> (String, Vec<u64>) {
+    /// `FROM` and `WHERE` clauses reading the child rows in `table` (which may carry an alias)
+    /// of the parents read, whose keys run from `first` to `last` (`column` is the child's
+    /// parent key).
+    fn children(
+        &self,
+        table: &str,
+        column: &str,
+        first: u64,
+        last: u64,
+    ) -> (String, String, Binds) {
         match *self {
-            Self::After { .. } => (format!("{column} BETWEEN ? AND ?"), vec![first, last]),
+            Self::After { .. } => (
+                table.to_owned(),
+                format!("WHERE {column} BETWEEN ? AND ?"),
+                Binds::Numbers(vec![first, last]),
+            ),
             Self::Keys(keys) => (
-                format!("{column} IN ({})", placeholders(keys.len())),
-                keys.to_vec(),
+                format!("{KEYS_TABLE} STRAIGHT_JOIN {table} ON {column} = k.id"),
+                String::new(),
+                Binds::Keys(Self::keys_json(keys)),
             ),
         }
     }
 }
 
-/// `?, ?, …` (at least one, so an empty list selects nothing instead of failing to parse).
-fn placeholders(n: usize) -> String {
-    if n == 0 {
-        return "NULL".to_owned();
+/// Runs `sql` with `binds`.
+async fn fetch(pool: &MySqlPool, sql: &str, binds: &Binds) -> Result<Vec<MySqlRow>, sqlx::Error> {
+    match binds {
+        Binds::Numbers(values) => values.iter().fold(sqlx::query(sql), |q, v| q.bind(*v)),
+        Binds::Keys(json) => sqlx::query(sql).bind(json.as_str()),
     }
-    let mut s = "?, ".repeat(n);
-    s.truncate(s.len() - 2);
-    s
-}
-
-/// Runs `sql` with `values` bound in order.
-async fn fetch(pool: &MySqlPool, sql: &str, values: &[u64]) -> Result<Vec<MySqlRow>, sqlx::Error> {
-    values
-        .iter()
-        .fold(sqlx::query(sql), |q, v| q.bind(*v))
-        .fetch_all(pool)
-        .await
+    .fetch_all(pool)
+    .await
 }
 
 /// The selected rows of `entity` as documents, or `None` when there are none.
@@ -235,11 +255,11 @@ async fn customers_page(
     pool: &MySqlPool,
     selection: Selection<'_>,
 ) -> Result<Option<Page>, sqlx::Error> {
-    let (filter, values) = selection.filter("customer_id");
+    let (from, values) = selection.from("Customers", "customer_id");
     let rows = fetch(
         pool,
         &format!(
-            "SELECT customer_id, first_name, last_name, email, phone, created_at, updated_at FROM Customers {filter}"
+            "SELECT customer_id, first_name, last_name, email, phone, created_at, updated_at FROM {from}"
         ),
         &values,
     )
@@ -248,18 +268,25 @@ async fn customers_page(
         return Ok(None);
     };
     let (first, last): (u64, u64) = (first.try_get(0)?, last.try_get(0)?);
-    let (children, values) = selection.children("customer_id", first, last);
+    let (addresses_from, addresses_where, values) =
+        selection.children("Customer_Addresses", "customer_id", first, last);
+    let (orders_from, orders_where, _) = selection.children("Orders", "customer_id", first, last);
+    // Addresses and order summaries are independent reads: run them at the same time.
+    let addresses_sql = format!(
+        "SELECT address_id, customer_id, kind, line1, line2, city, region, postal_code, country, is_default \
+         FROM {addresses_from} {addresses_where} ORDER BY customer_id, address_id"
+    );
+    let summaries_sql = format!(
+        "SELECT customer_id, COUNT(*), \
+         COALESCE(SUM(IF(status IN ('cancelled', 'returned'), 0, total)), 0), MAX(placed_at) \
+         FROM {orders_from} {orders_where} GROUP BY customer_id"
+    );
+    let (address_rows, summary_rows) = tokio::try_join!(
+        fetch(pool, &addresses_sql, &values),
+        fetch(pool, &summaries_sql, &values)
+    )?;
     let mut addresses: HashMap<u64, Vec<Address>> = HashMap::new();
-    for r in fetch(
-        pool,
-        &format!(
-            "SELECT address_id, customer_id, kind, line1, line2, city, region, postal_code, country, is_default \
-             FROM Customer_Addresses WHERE {children} ORDER BY customer_id, address_id"
-        ),
-        &values,
-    )
-    .await?
-    {
+    for r in address_rows {
         let customer: u64 = r.try_get(1)?;
         let kind: String = r.try_get(2)?;
         addresses.entry(customer).or_default().push(Address {
@@ -276,17 +303,7 @@ async fn customers_page(
         });
     }
     let mut summaries: HashMap<u64, OrderSummary> = HashMap::new();
-    for r in fetch(
-        pool,
-        &format!(
-            "SELECT customer_id, COUNT(*), \
-             COALESCE(SUM(IF(status IN ('cancelled', 'returned'), 0, total)), 0), MAX(placed_at) \
-             FROM Orders WHERE {children} GROUP BY customer_id"
-        ),
-        &values,
-    )
-    .await?
-    {
+    for r in summary_rows {
         let count: i64 = r.try_get(1)?;
         summaries.insert(
             r.try_get(0)?,
@@ -343,11 +360,11 @@ async fn products_page(
     selection: Selection<'_>,
     lookups: &Lookups,
 ) -> Result<Option<Page>, sqlx::Error> {
-    let (filter, values) = selection.filter("product_id");
+    let (from, values) = selection.from("Products", "product_id");
     let rows = fetch(
         pool,
         &format!(
-            "SELECT product_id, sku, name, description, category_id, price, stock, is_active FROM Products {filter}"
+            "SELECT product_id, sku, name, description, category_id, price, stock, is_active FROM {from}"
         ),
         &values,
     )
@@ -376,12 +393,12 @@ async fn services_page(
     selection: Selection<'_>,
     lookups: &Lookups,
 ) -> Result<Option<Page>, sqlx::Error> {
-    let (filter, values) = selection.filter("service_id");
+    let (from, values) = selection.from("Services", "service_id");
     let rows = fetch(
         pool,
         &format!(
             "SELECT service_id, code, name, description, category_id, duration_minutes, price, consultant, is_active \
-             FROM Services {filter}"
+             FROM {from}"
         ),
         &values,
     )
@@ -417,12 +434,10 @@ async fn orders_page(
     pool: &MySqlPool,
     selection: Selection<'_>,
 ) -> Result<Option<Page>, sqlx::Error> {
-    let (filter, values) = selection.filter("order_id");
+    let (from, values) = selection.from("Orders", "order_id");
     let rows = fetch(
         pool,
-        &format!(
-            "SELECT order_id, customer_id, status, total, placed_at, updated_at FROM Orders {filter}"
-        ),
+        &format!("SELECT order_id, customer_id, status, total, placed_at, updated_at FROM {from}"),
         &values,
     )
     .await?;
@@ -430,16 +445,17 @@ async fn orders_page(
         return Ok(None);
     };
     let (first, last): (u64, u64) = (first.try_get(0)?, last.try_get(0)?);
-    let (children, values) = selection.children("i.order_id", first, last);
+    let (lines_from, lines_where, values) =
+        selection.children("Order_Items i", "i.order_id", first, last);
     let mut lines: HashMap<u64, Vec<(OrderItem, String)>> = HashMap::new();
     for r in fetch(
         pool,
         &format!(
             "SELECT i.order_item_id, i.order_id, i.product_id, i.service_id, i.quantity, i.unit_price, \
-             COALESCE(p.name, s.name, '') FROM Order_Items i \
+             COALESCE(p.name, s.name, '') FROM {lines_from} \
              LEFT JOIN Products p ON p.product_id = i.product_id \
              LEFT JOIN Services s ON s.service_id = i.service_id \
-             WHERE {children} ORDER BY i.order_id, i.order_item_id"
+             {lines_where} ORDER BY i.order_id, i.order_item_id"
         ),
         &values,
     )

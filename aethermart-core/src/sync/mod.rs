@@ -130,6 +130,9 @@ pub trait Sink: Send + Sync {
 pub struct SyncOptions {
     /// Changes claimed per batch.
     pub batch_size: u32,
+    /// Batches of one queue in flight at once in this worker (while one batch is written to
+    /// MongoDB, the next is claimed and read). Per-key locks keep them off each other's keys.
+    pub lanes: usize,
     /// Wait after a batch that was not full (a full batch re-polls at once).
     pub poll_interval: Duration,
     /// Longest wait while idle: the wait doubles from `poll_interval` up to this.
@@ -146,12 +149,21 @@ impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             batch_size: 500,
+            lanes: 2,
             poll_interval: Duration::from_millis(2),
             max_idle_wait: Duration::from_millis(100),
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             max_attempts: 5,
         }
+    }
+}
+
+impl SyncOptions {
+    /// MariaDB connections a worker following `queues` queues needs: per lane, the claim's
+    /// transaction and two concurrent reads.
+    pub fn pool_size(&self, queues: usize) -> u32 {
+        (queues * self.lanes.max(1) * 3 + 2) as u32
     }
 }
 

@@ -19,11 +19,16 @@ use sqlx::MySql;
 use sqlx::pool::PoolConnection;
 use sqlx::{MySqlPool, Row};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The MariaDB queues (`*_sync_queue`) of one database.
 #[derive(Debug, Clone)]
 pub struct QueueSource {
+    /// Per entity: the last claim found entries, so the next one skips the cheap emptiness
+    /// check and claims at once.
+    busy: Arc<[AtomicBool; 4]>,
     pool: MySqlPool,
     mongo: mongodb::Database,
     database: String,
@@ -41,6 +46,7 @@ impl QueueSource {
         max_attempts: u32,
     ) -> Self {
         Self {
+            busy: Arc::new(Default::default()),
             pool,
             mongo,
             database: database.into(),
@@ -48,8 +54,9 @@ impl QueueSource {
         }
     }
 
-    fn key_lock(&self, entity: Entity, key: u64) -> String {
-        super::lock_name(&self.database, &format!("{}:{key}", entity.name()))
+    /// Key locks are named `<prefix><key>`.
+    fn key_lock_prefix(&self, entity: Entity) -> String {
+        super::lock_name(&self.database, &format!("{}:", entity.name()))
     }
 
     /// Reads the current state of `keys`: a write per key, and the keys whose document could
@@ -139,13 +146,17 @@ impl Source for QueueSource {
         limit: u32,
     ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError> {
         let queue = queue_table(entity);
-        // An idle queue costs one indexed read, no transaction.
-        let any: Option<u64> = sqlx::query_scalar(&format!("SELECT queue_id FROM {queue} LIMIT 1"))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("polling the queue"))?;
-        if any.is_none() {
-            return Ok(None);
+        let busy = &self.busy[Entity::ALL.iter().position(|e| *e == entity).unwrap_or(0)];
+        // An idle queue costs one primary-key read, no transaction.
+        if !busy.load(Ordering::Relaxed) {
+            let any: Option<u64> =
+                sqlx::query_scalar(&format!("SELECT queue_id FROM {queue} LIMIT 1"))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err("polling the queue"))?;
+            if any.is_none() {
+                return Ok(None);
+            }
         }
         let conn = self.pool.acquire().await.map_err(db_err("connecting"))?;
         let mut claim = Claim {
@@ -160,78 +171,70 @@ impl Source for QueueSource {
             lag_at_claim: 0.0,
         };
         let conn = claim.conn();
-        execute_script(
-            conn,
-            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION",
-        )
-        .await
-        .map_err(db_err("starting the claim"))?;
-        let rows = sqlx::query(&format!(
-            "SELECT queue_id, entity_key, attempts, \
-             TIMESTAMPDIFF(MICROSECOND, changed_at, NOW(6)) FROM {queue} \
-             WHERE retry_at IS NULL OR retry_at <= NOW(6) \
-             ORDER BY queue_id LIMIT ? FOR UPDATE SKIP LOCKED"
-        ))
-        .bind(limit)
-        .fetch_all(&mut **conn)
-        .await
-        .map_err(db_err("claiming queue entries"))?;
+        // One round trip: the isolation level, the transaction, the claim, and per claimed
+        // entry the lock of its key (`GET_LOCK(…, 0)`: granted now or never; a session may take
+        // the same lock twice) and whether the migration lock is free. The lock names are built
+        // by this crate (hex and digits), `limit` is a number: safe to inline.
+        let sql = format!(
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION; \
+             SELECT queue_id, entity_key, attempts, \
+             TIMESTAMPDIFF(MICROSECOND, changed_at, NOW(6)), \
+             GET_LOCK(CONCAT('{prefix}', entity_key), 0), IS_FREE_LOCK('{migration}') \
+             FROM {queue} WHERE retry_at IS NULL OR retry_at <= NOW(6) \
+             ORDER BY queue_id LIMIT {limit} FOR UPDATE SKIP LOCKED",
+            prefix = self.key_lock_prefix(entity),
+            migration = super::migration_lock(&self.database),
+        );
+        let rows = sqlx::Executor::fetch_all(&mut **conn, sql.as_str())
+            .await
+            .map_err(db_err("claiming queue entries"))?;
+        let granted =
+            |r: &sqlx::mysql::MySqlRow, i| r.try_get::<Option<i64>, _>(i).ok().flatten() == Some(1);
         let mut entries = Vec::with_capacity(rows.len());
+        let mut busy_keys = std::collections::HashSet::new();
         let mut lag_micros: i64 = 0;
         for r in &rows {
-            entries.push(Entry {
+            let entry = Entry {
                 queue_id: r.try_get(0).map_err(db_err("decoding the queue"))?,
                 key: r.try_get(1).map_err(db_err("decoding the queue"))?,
                 attempts: r.try_get(2).map_err(db_err("decoding the queue"))?,
-            });
+            };
             lag_micros = lag_micros.max(r.try_get::<i64, _>(3).unwrap_or(0));
+            if !granted(r, 4) {
+                busy_keys.insert(entry.key);
+            }
+            entries.push(entry);
         }
+        busy.store(!entries.is_empty(), Ordering::Relaxed);
         if entries.is_empty() {
             claim.finish().await;
             return Ok(None);
         }
-        // Coalesce per key; lock the keys (and check that no initial migration is running).
-        let keys: Vec<u64> = entries
+        if rows.iter().any(|r| !granted(r, 5)) {
+            tracing::debug!(%entity, "an initial migration is running: sync paused");
+            claim.finish().await;
+            return Ok(None);
+        }
+        // Coalesce per key; keys another worker holds are left for later.
+        if !busy_keys.is_empty() {
+            tracing::debug!(%entity, busy = busy_keys.len(), "keys held by another worker left for later");
+            entries.retain(|e| !busy_keys.contains(&e.key));
+        }
+        let locked: Vec<u64> = entries
             .iter()
             .map(|e| e.key)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut lock_sql = String::from("SELECT IS_FREE_LOCK(?)");
-        for _ in &keys {
-            lock_sql.push_str(", GET_LOCK(?, 0)");
-        }
-        let names: Vec<String> = keys.iter().map(|&k| self.key_lock(entity, k)).collect();
-        let row = names
-            .iter()
-            .fold(
-                sqlx::query(&lock_sql).bind(super::migration_lock(&self.database)),
-                |q, n| q.bind(n),
-            )
-            .fetch_one(&mut **conn)
-            .await
-            .map_err(db_err("locking the changed keys"))?;
-        if row.try_get::<Option<i64>, _>(0).ok().flatten() != Some(1) {
-            tracing::debug!(%entity, "an initial migration is running: sync paused");
-            claim.finish().await;
-            return Ok(None);
-        }
-        let mut locked = Vec::with_capacity(keys.len());
-        for (i, &key) in keys.iter().enumerate() {
-            if row.try_get::<Option<i64>, _>(i + 1).ok().flatten() == Some(1) {
-                locked.push(key);
-            }
-        }
         if locked.is_empty() {
             claim.finish().await;
             return Ok(None);
         }
-        if locked.len() < keys.len() {
-            tracing::debug!(%entity, busy = keys.len() - locked.len(), "keys held by another worker left for later");
-            let held: std::collections::HashSet<u64> = locked.iter().copied().collect();
-            entries.retain(|e| held.contains(&e.key));
-        }
+        let locked_at = claim.claimed_at.elapsed();
         let (writes, unreadable) = self.read_writes(entity, &locked).await?;
+        tracing::trace!(%entity, changes = entries.len(), keys = locked.len(),
+            claim_ms = locked_at.as_secs_f64() * 1e3,
+            read_ms = (claim.claimed_at.elapsed() - locked_at).as_secs_f64() * 1e3, "claimed");
         claim.entries = entries;
         claim.writes = writes;
         claim.unreadable = unreadable;
@@ -325,21 +328,19 @@ impl Claim {
             .map_err(db_err("dead-lettering a change"))?;
             done.push(e.queue_id);
         }
-        for chunk in done.chunks(1_000) {
-            let sql = format!(
-                "DELETE FROM {queue} WHERE queue_id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            chunk
-                .iter()
-                .fold(sqlx::query(&sql), |q, id| q.bind(*id))
-                .execute(&mut **conn)
-                .await
-                .map_err(db_err("removing applied queue entries"))?;
-        }
-        execute_script(conn, "COMMIT; DO RELEASE_ALL_LOCKS()")
+        // The entries are deleted by primary key, driven by the list of ids (JSON_TABLE, joined
+        // first): an `IN (…)` list may be planned as a full scan, whose DELETE would wait on the
+        // rows other workers hold. Ids are numbers, so the text is safe to inline; the delete,
+        // the commit and the release of the key locks travel in one round trip.
+        let ids: Vec<String> = done.iter().map(u64::to_string).collect();
+        let script = format!(
+            "DELETE q FROM JSON_TABLE('[{}]', '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids \
+             STRAIGHT_JOIN {queue} q ON q.queue_id = ids.id; COMMIT; DO RELEASE_ALL_LOCKS()",
+            ids.join(",")
+        );
+        execute_script(conn, &script)
             .await
-            .map_err(db_err("committing the batch"))?;
+            .map_err(db_err("removing applied queue entries"))?;
         self.conn = None;
         Ok(Acknowledged {
             applied: (done.len() - dead.len()) as u64,

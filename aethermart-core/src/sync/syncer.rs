@@ -1,4 +1,4 @@
-//! [`Syncer`]: the loop that moves changes from a [`Source`] to a [`Sink`], one task per queue.
+//! [`Syncer`]: the loops that move changes from a [`Source`] to a [`Sink`], a few per queue.
 
 use super::{Refused, Sink, Source, SyncError, SyncMetrics, SyncOptions};
 use crate::migrate::Entity;
@@ -35,7 +35,7 @@ impl SyncReport {
     }
 }
 
-/// Runs the sync: one loop per queue, each claiming a batch, applying it to the sink and
+/// Runs the sync: [`SyncOptions::lanes`] loops per queue, each claiming a batch, applying it to the sink and
 /// acknowledging it, re-polling at once after a full batch and waiting (growing up to
 /// [`SyncOptions::max_idle_wait`]) while idle; transient errors back off and retry.
 #[derive(Clone)]
@@ -144,8 +144,10 @@ impl Syncer {
         };
         let mut tasks = tokio::task::JoinSet::new();
         for &entity in &self.entities {
-            let (me, stop) = (self.clone(), stop_all.subscribe());
-            tasks.spawn(async move { me.entity_loop(entity, mode, stop).await });
+            for _ in 0..self.options.lanes.max(1) {
+                let (me, stop) = (self.clone(), stop_all.subscribe());
+                tasks.spawn(async move { me.entity_loop(entity, mode, stop).await });
+            }
         }
         let mut report = SyncReport::default();
         let mut first_error = None;
@@ -227,12 +229,14 @@ impl Syncer {
         report: &mut SyncReport,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Step, SyncError> {
+        let claim_started = Instant::now();
         let claimed = self.source.claim(entity, self.options.batch_size).await?;
         self.metrics.polled();
         let Some(batch) = claimed else {
             return Ok(Step::Empty);
         };
         let started = Instant::now();
+        let claim_ms = (started - claim_started).as_secs_f64() * 1e3;
         let changes = batch.changes();
         let applied = tokio::select! {
             r = self.apply(batch.collection(), batch.writes()) => Some(r),
@@ -252,6 +256,7 @@ impl Syncer {
         };
         let documents = (batch.writes().len() - refused.len()) as u64;
         let lag = batch.lag_seconds();
+        let applied_at = Instant::now();
         let ack = batch.acknowledge(refused).await?;
         self.metrics.batch(
             entity,
@@ -265,7 +270,16 @@ impl Syncer {
         report.documents += documents;
         report.retried += ack.retried;
         report.dead_lettered += ack.dead_lettered;
-        tracing::debug!(queue = %entity, changes, documents, lag_ms = lag * 1e3, "batch applied");
+        tracing::debug!(
+            queue = %entity,
+            changes,
+            documents,
+            lag_ms = lag * 1e3,
+            claim_ms,
+            apply_ms = (applied_at - started).as_secs_f64() * 1e3,
+            ack_ms = applied_at.elapsed().as_secs_f64() * 1e3,
+            "batch applied"
+        );
         Ok(if changes >= u64::from(self.options.batch_size) {
             Step::Full
         } else {

@@ -3,6 +3,10 @@
 //! Each benchmark works in its own database (`<configured database>_bench`), recreated on every
 //! run, so it never touches real data.
 
+mod sync;
+
+pub use sync::{SyncBench, SyncFigures, SyncLatency, sync_throughput};
+
 use crate::config::{Config, MariaDbConfig};
 use crate::connect::{self, ConnectError, PoolSize};
 use crate::generate::{self, GenerateConfig, LoadError, LoadOptions, LoadSummary, Progress};
@@ -42,6 +46,9 @@ pub enum BenchError {
     /// The migration failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// Syncing failed during the benchmark.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
     /// A client task panicked or was cancelled.
     #[error("a benchmark client stopped unexpectedly: {0}")]
     Client(String),

@@ -1,0 +1,478 @@
+//! [`sync_throughput`]: commit-to-visible latency at fixed change rates, the worker's CPU time
+//! per change, and the drain rate of one and two workers beside MongoDB's raw bulk-upsert rate.
+//!
+//! Each worker runs on a thread of its own with a single-threaded runtime, so the CPU time of
+//! that thread (`/proc/thread-self/schedstat`) is the worker's CPU time, drivers included.
+
+use super::{BenchError, bench_config, quantile_ms};
+use crate::config::Config;
+use crate::connect::{self, PoolSize};
+use crate::document::CUSTOMER_PROFILES;
+use crate::generate::NoProgress;
+use crate::migrate::{BulkMigrator, Entity, MigrateOptions, Migrator};
+use crate::schema::{MariaDbSchema, SchemaApplier};
+use crate::sync::{
+    MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write,
+    WriteOp,
+};
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Settings of [`sync_throughput`].
+#[derive(Debug, Clone)]
+pub struct SyncBench {
+    /// Customers in the bench database (each change updates one; a latency run never touches
+    /// a customer twice when `customers >= rate × seconds`).
+    pub customers: u32,
+    /// Change rates (changes/s) of the latency runs.
+    pub rates: Vec<u32>,
+    /// Length of each latency run.
+    pub duration: Duration,
+    /// Changes queued at once for the drain-rate runs.
+    pub backlog: u32,
+    /// The workers' settings.
+    pub options: SyncOptions,
+}
+
+impl Default for SyncBench {
+    fn default() -> Self {
+        Self {
+            customers: 20_000,
+            rates: vec![500, 2_000],
+            duration: Duration::from_secs(5),
+            backlog: 20_000,
+            options: SyncOptions::default(),
+        }
+    }
+}
+
+/// One latency run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncLatency {
+    /// Target changes/s.
+    pub rate: u32,
+    /// Changes/s the writers achieved.
+    pub achieved_rate: f64,
+    /// Changes made.
+    pub changes: u64,
+    /// Median commit-in-MariaDB to acknowledged-by-MongoDB time, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Slowest change, ms.
+    pub max_ms: f64,
+    /// The worker thread's CPU time per change, ms.
+    pub worker_cpu_ms_per_change: f64,
+}
+
+/// The figures of [`sync_throughput`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncFigures {
+    /// One run per rate.
+    pub latency: Vec<SyncLatency>,
+    /// Changes in each drain-rate run.
+    pub backlog: u32,
+    /// One worker draining the backlog, changes/s.
+    pub one_worker_per_second: f64,
+    /// Two workers draining the backlog, changes/s.
+    pub two_workers_per_second: f64,
+    /// The same MongoDB server upserting the same profile documents in batches of the same
+    /// size with the same command, documents/s: the better of one writer and of as many
+    /// concurrent writers as a worker has lanes.
+    pub raw_upsert_per_second: f64,
+}
+
+impl SyncFigures {
+    /// One worker's drain rate as a fraction of the raw upsert rate.
+    pub fn one_worker_ratio(&self) -> f64 {
+        self.one_worker_per_second / self.raw_upsert_per_second.max(1e-9)
+    }
+}
+
+/// Prepares `<database>_bench` on both stores with `settings.customers` synced customers, then
+/// runs the latency runs, the drain runs and the raw upsert comparison.
+pub async fn sync_throughput(
+    config: &Config,
+    settings: &SyncBench,
+) -> Result<SyncFigures, BenchError> {
+    let bench = bench_config(config)?;
+    let schema = MariaDbSchema::new(bench.mariadb.clone());
+    schema.teardown(true).await?;
+    schema.apply().await?;
+    let mongo = connect::mongodb_database(&bench.mongodb).await?;
+    mongo.drop().await.map_err(BenchError::Mongo)?;
+    let pool = connect::mariadb_pool(&bench.mariadb, PoolSize { max: 8 }).await?;
+    let seed = format!(
+        "INSERT INTO Customers (first_name, last_name, email)
+           SELECT 'Bench', CONCAT('Customer ', seq), CONCAT('sync', seq, '@example.com') FROM seq_1_to_{c};
+         INSERT INTO Customer_Addresses (customer_id, kind, line1, city, postal_code, country, is_default)
+           SELECT customer_id, 'shipping', CONCAT(customer_id, ' Bench Street'), 'Lyon', '69001', 'FR', TRUE FROM Customers;",
+        c = settings.customers.max(1)
+    );
+    let mut conn = pool.acquire().await.map_err(BenchError::Seed)?;
+    connect::execute_script(&mut conn, &seed)
+        .await
+        .map_err(BenchError::Seed)?;
+    drop(conn);
+    // The initial migration writes every profile and drops the seed's queued changes.
+    BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
+        .migrate(MigrateOptions::default(), Arc::new(NoProgress))
+        .await?;
+
+    let mut latency = Vec::new();
+    for (run, &rate) in settings.rates.iter().enumerate() {
+        latency.push(latency_run(&bench, &pool, settings, run as u32 + 1, rate).await?);
+    }
+    let backlog = settings.backlog.clamp(1, settings.customers.max(1));
+    let one = drain_rate(&bench, &pool, settings, 1, backlog, "+8").await?;
+    let two = drain_rate(&bench, &pool, settings, 2, backlog, "+9").await?;
+    let raw = raw_upsert_rate(&mongo, settings.options.batch_size, settings.options.lanes).await?;
+    pool.close().await;
+    Ok(SyncFigures {
+        latency,
+        backlog,
+        one_worker_per_second: one,
+        two_workers_per_second: two,
+        raw_upsert_per_second: raw,
+    })
+}
+
+/// Nanoseconds since `origin`, never 0 (0 means "not yet" in the recorders).
+fn stamp(origin: Instant) -> u64 {
+    (origin.elapsed().as_nanos() as u64).max(1)
+}
+
+/// The phone number that identifies change `seq` of run `run`.
+fn token(run: u32, seq: usize) -> String {
+    format!("+{run} {seq}")
+}
+
+/// Writes `rate` changes/s for the run's duration from four paced writers, while one worker
+/// follows the queue; each change's latency runs from its commit to MongoDB's acknowledgement
+/// of a document carrying it.
+async fn latency_run(
+    bench: &Config,
+    pool: &sqlx::MySqlPool,
+    settings: &SyncBench,
+    run: u32,
+    rate: u32,
+) -> Result<SyncLatency, BenchError> {
+    let total = (f64::from(rate) * settings.duration.as_secs_f64()).round() as usize;
+    let origin = Instant::now();
+    let committed: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let recorder = Arc::new(Recorder {
+        run,
+        origin,
+        acked: acked.clone(),
+    });
+    let worker = WorkerThread::start(bench.clone(), settings.options, Some(recorder)).await?;
+    let started = Instant::now();
+    const WRITERS: usize = 4;
+    let customers = settings.customers.max(1) as usize;
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let (pool, committed) = (pool.clone(), committed.clone());
+        writers.spawn(async move {
+            for seq in (w..total).step_by(WRITERS) {
+                let due = started + Duration::from_secs_f64(seq as f64 / f64::from(rate));
+                tokio::time::sleep_until(due.into()).await;
+                sqlx::query("UPDATE Customers SET phone = ? WHERE customer_id = ?")
+                    .bind(token(run, seq))
+                    .bind((seq % customers + 1) as u64)
+                    .execute(&pool)
+                    .await
+                    .map_err(BenchError::Seed)?;
+                committed[seq].store(stamp(origin), Ordering::Relaxed);
+            }
+            Ok::<_, BenchError>(())
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.map_err(|e| BenchError::Client(e.to_string()))??;
+    }
+    let writing = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.iter().any(|a| a.load(Ordering::Relaxed) == 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (report, cpu) = worker.stop().await?;
+    let mut latencies: Vec<Duration> = committed
+        .iter()
+        .zip(acked.iter())
+        .filter_map(|(c, a)| {
+            let (c, a) = (c.load(Ordering::Relaxed), a.load(Ordering::Relaxed));
+            (c > 0 && a > 0).then(|| Duration::from_nanos(a.saturating_sub(c)))
+        })
+        .collect();
+    if latencies.len() < total {
+        return Err(BenchError::Client(format!(
+            "only {} of {total} changes reached MongoDB within 60 s",
+            latencies.len()
+        )));
+    }
+    latencies.sort_unstable();
+    let figures = SyncLatency {
+        rate,
+        achieved_rate: total as f64 / writing,
+        changes: total as u64,
+        p50_ms: quantile_ms(&latencies, 0.50),
+        p99_ms: quantile_ms(&latencies, 0.99),
+        max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        worker_cpu_ms_per_change: cpu.as_secs_f64() * 1e3 / report.changes.max(1) as f64,
+    };
+    tracing::info!(?figures, ?report, "sync latency run finished");
+    Ok(figures)
+}
+
+/// Queues `backlog` changes in one transaction, then times `workers` workers draining them.
+async fn drain_rate(
+    bench: &Config,
+    pool: &sqlx::MySqlPool,
+    settings: &SyncBench,
+    workers: usize,
+    backlog: u32,
+    prefix: &str,
+) -> Result<f64, BenchError> {
+    let mut running = Vec::new();
+    for _ in 0..workers {
+        running.push(WorkerThread::start(bench.clone(), settings.options, None).await?);
+    }
+    sqlx::query("UPDATE Customers SET phone = CONCAT(?, ' ', customer_id) WHERE customer_id <= ?")
+        .bind(prefix)
+        .bind(backlog)
+        .execute(pool)
+        .await
+        .map_err(BenchError::Seed)?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customer_sync_queue")
+            .fetch_one(pool)
+            .await
+            .map_err(BenchError::Seed)?;
+        if left == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Client(format!(
+                "{left} changes still queued after 600 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    for w in running {
+        w.stop().await?;
+    }
+    let per_second = f64::from(backlog) / seconds;
+    tracing::info!(
+        workers,
+        backlog,
+        seconds,
+        per_second,
+        "sync drain run finished"
+    );
+    Ok(per_second)
+}
+
+/// Upserts the stored profiles (merged with `$set`, as the worker does) into a scratch
+/// collection with the validator and indexes of `customer_profiles`, through the same sink.
+async fn raw_upsert_rate(
+    mongo: &mongodb::Database,
+    batch_size: u32,
+    lanes: usize,
+) -> Result<f64, BenchError> {
+    let docs: Vec<Document> = mongo
+        .collection::<Document>(CUSTOMER_PROFILES)
+        .find(doc! {})
+        .await
+        .map_err(BenchError::Mongo)?
+        .try_collect()
+        .await
+        .map_err(BenchError::Mongo)?;
+    crate::migrate::create_like(mongo, CUSTOMER_PROFILES, "raw_upsert_bench")
+        .await
+        .map_err(crate::migrate::MigrateError::from)?;
+    let writes: Vec<Write> = docs
+        .into_iter()
+        .filter_map(|mut d| {
+            let key = d.get_i64("_id").ok()?;
+            d.remove("_id");
+            Some(Write {
+                key,
+                op: WriteOp::Merge(d),
+            })
+        })
+        .collect();
+    let sink = MongoSink::new(mongo.clone());
+    let batch = batch_size.max(1) as usize;
+    // First pass creates the documents; the timed passes update them, as the worker does:
+    // batches one after the other, then from `lanes` concurrent writers. The better counts.
+    for chunk in writes.chunks(batch) {
+        sink.apply("raw_upsert_bench", chunk).await?;
+    }
+    let mut best: f64 = 0.0;
+    for (pass, writers) in [1, lanes.max(1)].into_iter().enumerate() {
+        // Every timed pass changes each document (a new phone), as the worker's changes do:
+        // rewriting identical values would let the server skip the work.
+        let changed: Vec<Write> = writes
+            .iter()
+            .map(|w| {
+                let mut w = w.clone();
+                if let WriteOp::Merge(d) = &mut w.op {
+                    d.insert("phone", format!("+7{pass} {}", w.key));
+                }
+                w
+            })
+            .collect();
+        let started = Instant::now();
+        let next = AtomicU64::new(0);
+        let chunks: Vec<&[Write]> = changed.chunks(batch).collect();
+        let one_writer = || async {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(chunk) = chunks.get(i) else {
+                    return Ok::<_, SyncError>(());
+                };
+                sink.apply("raw_upsert_bench", chunk).await?;
+            }
+        };
+        futures_util::future::try_join_all((0..writers).map(|_| one_writer())).await?;
+        let rate = writes.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        tracing::info!(writers, rate, "raw bulk upsert");
+        best = best.max(rate);
+    }
+    mongo
+        .collection::<Document>("raw_upsert_bench")
+        .drop()
+        .await
+        .map_err(BenchError::Mongo)?;
+    Ok(best)
+}
+
+/// Notes when MongoDB acknowledged a profile carrying each change of the current run.
+struct Recorder {
+    run: u32,
+    origin: Instant,
+    acked: Arc<Vec<AtomicU64>>,
+}
+
+/// A [`MongoSink`] that reports acknowledged documents to a [`Recorder`].
+struct RecordingSink {
+    inner: MongoSink,
+    recorder: Arc<Recorder>,
+}
+
+#[async_trait]
+impl Sink for RecordingSink {
+    async fn apply(&self, collection: &str, writes: &[Write]) -> Result<Vec<Refused>, SyncError> {
+        let refused = self.inner.apply(collection, writes).await?;
+        let now = stamp(self.recorder.origin);
+        let prefix = format!("+{} ", self.recorder.run);
+        for w in writes {
+            let WriteOp::Merge(d) = &w.op else { continue };
+            let seq = d
+                .get_str("phone")
+                .ok()
+                .and_then(|p| p.strip_prefix(&prefix))
+                .and_then(|s| s.parse::<usize>().ok());
+            if let Some(slot) = seq.and_then(|s| self.recorder.acked.get(s))
+                && !refused.iter().any(|r| r.key == w.key)
+            {
+                let _ = slot.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+        Ok(refused)
+    }
+}
+
+/// A worker on a thread of its own (single-threaded runtime), so its CPU time is measurable.
+struct WorkerThread {
+    stop: watch::Sender<bool>,
+    handle: std::thread::JoinHandle<Result<(SyncReport, Duration), BenchError>>,
+}
+
+impl WorkerThread {
+    /// Starts a worker on the customer queue and returns once it is connected and polling.
+    async fn start(
+        config: Config,
+        options: SyncOptions,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Result<Self, BenchError> {
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("sync-worker".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| BenchError::Client(e.to_string()))?;
+                runtime.block_on(async move {
+                    let size = PoolSize {
+                        max: options.pool_size(1),
+                    };
+                    let pool = connect::mariadb_pool(&config.mariadb, size).await?;
+                    let mongo = connect::mongodb_database(&config.mongodb).await?;
+                    let source = QueueSource::new(
+                        pool,
+                        config.mariadb.database(),
+                        mongo.clone(),
+                        options.max_attempts,
+                    );
+                    let inner = MongoSink::new(mongo);
+                    let sink: Arc<dyn Sink> = match recorder {
+                        Some(recorder) => Arc::new(RecordingSink { inner, recorder }),
+                        None => Arc::new(inner),
+                    };
+                    let syncer = Syncer::new(Arc::new(source), sink, options)
+                        .with_entities(&[Entity::Customers]);
+                    let cpu_at_start = thread_cpu();
+                    let _ = ready_tx.send(());
+                    let report = syncer.run(stop_rx).await?;
+                    Ok((report, thread_cpu().saturating_sub(cpu_at_start)))
+                })
+            });
+        let handle = spawned.map_err(|e| BenchError::Client(e.to_string()))?;
+        match ready_rx.await {
+            Ok(()) => Ok(Self { stop, handle }),
+            // The thread ended before it was ready: report its error.
+            Err(_) => Err(join(handle).err().unwrap_or_else(|| {
+                BenchError::Client("the worker thread stopped before it started".into())
+            })),
+        }
+    }
+
+    /// Stops the worker and returns its report and CPU time since it started polling.
+    async fn stop(self) -> Result<(SyncReport, Duration), BenchError> {
+        self.stop.send_replace(true);
+        let handle = self.handle;
+        tokio::task::spawn_blocking(move || join(handle))
+            .await
+            .map_err(|e| BenchError::Client(e.to_string()))?
+    }
+}
+
+fn join(
+    handle: std::thread::JoinHandle<Result<(SyncReport, Duration), BenchError>>,
+) -> Result<(SyncReport, Duration), BenchError> {
+    handle
+        .join()
+        .map_err(|_| BenchError::Client("the worker thread panicked".into()))?
+}
+
+/// CPU time of the calling thread so far (`/proc/thread-self/schedstat`, nanoseconds on CPU).
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
