@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on local throwaway servers it starts itself:
 #   servers up -> health check -> fresh schema -> realistic data in both stores ->
-#   initial migration to MongoDB + verification -> live orders through sp_PlaceOrder ->
-#   reports -> a short benchmark.
+#   initial migration to MongoDB + verification -> the sync worker -> live orders through
+#   sp_PlaceOrder, synced to MongoDB in real time -> reports -> short benchmarks.
 # Safe to run again: every run starts from an empty local database. It never touches servers
 # named by your own AETHERMART_* variables (it ignores them).
 #
@@ -12,9 +12,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 unset AETHERMART_MARIADB_URL AETHERMART_MONGODB_URI MARIA_DB_PASS MONGO_ADMIN_PASS
 SCALE=${SCALE:-0.1}
 SEED=${SEED:-42}
+METRICS_PORT=${METRICS_PORT:-19187}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+# GET a path from the worker's metrics endpoint (bash's /dev/tcp: no curl needed).
+http_get() {
+  exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT" || return 1
+  printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
 
 say "Starting MariaDB and the MongoDB-wire server on 127.0.0.1 (installs what is missing)"
 scripts/services.sh up >/dev/null
@@ -38,6 +46,17 @@ run aethermart generate --scale "$SCALE" --seed "$SEED" --replace-documents
 say "Initial migration into MongoDB, then a check that both stores hold the same"
 run aethermart migrate --verify
 
+say "The sync worker: applies every change captured in MariaDB to MongoDB (metrics on :$METRICS_PORT)"
+WORKER_LOG=.state/worker.log
+AETHERMART_METRICS_ADDR=127.0.0.1:$METRICS_PORT setsid aethermart-worker >"$WORKER_LOG" 2>&1 < /dev/null &
+WORKER_PID=$!
+trap 'kill -TERM "$WORKER_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do
+  [ "$(http_get /healthz 2>/dev/null)" = ok ] && break
+  sleep 0.1
+done
+echo "aethermart-worker running (pid $WORKER_PID, log $WORKER_LOG)"
+
 say "Live: an order with a graphics card and a consultation, placed atomically by sp_PlaceOrder"
 slot=$(date -u -d '+90 days' +%Y-%m-%dT10:00:00Z)
 # A few products are discontinued (inactive) in generated data: take the first that sells.
@@ -57,13 +76,29 @@ aethermart order place --customer 999999 --product 2 || true
 say "Live: cancelling restocks and frees the consultant's slot"
 run aethermart order cancel "$order"
 
+say "Live: the changes above reached MongoDB through the worker"
+run aethermart sync status
+for _ in $(seq 1 100); do
+  pending=$(aethermart sync status --json | awk -F': ' '/"pending"/ {gsub(/,/, "", $2); n += $2} END {print n + 0}')
+  [ "$pending" = 0 ] && break
+  sleep 0.1
+done
+run aethermart sync status
+run aethermart migrate --verify-only
+echo "\$ curl -s 127.0.0.1:$METRICS_PORT/metrics | grep changes_applied"
+http_get /metrics | grep '^aethermart_sync_changes_applied' || true
+kill -TERM "$WORKER_PID"; wait "$WORKER_PID" || true
+trap - EXIT
+echo "worker stopped (SIGTERM): $(tail -n 1 "$WORKER_LOG" | sed 's/\x1b\[[0-9;]*m//g')"
+
 say "Reports"
 quarter_start=$(date -u +%Y)-$(printf %02d $(( ($(date -u +%-m) - 1) / 3 * 3 + 1 )))-01
 run aethermart report sales --since "$quarter_start"
 run aethermart report low-stock --limit 5
 
-say "sp_PlaceOrder under load (in its own database)"
+say "sp_PlaceOrder under load, and the sync worker's latency (in their own databases)"
 run aethermart bench place-order --clients 1,4 --seconds 3
+run aethermart bench sync --rates 500 --seconds 3 --customers 5000
 
 say "Done. Look around:"
 cat <<EOF
@@ -71,6 +106,8 @@ cat <<EOF
   export PATH="$PWD/target/release:\$PATH"
   aethermart --help                         # every subcommand, with examples
   aethermart report customer 17             # any customer's orders
+  aethermart-worker                         # follow the queues (metrics on 127.0.0.1:9187)
+  aethermart sync status                    # queue depth, retries, dead letters
   aethermart bench generate --scale 1       # loader speed at scale 1
   scripts/services.sh status | down         # see or stop the local servers
 EOF

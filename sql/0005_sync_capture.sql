@@ -9,6 +9,9 @@
 --   product_sync_queue  -> products           (Products, Categories)
 --   service_sync_queue  -> services           (Services, Categories)
 --   order_sync_queue    -> orders             (Orders, Order_Items, Products/Services names)
+-- A bulk load of history (the data generator sets @aethermart_loading_history = 1 on its own
+-- connections) is not captured: like a restore, it is followed by the initial migration, which
+-- copies those rows; queuing them only to drop them again would slow the load by a third.
 -- Foreign-key cascades fire no triggers: a customer's addresses vanish with the customer, whose
 -- own trigger queues the profile; an order's lines vanish with the order, whose trigger queues it.
 
@@ -49,106 +52,160 @@ CREATE TABLE sync_dead_letters (
 -- ---- customers: profile = customer + addresses + order summary -----------------------------
 
 CREATE TRIGGER trg_customers_sync_insert AFTER INSERT ON Customers FOR EACH ROW
-    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'insert', 'Customers');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'insert', 'Customers');
+    END IF;
+END;
 
 CREATE TRIGGER trg_customers_sync_update AFTER UPDATE ON Customers FOR EACH ROW
-    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Customers');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Customers');
+    END IF;
+END;
 
 CREATE TRIGGER trg_customers_sync_delete AFTER DELETE ON Customers FOR EACH ROW
-    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'delete', 'Customers');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'delete', 'Customers');
+    END IF;
+END;
 
 CREATE TRIGGER trg_addresses_sync_insert AFTER INSERT ON Customer_Addresses FOR EACH ROW
-    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'insert', 'Customer_Addresses');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'insert', 'Customer_Addresses');
+    END IF;
+END;
 
 CREATE TRIGGER trg_addresses_sync_update AFTER UPDATE ON Customer_Addresses FOR EACH ROW
 BEGIN
-    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Customer_Addresses');
-    IF NEW.customer_id <> OLD.customer_id THEN
-        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'update', 'Customer_Addresses');
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Customer_Addresses');
+        IF NEW.customer_id <> OLD.customer_id THEN
+            INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'update', 'Customer_Addresses');
+        END IF;
     END IF;
 END;
 
 CREATE TRIGGER trg_addresses_sync_delete AFTER DELETE ON Customer_Addresses FOR EACH ROW
-    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'delete', 'Customer_Addresses');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'delete', 'Customer_Addresses');
+    END IF;
+END;
 
 -- ---- orders (and the customer's order summary) ---------------------------------------------
 
 CREATE TRIGGER trg_orders_sync_insert AFTER INSERT ON Orders FOR EACH ROW
 BEGIN
-    INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'insert', 'Orders');
-    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Orders');
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'insert', 'Orders');
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Orders');
+    END IF;
 END;
 
 CREATE TRIGGER trg_orders_sync_update AFTER UPDATE ON Orders FOR EACH ROW
 BEGIN
-    INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'update', 'Orders');
-    -- the summary counts totals and statuses (customer_id cannot change: a guard refuses it)
-    IF NOT (NEW.status <=> OLD.status AND NEW.total <=> OLD.total AND NEW.placed_at <=> OLD.placed_at) THEN
-        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Orders');
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'update', 'Orders');
+        -- the summary counts totals and statuses (customer_id cannot change: a guard refuses it)
+        IF NOT (NEW.status <=> OLD.status AND NEW.total <=> OLD.total AND NEW.placed_at <=> OLD.placed_at) THEN
+            INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Orders');
+        END IF;
     END IF;
 END;
 
 CREATE TRIGGER trg_orders_sync_delete AFTER DELETE ON Orders FOR EACH ROW
 BEGIN
-    INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (OLD.order_id, 'delete', 'Orders');
-    INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'update', 'Orders');
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (OLD.order_id, 'delete', 'Orders');
+        INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'update', 'Orders');
+    END IF;
 END;
 
 -- Lines are immutable and only disappear with their order, so only inserts need capturing.
 CREATE TRIGGER trg_order_items_sync_insert AFTER INSERT ON Order_Items FOR EACH ROW
-    INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'update', 'Order_Items');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'update', 'Order_Items');
+    END IF;
+END;
 
 -- ---- catalogue -----------------------------------------------------------------------------
 
 CREATE TRIGGER trg_products_sync_insert AFTER INSERT ON Products FOR EACH ROW
-    INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (NEW.product_id, 'insert', 'Products');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (NEW.product_id, 'insert', 'Products');
+    END IF;
+END;
 
 -- Order documents embed the product's name: a rename re-syncs the orders that sold it.
 CREATE TRIGGER trg_products_sync_update AFTER UPDATE ON Products FOR EACH ROW
 BEGIN
-    INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (NEW.product_id, 'update', 'Products');
-    IF NOT (NEW.name <=> OLD.name) THEN
-        INSERT INTO order_sync_queue (entity_key, operation, source_table)
-        SELECT DISTINCT order_id, 'update', 'Products' FROM Order_Items WHERE product_id = NEW.product_id;
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (NEW.product_id, 'update', 'Products');
+        IF NOT (NEW.name <=> OLD.name) THEN
+            INSERT INTO order_sync_queue (entity_key, operation, source_table)
+            SELECT DISTINCT order_id, 'update', 'Products' FROM Order_Items WHERE product_id = NEW.product_id;
+        END IF;
     END IF;
 END;
 
 CREATE TRIGGER trg_products_sync_delete AFTER DELETE ON Products FOR EACH ROW
-    INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (OLD.product_id, 'delete', 'Products');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (OLD.product_id, 'delete', 'Products');
+    END IF;
+END;
 
 CREATE TRIGGER trg_services_sync_insert AFTER INSERT ON Services FOR EACH ROW
-    INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (NEW.service_id, 'insert', 'Services');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (NEW.service_id, 'insert', 'Services');
+    END IF;
+END;
 
 CREATE TRIGGER trg_services_sync_update AFTER UPDATE ON Services FOR EACH ROW
 BEGIN
-    INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (NEW.service_id, 'update', 'Services');
-    IF NOT (NEW.name <=> OLD.name) THEN
-        INSERT INTO order_sync_queue (entity_key, operation, source_table)
-        SELECT DISTINCT order_id, 'update', 'Services' FROM Order_Items WHERE service_id = NEW.service_id;
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (NEW.service_id, 'update', 'Services');
+        IF NOT (NEW.name <=> OLD.name) THEN
+            INSERT INTO order_sync_queue (entity_key, operation, source_table)
+            SELECT DISTINCT order_id, 'update', 'Services' FROM Order_Items WHERE service_id = NEW.service_id;
+        END IF;
     END IF;
 END;
 
 CREATE TRIGGER trg_services_sync_delete AFTER DELETE ON Services FOR EACH ROW
-    INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (OLD.service_id, 'delete', 'Services');
+BEGIN
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (OLD.service_id, 'delete', 'Services');
+    END IF;
+END;
 
 -- Products and services carry their category path: renaming or moving a category re-syncs
 -- everything in its subtree. (New or deleted categories change no existing document.)
 CREATE TRIGGER trg_categories_sync_update AFTER UPDATE ON Categories FOR EACH ROW
 BEGIN
-    IF NOT (NEW.name <=> OLD.name AND NEW.parent_id <=> OLD.parent_id) THEN
-        INSERT INTO product_sync_queue (entity_key, operation, source_table)
-        WITH RECURSIVE subtree (id, depth) AS (
-            SELECT NEW.category_id, 1
-            UNION ALL
-            SELECT c.category_id, s.depth + 1 FROM Categories c JOIN subtree s ON c.parent_id = s.id
-            WHERE s.depth < 64)
-        SELECT p.product_id, 'update', 'Categories' FROM Products p JOIN subtree s ON p.category_id = s.id;
-        INSERT INTO service_sync_queue (entity_key, operation, source_table)
-        WITH RECURSIVE subtree (id, depth) AS (
-            SELECT NEW.category_id, 1
-            UNION ALL
-            SELECT c.category_id, s.depth + 1 FROM Categories c JOIN subtree s ON c.parent_id = s.id
-            WHERE s.depth < 64)
-        SELECT v.service_id, 'update', 'Categories' FROM Services v JOIN subtree s ON v.category_id = s.id;
+    IF NOT (@aethermart_loading_history <=> 1) THEN
+        IF NOT (NEW.name <=> OLD.name AND NEW.parent_id <=> OLD.parent_id) THEN
+            INSERT INTO product_sync_queue (entity_key, operation, source_table)
+            WITH RECURSIVE subtree (id, depth) AS (
+                SELECT NEW.category_id, 1
+                UNION ALL
+                SELECT c.category_id, s.depth + 1 FROM Categories c JOIN subtree s ON c.parent_id = s.id
+                WHERE s.depth < 64)
+            SELECT p.product_id, 'update', 'Categories' FROM Products p JOIN subtree s ON p.category_id = s.id;
+            INSERT INTO service_sync_queue (entity_key, operation, source_table)
+            WITH RECURSIVE subtree (id, depth) AS (
+                SELECT NEW.category_id, 1
+                UNION ALL
+                SELECT c.category_id, s.depth + 1 FROM Categories c JOIN subtree s ON c.parent_id = s.id
+                WHERE s.depth < 64)
+            SELECT v.service_id, 'update', 'Categories' FROM Services v JOIN subtree s ON v.category_id = s.id;
+        END IF;
     END IF;
 END;

@@ -13,7 +13,7 @@ use aethermart_core::migrate::{
 use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId, ServiceId};
 use aethermart_core::orders::{self, CancelOrderError, PlaceOrderError};
 use aethermart_core::schema::{MariaDbSchema, MigrationState, SchemaApplier};
-use aethermart_core::sync::SyncOptions;
+use aethermart_core::sync::{self, SyncOptions};
 use aethermart_core::{Error, doctor, reports};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
@@ -101,9 +101,26 @@ enum Command {
     /// Read the reporting views.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Inspect the real-time sync (the worker itself is `aethermart-worker`).
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// Measure the platform's speed and print the figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncCommand {
+    /// Each queue's waiting changes, retries, oldest age and dead letters.
+    ///
+    /// Exits 1 when a change sits in sync_dead_letters (it needs a look).
+    ///
+    /// Example: aethermart sync status --json
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -586,6 +603,25 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             orders::cancel_order(&mariadb_pool().await?, OrderId(order)).await?;
             println!("order {order} cancelled; stock restored");
             Ok(EXIT_OK)
+        }
+        Command::Sync(SyncCommand::Status { json }) => {
+            let queues = sync::status(&mariadb_pool().await?).await?;
+            if json {
+                print_json(&queues);
+            } else {
+                println!(
+                    "{:<22} {:<18} {:>9} {:>9} {:>11} {:>13}",
+                    "queue", "collection", "pending", "retrying", "oldest s", "dead letters"
+                );
+                for q in &queues {
+                    println!(
+                        "{:<22} {:<18} {:>9} {:>9} {:>11.3} {:>13}",
+                        q.queue, q.collection, q.pending, q.retrying, q.oldest_seconds, q.dead_letters
+                    );
+                }
+            }
+            let dead = queues.iter().any(|q| q.dead_letters > 0);
+            Ok(if dead { EXIT_PROBLEM } else { EXIT_OK })
         }
         Command::Report(report) => {
             let pool = mariadb_pool().await?;

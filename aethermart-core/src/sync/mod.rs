@@ -268,3 +268,56 @@ pub(crate) fn lock_name(database: &str, what: &str) -> String {
 pub(crate) fn migration_lock(database: &str) -> String {
     lock_name(database, "migration")
 }
+
+/// Where one queue stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueStatus {
+    /// The queue table.
+    pub queue: &'static str,
+    /// The collection it feeds.
+    pub collection: &'static str,
+    /// Entries waiting (including those waiting for a retry).
+    pub pending: u64,
+    /// Entries that failed at least once and wait for a retry.
+    pub retrying: u64,
+    /// Age in seconds of the oldest waiting entry (0 when empty).
+    pub oldest_seconds: f64,
+    /// Changes of this queue in `sync_dead_letters`.
+    pub dead_letters: u64,
+}
+
+/// Reads every queue's depth, retries, age and dead letters (`aethermart sync status`).
+pub async fn status(pool: &sqlx::MySqlPool) -> Result<Vec<QueueStatus>, SyncError> {
+    let mut out = Vec::new();
+    for entity in Entity::ALL {
+        let queue = queue_table(entity);
+        let (pending, retrying, oldest): (i64, Option<rust_decimal::Decimal>, Option<i64>) =
+            sqlx::query_as(&format!(
+                "SELECT COUNT(*), SUM(attempts > 0), \
+                 TIMESTAMPDIFF(MICROSECOND, MIN(changed_at), NOW(6)) FROM {queue}"
+            ))
+            .fetch_one(pool)
+            .await
+            .map_err(|source| SyncError::MariaDb {
+                step: "reading the queues",
+                source,
+            })?;
+        let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_dead_letters WHERE queue = ?")
+            .bind(queue)
+            .fetch_one(pool)
+            .await
+            .map_err(|source| SyncError::MariaDb {
+                step: "reading the dead letters",
+                source,
+            })?;
+        out.push(QueueStatus {
+            queue,
+            collection: entity.collection(),
+            pending: pending.max(0) as u64,
+            retrying: retrying.and_then(|d| u64::try_from(d).ok()).unwrap_or(0),
+            oldest_seconds: oldest.unwrap_or(0).max(0) as f64 / 1e6,
+            dead_letters: dead.max(0) as u64,
+        });
+    }
+    Ok(out)
+}
