@@ -126,9 +126,17 @@ BEGIN
 END;
 
 -- Lines are immutable and only disappear with their order, so only inserts need capturing.
-CREATE TRIGGER trg_order_items_sync_insert AFTER INSERT ON Order_Items FOR EACH ROW
+-- One AFTER INSERT trigger does both jobs of a new line (taking stock, from 0002, and capture):
+-- each trigger invocation costs the server a few microseconds per row even when it does
+-- nothing, and order lines are most of the rows a history load writes.
+DROP TRIGGER trg_order_items_take_stock;
+
+CREATE TRIGGER trg_order_items_after_insert AFTER INSERT ON Order_Items FOR EACH ROW
 BEGIN
     IF NOT (@aethermart_loading_history <=> 1) THEN
+        IF NEW.product_id IS NOT NULL THEN
+            UPDATE Products SET stock = stock - NEW.quantity WHERE product_id = NEW.product_id;
+        END IF;
         INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'update', 'Order_Items');
     END IF;
 END;

@@ -616,7 +616,12 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 for q in &queues {
                     println!(
                         "{:<22} {:<18} {:>9} {:>9} {:>11.3} {:>13}",
-                        q.queue, q.collection, q.pending, q.retrying, q.oldest_seconds, q.dead_letters
+                        q.queue,
+                        q.collection,
+                        q.pending,
+                        q.retrying,
+                        q.oldest_seconds,
+                        q.dead_letters
                     );
                 }
             }

@@ -1,8 +1,9 @@
 //! # aethermart-core
 //!
 //! The AetherMart data platform as a library: a typed domain model, configuration from the
-//! environment, and connections to the two stores — MariaDB (the operational, 3NF store) and
-//! MongoDB (the document store).
+//! environment, connections to the two stores — MariaDB (the operational, 3NF store) and
+//! MongoDB (the document store) — the versioned schema, the data generator, the initial
+//! migration ([`migrate`]) and the real-time sync ([`sync`]).
 //!
 //! ```no_run
 //! use aethermart_core::{config::Config, connect, doctor};
@@ -15,6 +16,27 @@
 //! let report = doctor::diagnose(&config).await;
 //! println!("{report}");
 //! # drop((pool, mongo)); Ok(()) }
+//! ```
+//!
+//! Keeping MongoDB in step with MariaDB in your own service (what `aethermart-worker` does):
+//!
+//! ```no_run
+//! use aethermart_core::{config::Config, connect, sync};
+//! use std::sync::Arc;
+//!
+//! # async fn demo() -> Result<(), aethermart_core::Error> {
+//! let config = Config::from_env()?;
+//! let options = sync::SyncOptions::default();
+//! let size = connect::PoolSize { max: options.pool_size(4) };
+//! let pool = connect::mariadb_pool(&config.mariadb, size).await?;
+//! let mongo = connect::mongodb_database(&config.mongodb).await?;
+//! let source = sync::QueueSource::new(pool, config.mariadb.database(), mongo.clone(), options.max_attempts);
+//! let syncer = sync::Syncer::new(Arc::new(source), Arc::new(sync::MongoSink::new(mongo)), options);
+//! let (stop, stopped) = tokio::sync::watch::channel(false);
+//! // ... call `stop.send_replace(true)` on shutdown; the batch in flight finishes first.
+//! let report = syncer.run(stopped).await?;
+//! println!("{} changes applied", report.changes);
+//! # drop(stop); Ok(()) }
 //! ```
 //!
 //! Passwords are held in [`config::Secret`] and never appear in `Debug`, logs or errors.

@@ -302,14 +302,15 @@ pub async fn status(pool: &sqlx::MySqlPool) -> Result<Vec<QueueStatus>, SyncErro
                 step: "reading the queues",
                 source,
             })?;
-        let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_dead_letters WHERE queue = ?")
-            .bind(queue)
-            .fetch_one(pool)
-            .await
-            .map_err(|source| SyncError::MariaDb {
-                step: "reading the dead letters",
-                source,
-            })?;
+        let dead: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sync_dead_letters WHERE queue = ?")
+                .bind(queue)
+                .fetch_one(pool)
+                .await
+                .map_err(|source| SyncError::MariaDb {
+                    step: "reading the dead letters",
+                    source,
+                })?;
         out.push(QueueStatus {
             queue,
             collection: entity.collection(),
