@@ -2,32 +2,15 @@
 //! after a crash, refused documents reported with their ids, lineage recorded.
 
 use crate::support::TestEnv;
-use aethermart_core::generate::{self, GenerateConfig, LoadOptions, NoProgress, Progress};
+use aethermart_core::generate::{NoProgress, Progress};
 use aethermart_core::migrate::{BulkMigrator, Entity, MigrateOptions, Migrator};
-use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
-use chrono::NaiveDate;
 use mongodb::bson::{Document, doc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 async fn generated(test: &str, scale: f64) -> (TestEnv, BulkMigrator, sqlx::MySqlPool) {
-    let env = TestEnv::new(test).await;
-    MariaDbSchema::new(env.config.mariadb.clone())
-        .apply()
-        .await
-        .unwrap();
-    let settings =
-        GenerateConfig::new(7, scale, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()).unwrap();
-    generate::generate_into(
-        &env.config,
-        settings,
-        LoadOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
+    let (env, pool) = crate::support::generated(test, 7, scale).await;
     let migrator = BulkMigrator::new(env.config.mariadb.clone(), env.mongo().await);
-    let pool = env.pool().await;
     (env, migrator, pool)
 }
 

@@ -177,3 +177,27 @@ pub fn errno_of<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> u16 {
         .unwrap_or_else(|| panic!("not a server error: {err}"))
         .0
 }
+
+/// A test database with the schema applied and generated data at `scale` (seed `seed`, as of
+/// 2026-11-25) in both stores, and a pool on it.
+pub async fn generated(test: &str, seed: u64, scale: f64) -> (TestEnv, MySqlPool) {
+    use aethermart_core::generate::{self, GenerateConfig, LoadOptions, NoProgress};
+    use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
+    let env = TestEnv::new(test).await;
+    MariaDbSchema::new(env.config.mariadb.clone())
+        .apply()
+        .await
+        .expect("schema applies to an empty database");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).expect("a date");
+    let settings = GenerateConfig::new(seed, scale, day).expect("generator settings");
+    generate::generate_into(
+        &env.config,
+        settings,
+        LoadOptions::default(),
+        std::sync::Arc::new(NoProgress),
+    )
+    .await
+    .expect("generated data loads");
+    let pool = env.pool().await;
+    (env, pool)
+}

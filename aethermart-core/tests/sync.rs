@@ -2,16 +2,14 @@
 //! crashes, a MongoDB outage, poison changes, and the handoff with the initial migration.
 
 use crate::support::{self, TestEnv, seeded};
-use aethermart_core::generate::{self, GenerateConfig, LoadOptions, NoProgress};
+use aethermart_core::generate::NoProgress;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
 use aethermart_core::model::{NewOrderLine, ProductId};
 use aethermart_core::orders;
-use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
 use aethermart_core::sync::{
     MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write,
 };
 use async_trait::async_trait;
-use chrono::NaiveDate;
 use mongodb::bson::{Document, doc};
 use sqlx::MySqlPool;
 use std::sync::Arc;
@@ -106,23 +104,7 @@ async fn document(env: &TestEnv, collection: &str, id: i64) -> Option<Document> 
 }
 
 async fn generated(test: &str, scale: f64) -> (TestEnv, MySqlPool) {
-    let env = TestEnv::new(test).await;
-    MariaDbSchema::new(env.config.mariadb.clone())
-        .apply()
-        .await
-        .unwrap();
-    let settings =
-        GenerateConfig::new(11, scale, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()).unwrap();
-    generate::generate_into(
-        &env.config,
-        settings,
-        LoadOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
-    let pool = env.pool().await;
-    (env, pool)
+    support::generated(test, 11, scale).await
 }
 
 /// Runs `syncer` in the background until the returned sender says stop.

@@ -194,14 +194,9 @@ fn bench_config(config: &Config) -> Result<Config, BenchError> {
     })
 }
 
-/// Generates and loads `settings` into fresh bench databases (`<database>_bench` on both
-/// stores) and reports rows/s, documents/s and peak memory.
-pub async fn generate_throughput(
-    config: &Config,
-    settings: GenerateConfig,
-    options: LoadOptions,
-    progress: Arc<dyn Progress>,
-) -> Result<GenerateFigures, BenchError> {
+/// Recreates the bench databases beside the configured ones (`<database>_bench` on both
+/// stores: MariaDB with the schema applied, MongoDB empty) and returns their configuration.
+async fn fresh_bench_databases(config: &Config) -> Result<Config, BenchError> {
     let bench = bench_config(config)?;
     let schema = MariaDbSchema::new(bench.mariadb.clone());
     schema.teardown(true).await?;
@@ -211,6 +206,18 @@ pub async fn generate_throughput(
         .drop()
         .await
         .map_err(BenchError::Mongo)?;
+    Ok(bench)
+}
+
+/// Generates and loads `settings` into fresh bench databases (`<database>_bench` on both
+/// stores) and reports rows/s, documents/s and peak memory.
+pub async fn generate_throughput(
+    config: &Config,
+    settings: GenerateConfig,
+    options: LoadOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<GenerateFigures, BenchError> {
+    let bench = fresh_bench_databases(config).await?;
     let summary = generate::generate_into(&bench, settings, options, progress).await?;
     Ok(GenerateFigures {
         summary,

@@ -4,13 +4,12 @@
 //! Each worker runs on a thread of its own with a single-threaded runtime, so the CPU time of
 //! that thread (`/proc/thread-self/schedstat`) is the worker's CPU time, drivers included.
 
-use super::{BenchError, bench_config, quantile_ms};
+use super::{BenchError, fresh_bench_databases, quantile_ms};
 use crate::config::Config;
 use crate::connect::{self, PoolSize};
 use crate::document::CUSTOMER_PROFILES;
 use crate::generate::NoProgress;
 use crate::migrate::{BulkMigrator, Entity, MigrateOptions, Migrator};
-use crate::schema::{MariaDbSchema, SchemaApplier};
 use crate::sync::{
     MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write,
     WriteOp,
@@ -101,12 +100,8 @@ pub async fn sync_throughput(
     config: &Config,
     settings: &SyncBench,
 ) -> Result<SyncFigures, BenchError> {
-    let bench = bench_config(config)?;
-    let schema = MariaDbSchema::new(bench.mariadb.clone());
-    schema.teardown(true).await?;
-    schema.apply().await?;
+    let bench = fresh_bench_databases(config).await?;
     let mongo = connect::mongodb_database(&bench.mongodb).await?;
-    mongo.drop().await.map_err(BenchError::Mongo)?;
     let pool = connect::mariadb_pool(&bench.mariadb, PoolSize { max: 8 }).await?;
     let seed = format!(
         "INSERT INTO Customers (first_name, last_name, email)
