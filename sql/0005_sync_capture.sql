@@ -12,6 +12,7 @@
 -- A bulk load of history (the data generator sets @aethermart_loading_history = 1 on its own
 -- connections) is not captured: like a restore, it is followed by the initial migration, which
 -- copies those rows; queuing them only to drop them again would slow the load by a third.
+-- A changed primary key queues the old key too (its document goes). TRUNCATE fires no triggers.
 -- Foreign-key cascades fire no triggers: a customer's addresses vanish with the customer, whose
 -- own trigger queues the profile; an order's lines vanish with the order, whose trigger queues it.
 
@@ -62,6 +63,9 @@ CREATE TRIGGER trg_customers_sync_update AFTER UPDATE ON Customers FOR EACH ROW
 BEGIN
     IF NOT (@aethermart_loading_history <=> 1) THEN
         INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Customers');
+        IF NEW.customer_id <> OLD.customer_id THEN
+            INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (OLD.customer_id, 'delete', 'Customers');
+        END IF;
     END IF;
 END;
 
@@ -110,6 +114,9 @@ CREATE TRIGGER trg_orders_sync_update AFTER UPDATE ON Orders FOR EACH ROW
 BEGIN
     IF NOT (@aethermart_loading_history <=> 1) THEN
         INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (NEW.order_id, 'update', 'Orders');
+        IF NEW.order_id <> OLD.order_id THEN
+            INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (OLD.order_id, 'delete', 'Orders');
+        END IF;
         -- the summary counts totals and statuses (customer_id cannot change: a guard refuses it)
         IF NOT (NEW.status <=> OLD.status AND NEW.total <=> OLD.total AND NEW.placed_at <=> OLD.placed_at) THEN
             INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (NEW.customer_id, 'update', 'Orders');
@@ -155,6 +162,9 @@ CREATE TRIGGER trg_products_sync_update AFTER UPDATE ON Products FOR EACH ROW
 BEGIN
     IF NOT (@aethermart_loading_history <=> 1) THEN
         INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (NEW.product_id, 'update', 'Products');
+        IF NEW.product_id <> OLD.product_id THEN
+            INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (OLD.product_id, 'delete', 'Products');
+        END IF;
         IF NOT (NEW.name <=> OLD.name) THEN
             INSERT INTO order_sync_queue (entity_key, operation, source_table)
             SELECT DISTINCT order_id, 'update', 'Products' FROM Order_Items WHERE product_id = NEW.product_id;
@@ -180,6 +190,9 @@ CREATE TRIGGER trg_services_sync_update AFTER UPDATE ON Services FOR EACH ROW
 BEGIN
     IF NOT (@aethermart_loading_history <=> 1) THEN
         INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (NEW.service_id, 'update', 'Services');
+        IF NEW.service_id <> OLD.service_id THEN
+            INSERT INTO service_sync_queue (entity_key, operation, source_table) VALUES (OLD.service_id, 'delete', 'Services');
+        END IF;
         IF NOT (NEW.name <=> OLD.name) THEN
             INSERT INTO order_sync_queue (entity_key, operation, source_table)
             SELECT DISTINCT order_id, 'update', 'Services' FROM Order_Items WHERE service_id = NEW.service_id;

@@ -606,3 +606,62 @@ async fn changes_during_the_migration_are_replayed_after_it_and_the_stores_conve
     assert!(synced.changes > 0, "{synced:?}");
     assert_equal_stores(&env).await;
 }
+
+#[tokio::test]
+async fn a_row_the_model_refuses_is_dead_lettered_without_stopping_the_worker() {
+    let (env, pool) = seeded("sync_bad_row").await;
+    migrate(&env).await;
+    // MariaDB's CHECK accepts this address; the model refuses its empty domain label, so no
+    // document can be built. Alone in its batch, it must still only count as failed attempts.
+    sqlx::query("UPDATE Customers SET email = 'ana@.example.com' WHERE customer_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = drain(&env).await;
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    sqlx::query("UPDATE Customers SET phone = '+1 555 0101' WHERE customer_id = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = drain(&env).await;
+    assert_eq!((report.changes, report.dead_lettered), (1, 0), "{report:?}");
+    let (key, error): (u64, String) =
+        sqlx::query_as("SELECT entity_key, error FROM sync_dead_letters")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(key, 1);
+    assert!(error.contains("ana@.example.com"), "{error}");
+    let profile = document(&env, "customer_profiles", 2).await.unwrap();
+    assert_eq!(profile.get_str("phone").unwrap(), "+1 555 0101");
+}
+
+#[tokio::test]
+async fn a_migration_run_again_keeps_queued_deletes_for_the_workers() {
+    let (env, pool) = seeded("sync_rerun_deletes").await;
+    migrate(&env).await;
+    let placed = orders::place_order(&pool, aethermart_core::model::CustomerId(2), &[line(2, 1)])
+        .await
+        .unwrap();
+    drain(&env).await;
+    let id = placed.order_id.get() as i64;
+    assert!(document(&env, "orders", id).await.is_some());
+    // No worker runs: the order is cancelled and deleted, then the migration runs again.
+    orders::cancel_order(&pool, placed.order_id).await.unwrap();
+    sqlx::query("DELETE FROM Orders WHERE order_id = ?")
+        .bind(placed.order_id.get())
+        .execute(&pool)
+        .await
+        .unwrap();
+    migrate(&env).await;
+    assert!(
+        document(&env, "orders", id).await.is_some(),
+        "the migration writes rows, it does not remove documents"
+    );
+    drain(&env).await;
+    assert!(
+        document(&env, "orders", id).await.is_none(),
+        "the kept delete removed it"
+    );
+    assert_equal_stores(&env).await;
+}

@@ -59,7 +59,8 @@ impl BulkMigrator {
 /// Deletes the queued changes that the migration about to start covers, and returns how many.
 ///
 /// Every entry committed now describes a row the migration will read *after* this point, so
-/// its document will be written from a state at least as new. A `DELETE` waits for entries
+/// its document will be written from a state at least as new. Deletes are kept: the migration
+/// writes the rows that exist and never removes a document, so the workers replay those. A `DELETE` waits for entries
 /// still being inserted by open transactions (their row locks), so an entry numbered below the
 /// high-water mark but committed later is also covered. Entries queued from here on stay and
 /// are replayed by the workers once the migration releases its lock: the two stores converge
@@ -75,7 +76,8 @@ async fn drop_covered_changes(conn: &mut MySqlConnection) -> Result<u64, Migrate
                 .map_err(MigrateError::State)?;
         loop {
             let deleted = sqlx::query(&format!(
-                "DELETE FROM {queue} WHERE queue_id <= ? ORDER BY queue_id LIMIT 20000"
+                "DELETE FROM {queue} WHERE queue_id <= ? AND operation <> 'delete' \
+                 ORDER BY queue_id LIMIT 20000"
             ))
             .bind(high_water)
             .execute(&mut *conn)
@@ -173,9 +175,19 @@ impl Migrator for BulkMigrator {
         }
         entities.sort_by_key(|e| Entity::ALL.iter().position(|x| *x == e.entity));
         pool.close().await;
+        // Workers must have stayed paused throughout: the lock must still be ours.
+        let still_ours: Option<i64> =
+            sqlx::query_scalar("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
+                .bind(crate::sync::migration_lock(self.mariadb.database()))
+                .fetch_one(&mut handoff)
+                .await
+                .map_err(MigrateError::State)?;
         drop(handoff.close().await);
         if let Some(e) = first_error {
             return Err(e);
+        }
+        if still_ours != Some(1) {
+            return Err(MigrateError::HandoffLost);
         }
         Ok(MigrationReport {
             run_id,

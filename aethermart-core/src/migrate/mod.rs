@@ -163,6 +163,10 @@ pub enum MigrateError {
     /// Another migration of the same database holds the handoff lock.
     #[error("another migration of `{0}` is running")]
     Busy(String),
+    /// The connection holding the lock that pauses sync workers was lost during the run, so
+    /// workers may have written documents the migration then overwrote with older pages.
+    #[error("the migration lost its handoff lock while running (connection dropped): run it again")]
+    HandoffLost,
     /// Reading the schema's status failed.
     #[error(transparent)]
     Schema(#[from] crate::schema::SchemaError),

@@ -118,7 +118,11 @@ pub trait Source: Send + Sync {
 ///
 /// Contract: idempotent. Applying the same writes twice leaves the same documents; when `apply`
 /// returns, every write not listed as refused is durable. An `Err` means nothing can be
-/// assumed about the batch, which is then retried whole.
+/// assumed about the batch: a transient one ([`SyncError::is_transient`]) is retried whole
+/// after a backoff; [`SyncError::MongoDbRefused`] (or a [`SyncError::Sink`] that is not
+/// transient) makes the loop write the batch one document at a time, so only the documents at
+/// fault are refused; any other error stops the loop (a setup problem such as a revoked
+/// privilege must not dead-letter the whole backlog).
 #[async_trait]
 pub trait Sink: Send + Sync {
     /// Applies `writes` to `collection`.
@@ -196,6 +200,17 @@ pub enum SyncError {
         /// The driver's message.
         reason: String,
     },
+    /// MongoDB refused the whole batch for a reason that lies in its documents (too large,
+    /// invalid field names, …): the documents are then written one by one.
+    #[error("MongoDB refused a batch for {collection} (code {code}): {reason}")]
+    MongoDbRefused {
+        /// The collection.
+        collection: String,
+        /// MongoDB's error code.
+        code: i32,
+        /// MongoDB's message.
+        reason: String,
+    },
     /// A sink of another kind failed.
     #[error("the sink failed: {reason}")]
     Sink {
@@ -216,8 +231,34 @@ impl SyncError {
             Self::MariaDb { source, .. } => mariadb_transient(source),
             Self::MongoDb { transient, .. } | Self::Sink { transient, .. } => *transient,
             Self::Lookups(_) | Self::Connect(_) => true,
-            Self::Task(_) => false,
+            Self::Task(_) | Self::MongoDbRefused { .. } => false,
         }
+    }
+}
+
+impl SyncError {
+    /// True when a sink refused a batch because of the documents in it (see [`Sink`]).
+    pub fn is_document_error(&self) -> bool {
+        matches!(
+            self,
+            Self::MongoDbRefused { .. }
+                | Self::Sink {
+                    transient: false,
+                    ..
+                }
+        )
+    }
+
+    /// True when the error comes from one row's values (it cannot become a document), not
+    /// from the servers or the setup: such a change is retried, then dead-lettered.
+    pub fn is_row_error(&self) -> bool {
+        matches!(
+            self,
+            Self::MariaDb {
+                source: sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. },
+                ..
+            }
+        )
     }
 }
 

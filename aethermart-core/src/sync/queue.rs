@@ -60,8 +60,9 @@ impl QueueSource {
     }
 
     /// Reads the current state of `keys`: a write per key, and the keys whose document could
-    /// not be built (with the reason). A batch that fails to read for a reason that is not
-    /// transient is read again key by key, so one bad row does not hold up the others.
+    /// not be built (with the reason). When a row cannot be turned into a document (a value
+    /// the model refuses), the batch is read again key by key, so that only the bad rows count
+    /// as failed attempts; any other error (connection, privileges, schema) fails the batch.
     async fn read_writes(
         &self,
         entity: Entity,
@@ -69,13 +70,13 @@ impl QueueSource {
     ) -> Result<(Vec<Write>, Vec<Refused>), SyncError> {
         match self.read_documents(entity, keys).await {
             Ok(writes) => Ok((writes, Vec::new())),
-            Err(e) if e.is_transient() || keys.len() == 1 => Err(e),
+            Err(e) if !e.is_row_error() => Err(e),
             Err(_) => {
                 let (mut writes, mut failed) = (Vec::new(), Vec::new());
                 for &key in keys {
                     match self.read_documents(entity, &[key]).await {
                         Ok(w) => writes.extend(w),
-                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) if !e.is_row_error() => return Err(e),
                         Err(e) => failed.push(Refused {
                             key: document::key(key),
                             reason: e.to_string(),

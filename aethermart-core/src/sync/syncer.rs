@@ -72,8 +72,6 @@ enum Step {
     Partial,
     /// Nothing claimable.
     Empty,
-    /// Stopped while applying: the batch was given back.
-    Stopped,
 }
 
 impl Syncer {
@@ -100,7 +98,7 @@ impl Syncer {
     }
 
     /// Follows the queues until `stop` turns true (or its sender is dropped). A batch being
-    /// applied when the stop arrives is given back to the queue, never half-acknowledged.
+    /// applied when the stop arrives is finished first (or, if it fails, given back).
     pub async fn run(&self, stop: watch::Receiver<bool>) -> Result<SyncReport, SyncError> {
         let depth = {
             let (me, mut stop) = (self.clone(), stop.clone());
@@ -178,10 +176,9 @@ impl Syncer {
         let mut idle = o.poll_interval;
         let mut backoff = o.backoff;
         while !*stop.borrow() {
-            let pause = match self.step(entity, &mut report, &mut stop).await {
+            let pause = match self.step(entity, &mut report).await {
                 Ok(Step::Full) => Duration::ZERO,
                 Ok(Step::Partial) => o.poll_interval,
-                Ok(Step::Stopped) => break,
                 Ok(Step::Empty) => {
                     if mode == Mode::Drain && self.source.pending(entity).await? == 0 {
                         break;
@@ -223,12 +220,7 @@ impl Syncer {
     }
 
     /// Claims, applies and acknowledges one batch.
-    async fn step(
-        &self,
-        entity: Entity,
-        report: &mut SyncReport,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Result<Step, SyncError> {
+    async fn step(&self, entity: Entity, report: &mut SyncReport) -> Result<Step, SyncError> {
         let claim_started = Instant::now();
         let claimed = self.source.claim(entity, self.options.batch_size).await?;
         self.metrics.polled();
@@ -238,18 +230,15 @@ impl Syncer {
         let started = Instant::now();
         let claim_ms = (started - claim_started).as_secs_f64() * 1e3;
         let changes = batch.changes();
-        let applied = tokio::select! {
-            r = self.apply(batch.collection(), batch.writes()) => Some(r),
-            _ = stopped(stop) => None,
-        };
-        let Some(applied) = applied else {
-            tracing::info!(queue = %entity, changes, "stopping: batch given back to the queue");
-            batch.abandon().await;
-            return Ok(Step::Stopped);
-        };
-        let refused = match applied {
+        // A stop request does not interrupt the write in flight: giving the batch back (and its
+        // key locks) while a command may still land would let another worker's newer write be
+        // overwritten. The drivers' timeouts bound the wait.
+        let refused = match self.apply(batch.collection(), batch.writes()).await {
             Ok(refused) => refused,
             Err(e) => {
+                // Keep the key locks a moment longer: a command the driver gave up on may still
+                // be applied by the server, and must not land after another worker's write.
+                tokio::time::sleep(self.options.backoff).await;
                 batch.abandon().await;
                 return Err(e);
             }
@@ -287,7 +276,7 @@ impl Syncer {
         })
     }
 
-    /// Applies the writes; when the sink fails for a reason that is not transient, applies
+    /// Applies the writes; when the sink refuses the batch because of its documents, applies
     /// them one by one so that only the writes that fail count as refused.
     async fn apply(
         &self,
@@ -295,22 +284,22 @@ impl Syncer {
         writes: &[super::Write],
     ) -> Result<Vec<Refused>, SyncError> {
         match self.sink.apply(collection, writes).await {
-            Err(e) if !e.is_transient() && writes.len() > 1 => {
+            Err(e) if e.is_document_error() && writes.len() > 1 => {
                 tracing::warn!(collection, error = %e, "batch refused as a whole; isolating the failing documents");
                 let mut refused = Vec::new();
                 for w in writes {
                     match self.sink.apply(collection, std::slice::from_ref(w)).await {
                         Ok(r) => refused.extend(r),
-                        Err(e) if e.is_transient() => return Err(e),
-                        Err(e) => refused.push(Refused {
+                        Err(e) if e.is_document_error() => refused.push(Refused {
                             key: w.key,
                             reason: e.to_string(),
                         }),
+                        Err(e) => return Err(e),
                     }
                 }
                 Ok(refused)
             }
-            Err(e) if !e.is_transient() => Ok(writes
+            Err(e) if e.is_document_error() => Ok(writes
                 .iter()
                 .map(|w| Refused {
                     key: w.key,
