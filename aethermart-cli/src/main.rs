@@ -13,6 +13,7 @@ use aethermart_core::migrate::{
 use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId, ServiceId};
 use aethermart_core::orders::{self, CancelOrderError, PlaceOrderError};
 use aethermart_core::schema::{MariaDbSchema, MigrationState, SchemaApplier};
+use aethermart_core::security;
 use aethermart_core::sync::{self, SyncOptions};
 use aethermart_core::{Error, doctor, reports};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -101,12 +102,27 @@ enum Command {
     /// Read the reporting views.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Roles and users: administration (alex), analytics (sarah), data engineering (maria).
+    #[command(subcommand)]
+    Security(SecurityCommand),
     /// Inspect the real-time sync (the worker itself is `aethermart-worker`).
     #[command(subcommand)]
     Sync(SyncCommand),
     /// Measure the platform's speed and print the figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecurityCommand {
+    /// Create or update the roles, their grants on the database, and the users.
+    ///
+    /// Passwords come from AETHERMART_ALEX_PASSWORD, AETHERMART_SARAH_PASSWORD and
+    /// AETHERMART_MARIA_PASSWORD; all three are checked before anything changes. Safe to run
+    /// again (it also completes a run that stopped halfway).
+    ///
+    /// Example: aethermart security apply
+    Apply,
 }
 
 #[derive(Debug, Subcommand)]
@@ -602,6 +618,19 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Order(OrderCommand::Cancel { order }) => {
             orders::cancel_order(&mariadb_pool().await?, OrderId(order)).await?;
             println!("order {order} cancelled; stock restored");
+            Ok(EXIT_OK)
+        }
+        Command::Security(SecurityCommand::Apply) => {
+            let passwords = security::Passwords::from_lookup(env_lookup)?;
+            let config = MariaDbConfig::from_lookup(env_lookup)?;
+            security::apply(&config, &passwords).await?;
+            println!(
+                "roles {}, {}, {} and users alex, sarah, maria applied on database {}",
+                security::ADMIN_ROLE,
+                security::ANALYST_ROLE,
+                security::ENGINEER_ROLE,
+                config.database()
+            );
             Ok(EXIT_OK)
         }
         Command::Sync(SyncCommand::Status { json }) => {

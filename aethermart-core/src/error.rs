@@ -44,6 +44,9 @@ pub enum Error {
     /// The migration or its verification failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// Applying roles and users failed.
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     /// The sync loop failed.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),

@@ -56,6 +56,7 @@ mod mongo_write;
 pub mod orders;
 pub mod reports;
 pub mod schema;
+pub mod security;
 pub mod sync;
 
 pub use error::{Error, Result};

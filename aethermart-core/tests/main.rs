@@ -12,4 +12,5 @@ mod migrate;
 mod orders;
 mod reports;
 mod schema;
+mod security;
 mod sync;

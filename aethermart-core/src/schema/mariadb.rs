@@ -86,13 +86,18 @@ impl MariaDbSchema {
         format!("aethermart.schema.{}", self.database())
     }
 
-    async fn recorded(conn: &mut MySqlConnection) -> Result<Vec<Recorded>, SchemaError> {
+    /// Creates `schema_history` when missing (applying needs it; reading the status does not,
+    /// and must work for users without CREATE).
+    async fn create_history(conn: &mut MySqlConnection) -> Result<(), SchemaError> {
         connect::execute_script(conn, HISTORY_DDL)
             .await
             .map_err(|source| SchemaError::Database {
                 step: "creating schema_history",
                 source,
-            })?;
+            })
+    }
+
+    async fn recorded(conn: &mut MySqlConnection) -> Result<Vec<Recorded>, SchemaError> {
         let rows: Vec<(u32, String, String, bool)> = sqlx::query_as(
             "SELECT version, description, checksum, finished FROM schema_history ORDER BY version",
         )
@@ -114,6 +119,7 @@ impl MariaDbSchema {
     }
 
     async fn apply_locked(&self, conn: &mut MySqlConnection) -> Result<ApplyReport, SchemaError> {
+        Self::create_history(conn).await?;
         let status = compare(self.migrations, &Self::recorded(conn).await?);
         // Refuse before touching anything if the recorded history is not a clean prefix.
         for s in &status {

@@ -62,6 +62,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "sync capture: queues filled by triggers, dead letters",
         sql: include_str!("../../sql/0005_sync_capture.sql"),
     },
+    Migration {
+        version: 6,
+        description: "governance: the masked customer view",
+        sql: include_str!("../../sql/0006_governance.sql"),
+    },
 ];
 
 /// Where one script stands in a database.
