@@ -7,6 +7,7 @@ use aethermart_core::bench::{self, PlaceOrderBench, SyncBench};
 use aethermart_core::config::{Config, MariaDbConfig, env_lookup};
 use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::generate::{self, GenerateConfig, LoadOptions, LoadSummary};
+use aethermart_core::lineage;
 use aethermart_core::migrate::{
     BulkMigrator, MigrateOptions, MigrationReport, Migrator, VerifyReport,
 };
@@ -102,6 +103,26 @@ enum Command {
     /// Read the reporting views.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Show the lineage of data movements (generate, migrate, sync) from data_lineage_tracker.
+    ///
+    /// Without --run: the newest --limit rows. --openlineage prints OpenLineage RunEvents
+    /// (START, then COMPLETE or FAIL, with input and output datasets), one JSON object per line.
+    ///
+    /// Example: aethermart lineage --run 6f76d2d3-1769-e4a1-35be-543854677d39 --openlineage
+    Lineage {
+        /// Only the rows of this run.
+        #[arg(long)]
+        run: Option<String>,
+        /// How many of the newest rows (without --run).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print the rows as JSON.
+        #[arg(long, conflicts_with = "openlineage")]
+        json: bool,
+        /// Print OpenLineage RunEvents (JSON lines).
+        #[arg(long)]
+        openlineage: bool,
+    },
     /// Roles and users: administration (alex), analytics (sarah), data engineering (maria).
     #[command(subcommand)]
     Security(SecurityCommand),
@@ -618,6 +639,50 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Order(OrderCommand::Cancel { order }) => {
             orders::cancel_order(&mariadb_pool().await?, OrderId(order)).await?;
             println!("order {order} cancelled; stock restored");
+            Ok(EXIT_OK)
+        }
+        Command::Lineage {
+            run,
+            limit,
+            json,
+            openlineage,
+        } => {
+            let config = Config::from_env()?;
+            let pool = connect::mariadb_pool(&config.mariadb, PoolSize { max: 2 }).await?;
+            let rows = lineage::read(&pool, run.as_deref(), limit.max(1)).await?;
+            if openlineage {
+                let ns = lineage::Namespaces {
+                    mariadb_database: config.mariadb.database().to_owned(),
+                    mariadb: format!("mysql://{}", config.mariadb.endpoint()),
+                    mongodb: format!("mongodb://{}", config.mongodb.endpoint()),
+                };
+                for event in lineage::openlineage_events(&rows, &ns) {
+                    println!("{event}");
+                }
+            } else if json {
+                print_json(&rows);
+            } else {
+                println!(
+                    "{:<36} {:<9} {:<40} {:>9} {:>9} {:>8} {:<9} {:<19}",
+                    "run", "job", "target", "read", "written", "refused", "status", "started"
+                );
+                for r in &rows {
+                    println!(
+                        "{:<36} {:<9} {:<40} {:>9} {:>9} {:>8} {:<9} {:<19}",
+                        r.run_id,
+                        r.job,
+                        r.target,
+                        r.rows_read,
+                        r.rows_written,
+                        r.rows_rejected,
+                        r.status,
+                        r.started_at.format("%Y-%m-%d %H:%M:%S")
+                    );
+                    if let Some(e) = &r.error {
+                        println!("    {e}");
+                    }
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::Security(SecurityCommand::Apply) => {

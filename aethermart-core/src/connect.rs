@@ -112,3 +112,9 @@ pub(crate) async fn execute_script(
 ) -> Result<(), sqlx::Error> {
     sqlx::Executor::execute(conn, sql).await.map(drop)
 }
+
+/// A SQL string literal for statements that cannot take parameters (account statements, the
+/// one-round-trip scripts): backslashes and quotes escaped.
+pub(crate) fn sql_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}

@@ -44,6 +44,9 @@ pub enum Error {
     /// The migration or its verification failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// Reading the lineage failed.
+    #[error(transparent)]
+    Lineage(#[from] crate::lineage::LineageError),
     /// Applying roles and users failed.
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),

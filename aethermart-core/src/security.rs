@@ -15,7 +15,7 @@
 
 use crate::config::MariaDbConfig;
 use crate::config::{ConfigError, Secret};
-use crate::connect::execute_script;
+use crate::connect::{execute_script, sql_literal};
 use crate::migrate::Entity;
 use crate::sync::queue_table;
 use sqlx::MySqlConnection;
@@ -178,7 +178,7 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
         ("sarah", ANALYST_ROLE, &passwords.sarah),
         ("maria", ENGINEER_ROLE, &passwords.maria),
     ] {
-        let pw = quote(password.expose());
+        let pw = sql_literal(password.expose());
         step(
             &format!("create user {user}"),
             format!("CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY {pw}"),
@@ -223,11 +223,6 @@ fn redacted(error: sqlx::Error, secrets: &[&Secret]) -> sqlx::Error {
     }
 }
 
-/// A SQL string literal (backslashes and quotes escaped).
-fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +238,7 @@ mod tests {
 
     #[test]
     fn quotes_are_escaped() {
-        assert_eq!(quote(r"a'b\c"), r"'a\'b\\c'");
+        assert_eq!(sql_literal(r"a'b\c"), r"'a\'b\\c'");
     }
 
     #[test]

@@ -213,8 +213,77 @@ pub async fn generate_into(
     progress: Arc<dyn Progress>,
 ) -> Result<LoadSummary, LoadError> {
     let mongo = connect::mongodb_database(&config.mongodb).await?;
+    let source = format!(
+        "generator(seed={},scale={},as_of={})",
+        settings.seed, settings.scale, settings.as_of
+    );
     let generator: Arc<dyn Generator> = Arc::new(FakeGenerator::new(settings));
-    load(generator, &config.mariadb, &mongo, options, progress).await
+    let started = chrono::Utc::now().naive_utc();
+    let result = load(generator, &config.mariadb, &mongo, options, progress).await;
+    match record_lineage(config, &source, started, &result).await {
+        Err(e) if result.is_ok() => Err(e),
+        Err(e) => {
+            // Keep the error that stopped the load; the lineage failure goes to the log.
+            tracing::error!(error = %e, "recording the lineage failed");
+            result
+        }
+        Ok(()) => result,
+    }
+}
+
+/// One `data_lineage_tracker` row per table and collection the load wrote (job `generate`),
+/// or one `failed` row naming the error.
+async fn record_lineage(
+    config: &Config,
+    source: &str,
+    started: chrono::NaiveDateTime,
+    result: &Result<LoadSummary, LoadError>,
+) -> Result<(), LoadError> {
+    let (mariadb_db, mongo_db) = (config.mariadb.database(), config.mongodb.database());
+    let run_id = crate::lineage::new_run_id();
+    let rows: Vec<(String, u64, &str, Option<String>)> = match result {
+        Ok(summary) => summary
+            .tables
+            .iter()
+            .map(|t| {
+                let target = if t.store == "MongoDB" {
+                    format!("mongodb:{mongo_db}.{}", t.table)
+                } else {
+                    format!("mariadb:{mariadb_db}.{}", t.table)
+                };
+                (target, t.rows, "complete", None)
+            })
+            .collect(),
+        Err(e) => vec![(
+            format!("mariadb:{mariadb_db}"),
+            0,
+            "failed",
+            Some(e.to_string()),
+        )],
+    };
+    let fail = |source| LoadError::Read {
+        step: "recording the lineage",
+        source,
+    };
+    let mut conn = connect::mariadb_connection(&config.mariadb, true).await?;
+    for (target, written, status, error) in rows {
+        sqlx::query(
+            "INSERT INTO data_lineage_tracker (run_id, job, source_tables, target, rows_written, \
+             started_at, finished_at, status, error) \
+             VALUES (?, 'generate', ?, ?, ?, ?, CURRENT_TIMESTAMP(6), ?, ?)",
+        )
+        .bind(&run_id)
+        .bind(source)
+        .bind(target)
+        .bind(written)
+        .bind(started)
+        .bind(status)
+        .bind(error)
+        .execute(&mut conn)
+        .await
+        .map_err(fail)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

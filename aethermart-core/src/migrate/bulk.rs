@@ -15,7 +15,6 @@ use crate::mongo_write::{self, CommandError, DUPLICATE_KEY, VALIDATION_FAILED, W
 use crate::schema::{MariaDbSchema, MigrationState, SchemaApplier};
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
-use rand::Rng;
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use std::sync::Arc;
 use std::time::Instant;
@@ -96,19 +95,6 @@ async fn drop_covered_changes(conn: &mut MySqlConnection) -> Result<u64, Migrate
     Ok(dropped)
 }
 
-/// A random run identifier in UUID layout (8-4-4-4-12 hex digits).
-fn new_run_id() -> String {
-    let hex = format!("{:032x}", rand::rng().random::<u128>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
 #[async_trait]
 impl Migrator for BulkMigrator {
     async fn migrate(
@@ -137,7 +123,7 @@ impl Migrator for BulkMigrator {
                 .await
                 .map_err(|e| MigrateError::Task(e.to_string()))?,
         );
-        let run_id = new_run_id();
+        let run_id = crate::lineage::new_run_id();
         let limit = Arc::new(Semaphore::new(options.parallel_entities.max(1)));
         // A JoinSet aborts its tasks when dropped: stopping `migrate` stops every entity.
         let mut tasks = tokio::task::JoinSet::new();
@@ -528,18 +514,5 @@ pub(super) fn key(entity: Entity) -> &'static str {
         Entity::Products => "product_id",
         Entity::Services => "service_id",
         Entity::Orders => "order_id",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_ids_look_like_uuids() {
-        let id = new_run_id();
-        assert_eq!(id.len(), 36);
-        assert_eq!(id.matches('-').count(), 4);
-        assert_ne!(id, new_run_id());
     }
 }

@@ -10,7 +10,7 @@
 //! on the floor (task aborted) closes its connection: the server rolls back and frees the locks.
 
 use super::{Acknowledged, ClaimedBatch, Refused, Source, SyncError, Write, WriteOp, queue_table};
-use crate::connect::execute_script;
+use crate::connect::{execute_script, sql_literal};
 use crate::document;
 use crate::migrate::Entity;
 use crate::migrate::source::{self, Lookups, Selection};
@@ -26,6 +26,8 @@ use std::time::Instant;
 /// The MariaDB queues (`*_sync_queue`) of one database.
 #[derive(Debug, Clone)]
 pub struct QueueSource {
+    /// Names this worker's batches in `data_lineage_tracker`.
+    run_id: String,
     /// Per entity: the last claim found entries, so the next one skips the cheap emptiness
     /// check and claims at once.
     busy: Arc<[AtomicBool; 4]>,
@@ -46,12 +48,18 @@ impl QueueSource {
         max_attempts: u32,
     ) -> Self {
         Self {
+            run_id: crate::lineage::new_run_id(),
             busy: Arc::new(Default::default()),
             pool,
             mongo,
             database: database.into(),
             max_attempts: max_attempts.max(1),
         }
+    }
+
+    /// The run id of this source's lineage rows (one row per acknowledged batch).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 
     /// Key locks are named `<prefix><key>`.
@@ -161,6 +169,10 @@ impl Source for QueueSource {
         }
         let conn = self.pool.acquire().await.map_err(db_err("connecting"))?;
         let mut claim = Claim {
+            lineage: BatchLineage {
+                run_id: self.run_id.clone(),
+                target: format!("mongodb:{}.{}", self.mongo.name(), entity.collection()),
+            },
             conn: Some(conn),
             entity,
             queue,
@@ -252,8 +264,18 @@ impl Source for QueueSource {
     }
 }
 
+/// What a batch's lineage row names.
+#[derive(Debug, Clone)]
+struct BatchLineage {
+    /// The worker's run.
+    run_id: String,
+    /// `mongodb:<db>.<collection>`.
+    target: String,
+}
+
 /// A claim in progress: the transaction holding the entries' row locks and the key locks.
 struct Claim {
+    lineage: BatchLineage,
     /// `None` once committed or rolled back.
     conn: Option<PoolConnection<MySql>>,
     entity: Entity,
@@ -300,6 +322,13 @@ impl Claim {
             }
         }
         let (queue, max_attempts) = (self.queue, self.max_attempts);
+        let written = self
+            .writes
+            .iter()
+            .filter(|w| !u64::try_from(w.key).is_ok_and(|k| reasons.contains_key(&k)))
+            .count();
+        let (lineage, sources) = (self.lineage.clone(), self.entity.sources());
+        let micros = self.claimed_at.elapsed().as_micros();
         let conn = self.conn();
         for (e, reason) in &retry {
             // Backoff grows with the attempts: 0.2 s, 0.4 s, 0.8 s, … (at most a minute).
@@ -332,12 +361,33 @@ impl Claim {
         // The entries are deleted by primary key, driven by the list of ids (JSON_TABLE, joined
         // first): an `IN (…)` list may be planned as a full scan, whose DELETE would wait on the
         // rows other workers hold. Ids are numbers, so the text is safe to inline; the delete,
-        // the commit and the release of the key locks travel in one round trip.
+        // the batch's lineage row, the commit and the release of the key locks travel in one
+        // round trip.
         let ids: Vec<String> = done.iter().map(u64::to_string).collect();
+        let error = reasons
+            .iter()
+            .next()
+            .map_or("NULL".to_owned(), |(key, reason)| {
+                sql_literal(&format!(
+                    "{} changes failed ({} dead-lettered); key {key}: {reason}",
+                    retry.len() + dead.len(),
+                    dead.len()
+                ))
+            });
         let script = format!(
-            "DELETE q FROM JSON_TABLE('[{}]', '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids \
-             STRAIGHT_JOIN {queue} q ON q.queue_id = ids.id; COMMIT; DO RELEASE_ALL_LOCKS()",
-            ids.join(",")
+            "DELETE q FROM JSON_TABLE('[{ids}]', '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids \
+             STRAIGHT_JOIN {queue} q ON q.queue_id = ids.id; \
+             INSERT INTO data_lineage_tracker (run_id, job, source_tables, target, rows_read, \
+             rows_written, rows_rejected, started_at, finished_at, status, error) VALUES \
+             ({run}, 'sync', {sources}, {target}, {read}, {written}, {rejected}, \
+             NOW(6) - INTERVAL {micros} MICROSECOND, NOW(6), 'complete', {error}); \
+             COMMIT; DO RELEASE_ALL_LOCKS()",
+            ids = ids.join(","),
+            run = sql_literal(&lineage.run_id),
+            sources = sql_literal(sources),
+            target = sql_literal(&lineage.target),
+            read = entries.len(),
+            rejected = dead.len(),
         );
         execute_script(conn, &script)
             .await

@@ -1,0 +1,261 @@
+//! Lineage of every data movement in `data_lineage_tracker`: one row per run and table of
+//! `generate`, per run and entity of `migrate`, per batch of the sync worker; read back by
+//! `aethermart lineage`, also as OpenLineage `RunEvent`s.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::MySqlPool;
+
+/// A random run identifier in UUID layout (8-4-4-4-12 hex digits), as OpenLineage wants.
+pub(crate) fn new_run_id() -> String {
+    let hex = format!("{:032x}", rand::rng().random::<u128>());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// One row of `data_lineage_tracker`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineageRow {
+    /// Row key.
+    pub lineage_id: u64,
+    /// The run (several rows share it: one per table, entity or batch).
+    pub run_id: String,
+    /// `generate`, `migrate` or `sync`.
+    pub job: String,
+    /// Comma-separated source tables (or the generator's settings).
+    pub source_tables: String,
+    /// `mariadb:<db>.<table>` or `mongodb:<db>.<collection>`.
+    pub target: String,
+    /// Rows read.
+    pub rows_read: u64,
+    /// Rows or documents written.
+    pub rows_written: u64,
+    /// Rows refused (validation) or dead-lettered.
+    pub rows_rejected: u64,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End (`None` while running).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `running`, `complete` or `failed`.
+    pub status: String,
+    /// What went wrong, or what was refused.
+    pub error: Option<String>,
+}
+
+type RawRow = (
+    u64,
+    String,
+    String,
+    String,
+    String,
+    u64,
+    u64,
+    u64,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    String,
+    Option<String>,
+);
+
+/// Reading the lineage failed.
+#[derive(Debug, thiserror::Error)]
+#[error("reading data_lineage_tracker failed: {0}")]
+pub struct LineageError(#[source] pub sqlx::Error);
+
+/// The newest `limit` rows, or all rows of one run.
+pub async fn read(
+    pool: &MySqlPool,
+    run: Option<&str>,
+    limit: u32,
+) -> Result<Vec<LineageRow>, LineageError> {
+    let columns = "lineage_id, run_id, job, source_tables, target, rows_read, rows_written, \
+                   rows_rejected, started_at, finished_at, status, error";
+    let rows: Vec<RawRow> = match run {
+        Some(run) => sqlx::query_as(&format!(
+            "SELECT {columns} FROM data_lineage_tracker WHERE run_id = ? ORDER BY lineage_id"
+        ))
+        .bind(run)
+        .fetch_all(pool)
+        .await
+        .map_err(LineageError)?,
+        None => sqlx::query_as(&format!(
+            "SELECT * FROM (SELECT {columns} FROM data_lineage_tracker \
+                 ORDER BY lineage_id DESC LIMIT ?) newest ORDER BY lineage_id"
+        ))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(LineageError)?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| LineageRow {
+            lineage_id: r.0,
+            run_id: r.1,
+            job: r.2,
+            source_tables: r.3,
+            target: r.4,
+            rows_read: r.5,
+            rows_written: r.6,
+            rows_rejected: r.7,
+            started_at: r.8.and_utc(),
+            finished_at: r.9.map(|t| t.and_utc()),
+            status: r.10,
+            error: r.11,
+        })
+        .collect())
+}
+
+/// Where the stores live, for OpenLineage dataset namespaces.
+#[derive(Debug, Clone)]
+pub struct Namespaces {
+    /// The MariaDB database (`<db>`), for input names.
+    pub mariadb_database: String,
+    /// `mysql://host:port`.
+    pub mariadb: String,
+    /// `mongodb://host:port`.
+    pub mongodb: String,
+}
+
+/// The rows as OpenLineage `RunEvent`s (spec 2-0-2): a `START` per row, then `COMPLETE` or
+/// `FAIL` once it finished. Jobs are named `<job>.<target table or collection>` in namespace
+/// `aethermart`; inputs and outputs are datasets named `<db>.<table>`.
+pub fn openlineage_events(rows: &[LineageRow], ns: &Namespaces) -> Vec<Value> {
+    let dataset = |spec: &str| -> Value {
+        let (store, name) = spec.split_once(':').unwrap_or(("mariadb", spec));
+        let namespace = if store == "mongodb" {
+            &ns.mongodb
+        } else {
+            &ns.mariadb
+        };
+        json!({ "namespace": namespace, "name": name })
+    };
+    let mut events = Vec::new();
+    for row in rows {
+        let inputs: Vec<Value> = if row.job == "generate" {
+            Vec::new()
+        } else {
+            row.source_tables
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(|t| match t {
+                    // The ratings come from MongoDB's reviews collection.
+                    "reviews" => dataset(&format!("mongodb:{}", target_db(&row.target, t))),
+                    _ => dataset(&format!("mariadb:{}.{t}", ns.mariadb_database)),
+                })
+                .collect()
+        };
+        let outputs = vec![dataset(&row.target)];
+        let object = row.target.rsplit('.').next().unwrap_or(&row.target);
+        let job = json!({ "namespace": "aethermart", "name": format!("{}.{object}", row.job) });
+        let event = |kind: &str, time: DateTime<Utc>, facets: Value| {
+            json!({
+                "eventType": kind,
+                "eventTime": time.to_rfc3339(),
+                "run": { "runId": row.run_id, "facets": facets },
+                "job": job,
+                "inputs": inputs,
+                "outputs": outputs,
+                "producer": PRODUCER,
+                "schemaURL": SCHEMA_URL,
+            })
+        };
+        events.push(event("START", row.started_at, json!({})));
+        if let Some(finished) = row.finished_at {
+            let (kind, facets) = match (row.status.as_str(), &row.error) {
+                ("failed", Some(message)) => (
+                    "FAIL",
+                    json!({ "errorMessage": {
+                        "_producer": PRODUCER,
+                        "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet",
+                        "message": message,
+                        "programmingLanguage": "Rust",
+                    } }),
+                ),
+                ("failed", None) => ("FAIL", json!({})),
+                _ => ("COMPLETE", json!({})),
+            };
+            events.push(event(kind, finished, facets));
+        }
+    }
+    events
+}
+
+/// `<db>.<collection>` for a MongoDB source collection, from a target `mongodb:<db>.<x>`.
+fn target_db(target: &str, collection: &str) -> String {
+    let db = target
+        .split_once(':')
+        .map(|(_, rest)| rest)
+        .unwrap_or(target)
+        .split('.')
+        .next()
+        .unwrap_or_default();
+    format!("{db}.{collection}")
+}
+
+const PRODUCER: &str = concat!(
+    "https://github.com/aethermart/aethermart/tree/v",
+    env!("CARGO_PKG_VERSION"),
+    "/aethermart-core"
+);
+const SCHEMA_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_look_like_uuids() {
+        let id = new_run_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_ne!(id, new_run_id());
+    }
+
+    #[test]
+    fn a_finished_failed_row_gives_start_and_fail_with_datasets() {
+        let t = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let row = LineageRow {
+            lineage_id: 1,
+            run_id: new_run_id(),
+            job: "migrate".into(),
+            source_tables: "Products,Categories,reviews".into(),
+            target: "mongodb:shop.products".into(),
+            rows_read: 10,
+            rows_written: 9,
+            rows_rejected: 1,
+            started_at: t,
+            finished_at: Some(t),
+            status: "failed".into(),
+            error: Some("boom".into()),
+        };
+        let ns = Namespaces {
+            mariadb_database: "shop".into(),
+            mariadb: "mysql://h:3306".into(),
+            mongodb: "mongodb://h:27017".into(),
+        };
+        let events = openlineage_events(&[row], &ns);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["eventType"], "START");
+        assert_eq!(events[1]["eventType"], "FAIL");
+        assert_eq!(events[1]["job"]["name"], "migrate.products");
+        assert_eq!(events[1]["inputs"][0]["name"], "shop.Products");
+        assert_eq!(events[1]["inputs"][2]["namespace"], "mongodb://h:27017");
+        assert_eq!(events[1]["inputs"][2]["name"], "shop.reviews");
+        assert_eq!(events[1]["outputs"][0]["name"], "shop.products");
+        assert_eq!(
+            events[1]["run"]["facets"]["errorMessage"]["message"],
+            "boom"
+        );
+    }
+}
