@@ -13,6 +13,7 @@ use aethermart_core::migrate::{
 };
 use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId, ServiceId};
 use aethermart_core::orders::{self, CancelOrderError, PlaceOrderError};
+use aethermart_core::quality;
 use aethermart_core::schema::{MariaDbSchema, MigrationState, SchemaApplier};
 use aethermart_core::security;
 use aethermart_core::sync::{self, SyncOptions};
@@ -123,6 +124,9 @@ enum Command {
         #[arg(long)]
         openlineage: bool,
     },
+    /// Data quality and cross-store reconciliation checks, logged to data_quality_logs.
+    #[command(subcommand)]
+    Quality(QualityCommand),
     /// Roles and users: administration (alex), analytics (sarah), data engineering (maria).
     #[command(subcommand)]
     Security(SecurityCommand),
@@ -132,6 +136,23 @@ enum Command {
     /// Measure the platform's speed and print the figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum QualityCommand {
+    /// Run every check: invalid e-mails, negative stock, order totals, orphan reviews, stale
+    /// sync, dead letters, and the reconciliation of both stores (counts and per-document
+    /// hashes). Each result goes to data_quality_logs. Exits 1 when an error check fails.
+    ///
+    /// Example: aethermart quality check --stale-after 60
+    Check {
+        /// Seconds after which a queued change counts as stale.
+        #[arg(long, default_value_t = 300)]
+        stale_after: u64,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -684,6 +705,41 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 }
             }
             Ok(EXIT_OK)
+        }
+        Command::Quality(QualityCommand::Check { stale_after, json }) => {
+            let config = Config::from_env()?;
+            let pool = connect::mariadb_pool(&config.mariadb, PoolSize { max: 4 }).await?;
+            let mongo = connect::mongodb_database(&config.mongodb).await?;
+            let reconciler = BulkMigrator::new(config.mariadb.clone(), mongo.clone());
+            let options = quality::QualityOptions {
+                stale_after: Duration::from_secs(stale_after),
+            };
+            let report = quality::run_checks(&pool, &mongo, &reconciler, options).await?;
+            if json {
+                print_json(&report);
+            } else {
+                println!(
+                    "{:<22} {:<8} {:>9}  {:<6} sample keys",
+                    "check", "severity", "failing", "result"
+                );
+                for c in &report.checks {
+                    let result = if c.passed() { "pass" } else { "FAIL" };
+                    let severity = match c.severity {
+                        quality::Severity::Error => "error",
+                        quality::Severity::Warning => "warning",
+                    };
+                    println!(
+                        "{:<22} {:<8} {:>9}  {:<6} {}",
+                        c.check,
+                        severity,
+                        c.failing,
+                        result,
+                        c.sample_keys.join(", ")
+                    );
+                }
+                println!("run {} logged to data_quality_logs", report.run_id);
+            }
+            Ok(if report.ok() { EXIT_OK } else { EXIT_PROBLEM })
         }
         Command::Security(SecurityCommand::Apply) => {
             let passwords = security::Passwords::from_lookup(env_lookup)?;

@@ -121,7 +121,7 @@ fn schema_apply_status_and_guarded_teardown() {
     let out = run(&["schema", "apply"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains("applied schema versions [1, 2, 3, 4, 5, 6]"),
+        text(&out).contains("applied schema versions [1, 2, 3, 4, 5, 6, 7]"),
         "{}",
         text(&out)
     );
@@ -146,4 +146,94 @@ fn schema_apply_status_and_guarded_teardown() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = run(&["schema", "status"], &env);
     assert!(text(&out).contains("pending"), "{}", text(&out));
+}
+
+/// The configured MongoDB URI with another database name.
+fn mongo_uri_with_database(db: &str) -> String {
+    let uri = env_var("AETHERMART_MONGODB_URI");
+    let (address, query) = uri.split_once('?').unwrap_or((uri.as_str(), ""));
+    let base = address
+        .strip_prefix("mongodb://")
+        .and_then(|rest| rest.split_once('/').map(|(hosts, _)| hosts))
+        .unwrap_or_else(|| address.trim_start_matches("mongodb://"));
+    format!("mongodb://{base}/{db}?{query}")
+}
+
+#[test]
+fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
+    let db = format!("amt_test_{}_pipeline", std::process::id());
+    let (url, uri) = (url_with_database(&db), mongo_uri_with_database(&db));
+    let maria_db_pass = env_var("MARIA_DB_PASS");
+    let secrets = [
+        ("AETHERMART_ALEX_PASSWORD", "Alex-S3cret-Adm1n"),
+        ("AETHERMART_SARAH_PASSWORD", "Sarah-S3cret-An4lyst"),
+        ("AETHERMART_MARIA_PASSWORD", "Maria-S3cret-Eng1neer"),
+    ];
+    let mut env: Vec<(&str, &str)> = vec![
+        ("AETHERMART_MARIADB_URL", url.as_str()),
+        ("AETHERMART_MONGODB_URI", uri.as_str()),
+    ];
+    env.extend(secrets);
+    let mut all_output = String::new();
+    let mut step = |args: &[&str], expected: i32| {
+        let mut cmd = Command::new(BIN);
+        // Debug logs everywhere, the drivers' statement logs included.
+        cmd.args(args).env("AETHERMART_LOG", "debug");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run aethermart");
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(expected), "{args:?}: {shown}");
+        all_output.push_str(&shown);
+    };
+    step(&["schema", "teardown", "--yes"], 0);
+    step(&["schema", "apply"], 0);
+    step(&["security", "apply"], 0);
+    step(&["security", "apply"], 0);
+    step(
+        &[
+            "generate",
+            "--scale",
+            "0.01",
+            "--seed",
+            "3",
+            "--replace-documents",
+        ],
+        0,
+    );
+    step(
+        &["order", "place", "--customer", "1", "--product", "1:1"],
+        0,
+    );
+    step(&["migrate", "--verify"], 0);
+    step(&["sync", "status"], 0);
+    step(&["quality", "check"], 0);
+    step(&["lineage", "--openlineage"], 0);
+    step(&["doctor"], 0);
+    step(&["schema", "teardown", "--yes"], 0);
+    assert!(all_output.contains("DEBUG"), "debug logs were on");
+    assert!(all_output.contains("migrate.orders"), "lineage was printed");
+    for secret in std::iter::once(maria_db_pass.as_str()).chain(secrets.iter().map(|(_, s)| *s)) {
+        assert!(
+            !all_output.contains(secret),
+            "a password was printed in the pipeline's output"
+        );
+    }
+    // A missing password is named, and nothing is applied.
+    let out = run(
+        &["security", "apply"],
+        &[
+            ("AETHERMART_MARIADB_URL", url.as_str()),
+            ("AETHERMART_ALEX_PASSWORD", "x"),
+            ("AETHERMART_SARAH_PASSWORD", ""),
+            ("AETHERMART_MARIA_PASSWORD", "y"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("AETHERMART_SARAH_PASSWORD is not set"),
+        "{}",
+        text(&out)
+    );
 }

@@ -44,6 +44,9 @@ pub enum Error {
     /// The migration or its verification failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    /// A quality check could not run.
+    #[error(transparent)]
+    Quality(#[from] crate::quality::QualityError),
     /// Reading the lineage failed.
     #[error(transparent)]
     Lineage(#[from] crate::lineage::LineageError),

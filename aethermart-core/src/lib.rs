@@ -55,6 +55,7 @@ pub mod migrate;
 pub mod model;
 mod mongo_write;
 pub mod orders;
+pub mod quality;
 pub mod reports;
 pub mod schema;
 pub mod security;

@@ -10,6 +10,7 @@ mod constraints;
 mod generate;
 mod migrate;
 mod orders;
+mod quality;
 mod reports;
 mod schema;
 mod security;

@@ -67,6 +67,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "governance: the masked customer view",
         sql: include_str!("../../sql/0006_governance.sql"),
     },
+    Migration {
+        version: 7,
+        description: "data quality: the log of every check",
+        sql: include_str!("../../sql/0007_data_quality.sql"),
+    },
 ];
 
 /// Where one script stands in a database.

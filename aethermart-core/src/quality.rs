@@ -1,0 +1,342 @@
+//! Data quality checks (`aethermart quality check`): each check counts the failing rows or
+//! documents, keeps up to ten sample keys, and is logged to `data_quality_logs` with its
+//! severity. A failed `error` check makes the run fail.
+
+use crate::document::REVIEWS;
+use crate::migrate::{BulkMigrator, MigrateError, Migrator};
+use crate::sync::queue_table;
+use futures_util::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use serde::Serialize;
+use sqlx::MySqlPool;
+use std::time::Duration;
+
+/// How bad a failed check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Wrong data: the run fails.
+    Error,
+    /// Worth a look.
+    Warning,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+        }
+    }
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    /// The check's name.
+    pub check: &'static str,
+    /// What it looked at.
+    pub target: String,
+    /// Its severity when it fails.
+    pub severity: Severity,
+    /// Rows or documents that fail it.
+    pub failing: u64,
+    /// Up to ten of their keys.
+    pub sample_keys: Vec<String>,
+}
+
+impl CheckResult {
+    /// Nothing failed.
+    pub fn passed(&self) -> bool {
+        self.failing == 0
+    }
+}
+
+/// A whole run of the checks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityReport {
+    /// Its id in `data_quality_logs`.
+    pub run_id: String,
+    /// Every check, in order.
+    pub checks: Vec<CheckResult>,
+}
+
+impl QualityReport {
+    /// True when no `error` check failed.
+    pub fn ok(&self) -> bool {
+        self.checks
+            .iter()
+            .all(|c| c.passed() || c.severity != Severity::Error)
+    }
+}
+
+/// Settings of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct QualityOptions {
+    /// A queued change older than this makes `stale_sync` fail.
+    pub stale_after: Duration,
+}
+
+impl Default for QualityOptions {
+    fn default() -> Self {
+        Self {
+            stale_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A check could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QualityError {
+    /// A MariaDB query failed.
+    #[error("quality check {check} failed to run: {source}")]
+    MariaDb {
+        /// The check.
+        check: &'static str,
+        /// The server's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A MongoDB query failed.
+    #[error("quality check {check} failed to run: {source}")]
+    MongoDb {
+        /// The check.
+        check: &'static str,
+        /// The driver's error.
+        #[source]
+        source: mongodb::error::Error,
+    },
+    /// The reconciliation (the migration's verification) failed to run.
+    #[error(transparent)]
+    Reconcile(#[from] MigrateError),
+}
+
+const SAMPLE: usize = 10;
+
+/// Runs every check and logs each result to `data_quality_logs`.
+pub async fn run_checks(
+    pool: &MySqlPool,
+    mongo: &mongodb::Database,
+    reconciler: &BulkMigrator,
+    options: QualityOptions,
+) -> Result<QualityReport, QualityError> {
+    let mut checks = vec![
+        sql_check(
+            pool,
+            "invalid_emails",
+            "Customers.email",
+            Severity::Error,
+            // One '@', no spaces, a domain of non-empty dot-separated labels.
+            "SELECT customer_id AS k FROM Customers WHERE email NOT REGEXP \
+             '^[^@[:space:]]+@([^@.[:space:]]+[.])+[^@.[:space:]]+$' ORDER BY customer_id",
+        )
+        .await?,
+        sql_check(
+            pool,
+            "negative_stock",
+            "Products.stock",
+            Severity::Error,
+            "SELECT product_id AS k FROM Products WHERE stock < 0 ORDER BY product_id",
+        )
+        .await?,
+        sql_check(
+            pool,
+            "order_total_mismatch",
+            "Orders.total = SUM(Order_Items.line_total)",
+            Severity::Error,
+            "SELECT o.order_id AS k FROM Orders o LEFT JOIN \
+             (SELECT order_id, SUM(line_total) AS lines_total FROM Order_Items GROUP BY order_id) l \
+             ON l.order_id = o.order_id WHERE o.total <> COALESCE(l.lines_total, 0) ORDER BY o.order_id",
+        )
+        .await?,
+        orphan_reviews(pool, mongo).await?,
+        stale_sync(pool, options.stale_after).await?,
+        sql_check(
+            pool,
+            "sync_dead_letters",
+            "sync_dead_letters",
+            Severity::Error,
+            "SELECT CONCAT(queue, ':', entity_key) AS k FROM sync_dead_letters ORDER BY dead_letter_id",
+        )
+        .await?,
+    ];
+    checks.push(reconciliation(reconciler).await?);
+    let run_id = crate::lineage::new_run_id();
+    for c in &checks {
+        let sample = serde_json::to_string(&c.sample_keys).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO data_quality_logs (run_id, check_name, target, failing_count, sample_keys, severity, passed) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&run_id)
+        .bind(c.check)
+        .bind(&c.target)
+        .bind(c.failing)
+        .bind(sample)
+        .bind(c.severity.as_str())
+        .bind(c.passed())
+        .execute(pool)
+        .await
+        .map_err(|source| QualityError::MariaDb {
+            check: c.check,
+            source,
+        })?;
+        if !c.passed() {
+            tracing::warn!(
+                check = c.check,
+                failing = c.failing,
+                severity = c.severity.as_str(),
+                "quality check failed"
+            );
+        }
+    }
+    Ok(QualityReport { run_id, checks })
+}
+
+/// A check whose query returns the failing keys in a column named `k`.
+async fn sql_check(
+    pool: &MySqlPool,
+    check: &'static str,
+    target: &str,
+    severity: Severity,
+    sql: &str,
+) -> Result<CheckResult, QualityError> {
+    let fail = |source| QualityError::MariaDb { check, source };
+    let failing: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({sql}) failing"))
+        .fetch_one(pool)
+        .await
+        .map_err(fail)?;
+    let sample: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT CAST(k AS CHAR) FROM ({sql}) failing LIMIT {SAMPLE}"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(fail)?;
+    Ok(CheckResult {
+        check,
+        target: target.to_owned(),
+        severity,
+        failing: failing.max(0) as u64,
+        sample_keys: sample,
+    })
+}
+
+/// Reviews (MongoDB) whose product or customer does not exist in MariaDB.
+async fn orphan_reviews(
+    pool: &MySqlPool,
+    mongo: &mongodb::Database,
+) -> Result<CheckResult, QualityError> {
+    const CHECK: &str = "orphan_reviews";
+    let ids = |table: &str, column: &str| format!("SELECT CAST({column} AS SIGNED) FROM {table}");
+    let products: Vec<i64> = sqlx::query_scalar(&ids("Products", "product_id"))
+        .fetch_all(pool)
+        .await
+        .map_err(|source| QualityError::MariaDb {
+            check: CHECK,
+            source,
+        })?;
+    let customers: Vec<i64> = sqlx::query_scalar(&ids("Customers", "customer_id"))
+        .fetch_all(pool)
+        .await
+        .map_err(|source| QualityError::MariaDb {
+            check: CHECK,
+            source,
+        })?;
+    let orphans = doc! { "$or": [
+        { "product_id": { "$nin": products } },
+        { "customer_id": { "$nin": customers } },
+    ] };
+    let fail = |source| QualityError::MongoDb {
+        check: CHECK,
+        source,
+    };
+    let reviews = mongo.collection::<Document>(REVIEWS);
+    let failing = reviews
+        .count_documents(orphans.clone())
+        .await
+        .map_err(fail)?;
+    let sample: Vec<Document> = reviews
+        .find(orphans)
+        .projection(doc! { "_id": 1 })
+        .limit(SAMPLE as i64)
+        .await
+        .map_err(fail)?
+        .try_collect()
+        .await
+        .map_err(fail)?;
+    Ok(CheckResult {
+        check: CHECK,
+        target: format!("mongodb:{}.{REVIEWS}", mongo.name()),
+        severity: Severity::Error,
+        failing,
+        sample_keys: sample
+            .iter()
+            .filter_map(|d| d.get("_id").map(|id| id.to_string()))
+            .collect(),
+    })
+}
+
+/// Queued changes older than `stale_after`: the sync is behind or not running.
+async fn stale_sync(pool: &MySqlPool, stale_after: Duration) -> Result<CheckResult, QualityError> {
+    let union: Vec<String> = crate::migrate::Entity::ALL
+        .iter()
+        .map(|&e| {
+            let q = queue_table(e);
+            format!(
+                "SELECT CONCAT('{q}:', entity_key) AS k, queue_id FROM {q} \
+                 WHERE changed_at < NOW(6) - INTERVAL {} MICROSECOND",
+                stale_after.as_micros()
+            )
+        })
+        .collect();
+    let mut result = sql_check(
+        pool,
+        "stale_sync",
+        "*_sync_queue",
+        Severity::Warning,
+        &format!("SELECT k FROM ({}) stale", union.join(" UNION ALL ")),
+    )
+    .await?;
+    result.target = format!("*_sync_queue older than {} s", stale_after.as_secs());
+    Ok(result)
+}
+
+/// Counts and per-document content hashes, MariaDB against MongoDB.
+///
+/// A row that cannot become a document (a value the model refuses) stops the comparison of its
+/// entity; that is reported as a failure naming the row's error, not as a failed run.
+async fn reconciliation(reconciler: &BulkMigrator) -> Result<CheckResult, QualityError> {
+    let mut result = CheckResult {
+        check: "reconciliation",
+        target: "customer_profiles, products, services, orders".to_owned(),
+        severity: Severity::Error,
+        failing: 0,
+        sample_keys: Vec::new(),
+    };
+    let report = match reconciler.verify().await {
+        Ok(report) => report,
+        Err(MigrateError::Read {
+            entity,
+            source: source @ (sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. }),
+        }) => {
+            result.failing = 1;
+            result.sample_keys = vec![format!("{entity}: {source}")];
+            return Ok(result);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut failing = 0;
+    let mut sample = Vec::new();
+    for e in &report.entities {
+        failing += e.mismatches + e.documents.saturating_sub(e.rows);
+        for id in e.missing.iter().chain(&e.different) {
+            if sample.len() < SAMPLE {
+                sample.push(format!("{}:{id}", e.entity.collection()));
+            }
+        }
+    }
+    result.failing = failing;
+    result.sample_keys = sample;
+    Ok(result)
+}
