@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end on local throwaway servers it starts itself:
 #   servers up -> health check -> fresh schema -> realistic data in both stores ->
-#   initial migration to MongoDB + verification -> the sync worker -> live orders through
-#   sp_PlaceOrder, synced to MongoDB in real time -> reports -> short benchmarks.
-# Safe to run again: every run starts from an empty local database. It never touches servers
+#   initial migration to MongoDB + verification -> roles and the masked view -> the sync
+#   worker -> live orders through sp_PlaceOrder, synced to MongoDB in real time -> quality
+#   checks and lineage -> reports -> short benchmarks.
+# Safe to run again: every run starts from empty local servers (their state is wiped). It never touches servers
 # named by your own AETHERMART_* variables (it ignores them).
 #
 #   SCALE=0.5 SEED=7 scripts/demo.sh     # a bigger or different data set (default 0.1, seed 42)
@@ -24,7 +25,8 @@ http_get() {
   exec 3<&-
 }
 
-say "Starting MariaDB and the MongoDB-wire server on 127.0.0.1 (installs what is missing)"
+say "Starting MariaDB and the MongoDB-wire server on 127.0.0.1, empty (installs what is missing)"
+scripts/services.sh wipe >/dev/null
 scripts/services.sh up >/dev/null
 eval "$(scripts/services.sh env)"
 
@@ -45,6 +47,16 @@ run aethermart generate --scale "$SCALE" --seed "$SEED" --replace-documents
 
 say "Initial migration into MongoDB, then a check that both stores hold the same"
 run aethermart migrate --verify
+
+say "Governance: roles and users (random passwords, from the environment only)"
+for user in ALEX SARAH MARIA; do
+  export "AETHERMART_${user}_PASSWORD=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+done
+run aethermart security apply
+db=${AETHERMART_MARIADB_URL##*/}
+echo "\$ mariadb -u sarah $db -e 'SELECT * FROM v_customers_masked LIMIT 3; SELECT email FROM Customers LIMIT 1'"
+MYSQL_PWD="$AETHERMART_SARAH_PASSWORD" mariadb -h 127.0.0.1 -P "${AETHERMART_LOCAL_MARIADB_PORT:-13306}" -u sarah "$db" \
+  -e 'SELECT * FROM v_customers_masked LIMIT 3; SELECT email FROM Customers LIMIT 1' 2>&1 || true
 
 say "The sync worker: applies every change captured in MariaDB to MongoDB (metrics on :$METRICS_PORT)"
 WORKER_LOG=.state/worker.log
@@ -90,6 +102,10 @@ http_get /metrics | grep '^aethermart_sync_changes_applied' || true
 kill -TERM "$WORKER_PID"; wait "$WORKER_PID" || true
 trap - EXIT
 echo "worker stopped (SIGTERM): $(tail -n 1 "$WORKER_LOG" | sed 's/\x1b\[[0-9;]*m//g')"
+
+say "Data quality and lineage"
+run aethermart quality check
+run aethermart lineage --limit 8
 
 say "Reports"
 quarter_start=$(date -u +%Y)-$(printf %02d $(( ($(date -u +%-m) - 1) / 3 * 3 + 1 )))-01
