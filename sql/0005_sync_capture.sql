@@ -35,7 +35,8 @@ CREATE TABLE service_sync_queue LIKE customer_sync_queue;
 CREATE TABLE order_sync_queue LIKE customer_sync_queue;
 
 -- Changes that failed `attempts` times (e.g. a document MongoDB's validator refuses). They no
--- longer block anything; fix the data, then re-queue them (INSERT INTO <queue> ... SELECT).
+-- longer block anything; fix the data, then re-queue them and delete the dead letters in one
+-- transaction (INSERT INTO <queue> ... SELECT ...; DELETE FROM sync_dead_letters WHERE ...).
 CREATE TABLE sync_dead_letters (
     dead_letter_id  BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
     queue           VARCHAR(32) NOT NULL,

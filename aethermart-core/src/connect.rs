@@ -113,8 +113,10 @@ pub(crate) async fn execute_script(
     sqlx::Executor::execute(conn, sql).await.map(drop)
 }
 
-/// A SQL string literal for statements that cannot take parameters (account statements, the
-/// one-round-trip scripts): backslashes and quotes escaped.
+/// A SQL string literal for statements that cannot take parameters (the one-round-trip
+/// scripts): the UTF-8 bytes as a hex literal, so no quote, backslash or `sql_mode`
+/// (`NO_BACKSLASH_ESCAPES`) can change what it means.
 pub(crate) fn sql_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+    let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("CONVERT(X'{hex}' USING utf8mb4)")
 }

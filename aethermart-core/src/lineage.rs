@@ -8,9 +8,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
 
-/// A random run identifier in UUID layout (8-4-4-4-12 hex digits), as OpenLineage wants.
+/// A random (version 4) UUID, the identifier of a run.
 pub(crate) fn new_run_id() -> String {
-    let hex = format!("{:032x}", rand::rng().random::<u128>());
+    uuid_text(rand::rng().random::<u128>(), 4)
+}
+
+/// `bits` as a UUID of `version` (RFC 9562 variant), in 8-4-4-4-12 hex digits.
+fn uuid_text(bits: u128, version: u8) -> String {
+    let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (u128::from(version) << 76) | (0x2 << 62);
+    let hex = format!("{bits:032x}");
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
@@ -125,9 +131,21 @@ pub struct Namespaces {
     pub mongodb: String,
 }
 
+/// The OpenLineage run of one row: a name-based (version 8, SHA-256) UUID of the row's run id
+/// and its key, so each row is a run of its own job while rows of one run share a parent.
+fn row_run_id(row: &LineageRow) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}/{}", row.run_id, row.lineage_id).as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid_text(u128::from_be_bytes(bytes), 8)
+}
+
 /// The rows as OpenLineage `RunEvent`s (spec 2-0-2): a `START` per row, then `COMPLETE` or
-/// `FAIL` once it finished. Jobs are named `<job>.<target table or collection>` in namespace
-/// `aethermart`; inputs and outputs are datasets named `<db>.<table>`.
+/// `FAIL` once it finished. Each row is a run (its id derived from the row) of the job
+/// `<job>.<target table or collection>` in namespace `aethermart`, with the platform's run
+/// (one `generate`/`migrate` invocation, or one worker's life) as its `parent` run facet;
+/// inputs and outputs are datasets named `<db>.<table>`.
 pub fn openlineage_events(rows: &[LineageRow], ns: &Namespaces) -> Vec<Value> {
     let dataset = |spec: &str| -> Value {
         let (store, name) = spec.split_once(':').unwrap_or(("mariadb", spec));
@@ -156,11 +174,19 @@ pub fn openlineage_events(rows: &[LineageRow], ns: &Namespaces) -> Vec<Value> {
         let outputs = vec![dataset(&row.target)];
         let object = row.target.rsplit('.').next().unwrap_or(&row.target);
         let job = json!({ "namespace": "aethermart", "name": format!("{}.{object}", row.job) });
-        let event = |kind: &str, time: DateTime<Utc>, facets: Value| {
+        let run_id = row_run_id(row);
+        let parent = json!({
+            "_producer": PRODUCER,
+            "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/ParentRunFacet.json#/$defs/ParentRunFacet",
+            "run": { "runId": row.run_id },
+            "job": { "namespace": "aethermart", "name": row.job },
+        });
+        let event = |kind: &str, time: DateTime<Utc>, mut facets: Value| {
+            facets["parent"] = parent.clone();
             json!({
                 "eventType": kind,
                 "eventTime": time.to_rfc3339(),
-                "run": { "runId": row.run_id, "facets": facets },
+                "run": { "runId": run_id, "facets": facets },
                 "job": job,
                 "inputs": inputs,
                 "outputs": outputs,
@@ -218,6 +244,8 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(id.matches('-').count(), 4);
         assert_ne!(id, new_run_id());
+        assert_eq!(&id[14..15], "4", "a version 4 UUID");
+        assert!("89ab".contains(&id[19..20]), "the RFC 9562 variant");
     }
 
     #[test]
@@ -225,9 +253,10 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
+        let row_id = new_run_id();
         let row = LineageRow {
             lineage_id: 1,
-            run_id: new_run_id(),
+            run_id: row_id.clone(),
             job: "migrate".into(),
             source_tables: "Products,Categories,reviews".into(),
             target: "mongodb:shop.products".into(),
