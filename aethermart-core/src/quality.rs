@@ -222,49 +222,59 @@ async fn sql_check(
     })
 }
 
-/// Reviews (MongoDB) whose product or customer does not exist in MariaDB.
+/// Reviews (MongoDB) whose product or customer does not exist in MariaDB: the distinct ids
+/// the reviews name are looked up in MariaDB (by key, whatever the tables' size), then the
+/// reviews naming a missing one are counted.
 async fn orphan_reviews(
     pool: &MySqlPool,
     mongo: &mongodb::Database,
 ) -> Result<CheckResult, QualityError> {
     const CHECK: &str = "orphan_reviews";
-    let ids = |table: &str, column: &str| format!("SELECT CAST({column} AS SIGNED) FROM {table}");
-    let products: Vec<i64> = sqlx::query_scalar(&ids("Products", "product_id"))
-        .fetch_all(pool)
-        .await
-        .map_err(|source| QualityError::MariaDb {
-            check: CHECK,
-            source,
-        })?;
-    let customers: Vec<i64> = sqlx::query_scalar(&ids("Customers", "customer_id"))
-        .fetch_all(pool)
-        .await
-        .map_err(|source| QualityError::MariaDb {
-            check: CHECK,
-            source,
-        })?;
-    let orphans = doc! { "$or": [
-        { "product_id": { "$nin": products } },
-        { "customer_id": { "$nin": customers } },
-    ] };
-    let fail = |source| QualityError::MongoDb {
+    let mongo_fail = |source| QualityError::MongoDb {
         check: CHECK,
         source,
     };
     let reviews = mongo.collection::<Document>(REVIEWS);
+    let mut missing = Document::new();
+    for (field, table, key) in [
+        ("product_id", "Products", "product_id"),
+        ("customer_id", "Customers", "customer_id"),
+    ] {
+        let named: Vec<i64> = reviews
+            .distinct(field, doc! {})
+            .await
+            .map_err(mongo_fail)?
+            .iter()
+            .filter_map(|v| v.as_i64().or_else(|| v.as_i32().map(i64::from)))
+            .collect();
+        let ids: Vec<String> = named.iter().map(i64::to_string).collect();
+        let gone: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT CAST(k.id AS SIGNED) FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS k \
+             LEFT JOIN {table} t ON t.{key} = k.id WHERE t.{key} IS NULL"
+        ))
+        .bind(format!("[{}]", ids.join(",")))
+        .fetch_all(pool)
+        .await
+        .map_err(|source| QualityError::MariaDb { check: CHECK, source })?;
+        missing.insert(field, doc! { "$in": gone });
+    }
+    let orphans = doc! { "$or": [
+        { "product_id": missing.get("product_id").cloned().unwrap_or_default() },
+        { "customer_id": missing.get("customer_id").cloned().unwrap_or_default() },
+    ] };
     let failing = reviews
         .count_documents(orphans.clone())
         .await
-        .map_err(fail)?;
+        .map_err(mongo_fail)?;
     let sample: Vec<Document> = reviews
         .find(orphans)
         .projection(doc! { "_id": 1 })
         .limit(SAMPLE as i64)
         .await
-        .map_err(fail)?
+        .map_err(mongo_fail)?
         .try_collect()
         .await
-        .map_err(fail)?;
+        .map_err(mongo_fail)?;
     Ok(CheckResult {
         check: CHECK,
         target: format!("mongodb:{}.{REVIEWS}", mongo.name()),
