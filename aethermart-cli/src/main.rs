@@ -7,6 +7,7 @@ use aethermart_core::bench::{self, PlaceOrderBench, SyncBench};
 use aethermart_core::config::{Config, MariaDbConfig, env_lookup};
 use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::generate::{self, GenerateConfig, LoadOptions, LoadSummary};
+use aethermart_core::lifecycle;
 use aethermart_core::lineage;
 use aethermart_core::migrate::{
     BulkMigrator, MigrateOptions, MigrationReport, Migrator, VerifyReport,
@@ -56,6 +57,35 @@ enum Command {
     /// Example: aethermart doctor --json
     Doctor {
         /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole platform in one command: schema, data, roles, initial migration, verification.
+    ///
+    /// Steps: teardown (only with --fresh --yes) -> schema apply -> generate (into an empty
+    /// database; existing data is kept) -> security apply (when AETHERMART_ALEX_PASSWORD,
+    /// AETHERMART_SARAH_PASSWORD and AETHERMART_MARIA_PASSWORD are set) -> migrate -> verify.
+    /// Each step is timed; a failure stops at the step and names it. Safe to run again. Then
+    /// start `aethermart-worker` to keep MongoDB in step.
+    ///
+    /// Example: aethermart up --fresh --yes --scale 0.05
+    Up {
+        /// Drop both databases first (needs --yes).
+        #[arg(long, requires = "yes")]
+        fresh: bool,
+        /// Confirm --fresh.
+        #[arg(long)]
+        yes: bool,
+        /// Size of the data set generated into an empty database (1.0 = 100,000 orders).
+        #[arg(long, default_value_t = 0.05)]
+        scale: f64,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The day the data ends, YYYY-MM-DD; today by default.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -660,6 +690,65 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Order(OrderCommand::Cancel { order }) => {
             orders::cancel_order(&mariadb_pool().await?, OrderId(order)).await?;
             println!("order {order} cancelled; stock restored");
+            Ok(EXIT_OK)
+        }
+        Command::Up {
+            fresh,
+            yes: _,
+            scale,
+            seed,
+            as_of,
+            json,
+        } => {
+            let config = Config::from_env()?;
+            let passwords = match [
+                security::ALEX_PASSWORD,
+                security::SARAH_PASSWORD,
+                security::MARIA_PASSWORD,
+            ]
+            .iter()
+            .all(|v| env_lookup(v).is_none())
+            {
+                true => None,
+                false => Some(security::Passwords::from_lookup(env_lookup)?),
+            };
+            let as_of = as_of.unwrap_or_else(|| Utc::now().date_naive());
+            let options = lifecycle::UpOptions {
+                fresh,
+                data: GenerateConfig::new(seed, scale, as_of)?,
+                passwords,
+            };
+            let progress: Arc<dyn generate::Progress> = if json {
+                Arc::new(generate::NoProgress)
+            } else {
+                Arc::new(progress::Bars::new())
+            };
+            let on_step = |step: &'static str| {
+                if !json {
+                    eprintln!("==> {step}");
+                }
+            };
+            let report = match lifecycle::up(&config, options, progress, &on_step).await {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("error: {}", error_chain(&e));
+                    return Ok(EXIT_PROBLEM);
+                }
+            };
+            if json {
+                print_json(&report);
+            } else {
+                println!("{:<10} {:>9}  what", "step", "seconds");
+                for s in &report.steps {
+                    println!("{:<10} {:>9.2}  {}", s.step, s.seconds, s.detail);
+                }
+                let total: f64 = report.steps.iter().map(|s| s.seconds).sum();
+                println!("{:<10} {:>9.2}", "total", total);
+                println!(
+                    "ready: start `aethermart-worker` to keep MongoDB in step; lineage of the migration: aethermart lineage --run {}",
+                    report.migration_run
+                );
+            }
             Ok(EXIT_OK)
         }
         Command::Lineage {

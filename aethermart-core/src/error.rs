@@ -56,6 +56,9 @@ pub enum Error {
     /// The sync loop failed.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    /// A lifecycle step (`aethermart up`) found a problem.
+    #[error("{0}")]
+    Up(String),
     /// A benchmark failed.
     #[error(transparent)]
     Bench(#[from] BenchError),

@@ -50,6 +50,7 @@ pub mod doctor;
 pub mod document;
 pub mod error;
 pub mod generate;
+pub mod lifecycle;
 pub mod lineage;
 pub mod migrate;
 pub mod model;

@@ -8,6 +8,7 @@ mod support;
 mod connectivity;
 mod constraints;
 mod generate;
+mod lifecycle;
 mod migrate;
 mod orders;
 mod quality;

@@ -1,20 +1,14 @@
 //! Roles against the real server: the analyst reads masked data only, the data engineer runs
 //! the migration and the sync worker with nothing more than the engineer role.
 
-use crate::support::{errno_of, seeded};
+use crate::support::{errno_of, passwords, seeded};
 use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::generate::NoProgress;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
-use aethermart_core::security::{self, ANALYST_VIEWS, Passwords};
+use aethermart_core::security::{self, ANALYST_VIEWS};
 use aethermart_core::sync::{MongoSink, QueueSource, SyncOptions, Syncer};
 use sqlx::{MySqlPool, Row};
 use std::sync::Arc;
-
-fn passwords() -> Passwords {
-    // Quotes and backslashes on purpose: they must be escaped, never break the statement.
-    Passwords::from_lookup(|var| Some(format!("pw'{var}\\x-1")))
-        .expect("all three passwords are set")
-}
 
 /// Every value of every row of `view`, as text (read as the analyst).
 async fn view_text(pool: &MySqlPool, view: &str) -> Vec<String> {

@@ -201,3 +201,10 @@ pub async fn generated(test: &str, seed: u64, scale: f64) -> (TestEnv, MySqlPool
     let pool = env.pool().await;
     (env, pool)
 }
+
+/// The platform users' passwords in the tests (the users are server-wide: every test uses the
+/// same ones). Quotes and backslashes on purpose: they must never break a statement.
+pub fn passwords() -> aethermart_core::security::Passwords {
+    aethermart_core::security::Passwords::from_lookup(|var| Some(format!("pw'{var}\\x-1")))
+        .expect("all three passwords are set")
+}

@@ -1,0 +1,216 @@
+//! The whole platform in one call (`aethermart up`): teardown (only when asked), schema,
+//! data, roles, initial migration, verification — each step timed, the first failure named.
+//!
+//! Re-running is safe: the schema applier skips applied versions, data is generated only into
+//! an empty database (a database that has customers keeps them), roles are re-applied, the
+//! migration is idempotent. A failed step leaves a state that the next run repairs (a failed
+//! load needs `--fresh`: the error says so).
+
+use crate::config::Config;
+use crate::connect::{self, PoolSize};
+use crate::generate::{self, GenerateConfig, LoadOptions, Progress};
+use crate::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use crate::schema::{MariaDbSchema, SchemaApplier};
+use crate::security::{self, Passwords};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What `up` does.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Drop both databases first (the caller has the user's confirmation).
+    pub fresh: bool,
+    /// Data to generate into an empty database.
+    pub data: GenerateConfig,
+    /// The users' passwords; `None` skips the roles step (and says so).
+    pub passwords: Option<Passwords>,
+}
+
+/// One step's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// The step's name.
+    pub step: &'static str,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// What it did, in a few words.
+    pub detail: String,
+}
+
+/// Everything `up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// The steps, in order.
+    pub steps: Vec<StepReport>,
+    /// The migration's run id (its lineage).
+    pub migration_run: String,
+}
+
+/// `up` stopped at a step.
+#[derive(Debug, thiserror::Error)]
+#[error("step `{step}` failed: {source}")]
+pub struct UpError {
+    /// The step.
+    pub step: &'static str,
+    /// Why.
+    #[source]
+    pub source: Box<crate::Error>,
+}
+
+/// Runs the lifecycle; `on_step` hears each step start (to show progress).
+pub async fn up(
+    config: &Config,
+    options: UpOptions,
+    progress: Arc<dyn Progress>,
+    on_step: &(dyn Fn(&'static str) + Send + Sync),
+) -> Result<UpReport, UpError> {
+    let mut steps = Vec::new();
+    let schema = MariaDbSchema::new(config.mariadb.clone());
+    let mut step = |name: &'static str, started: Instant, detail: String| {
+        steps.push(StepReport {
+            step: name,
+            seconds: started.elapsed().as_secs_f64(),
+            detail,
+        })
+    };
+    let fail = |step: &'static str| {
+        move |e: crate::Error| UpError {
+            step,
+            source: Box::new(e),
+        }
+    };
+
+    if options.fresh {
+        on_step("teardown");
+        let t = Instant::now();
+        async {
+            schema.teardown(true).await?;
+            connect::mongodb_database(&config.mongodb)
+                .await?
+                .drop()
+                .await
+                .map_err(|source| crate::connect::ConnectError::MongoDb {
+                    endpoint: config.mongodb.endpoint().to_owned(),
+                    source,
+                })?;
+            Ok::<_, crate::Error>(())
+        }
+        .await
+        .map_err(fail("teardown"))?;
+        step("teardown", t, "both databases dropped".into());
+    }
+
+    on_step("schema");
+    let t = Instant::now();
+    let applied = schema.apply().await.map_err(|e| fail("schema")(e.into()))?;
+    let detail = if applied.applied.is_empty() {
+        format!("up to date ({} versions)", applied.already_applied)
+    } else {
+        format!("applied versions {:?}", applied.applied)
+    };
+    step("schema", t, detail);
+
+    on_step("generate");
+    let t = Instant::now();
+    let pool = connect::mariadb_pool(&config.mariadb, PoolSize { max: 2 })
+        .await
+        .map_err(|e| fail("generate")(e.into()))?;
+    let customers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM Customers")
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| {
+            fail("generate")(crate::Error::Up(format!(
+                "checking whether the database already has data failed: {e}"
+            )))
+        })?;
+    pool.close().await;
+    if customers == 0 {
+        let summary = generate::generate_into(
+            config,
+            options.data,
+            LoadOptions {
+                replace_documents: true,
+                ..LoadOptions::default()
+            },
+            progress.clone(),
+        )
+        .await
+        .map_err(|e| fail("generate")(e.into()))?;
+        step(
+            "generate",
+            t,
+            format!(
+                "{} rows, {} documents (scale {}, seed {})",
+                summary.mariadb_rows,
+                summary.mongodb_documents,
+                options.data.scale,
+                options.data.seed
+            ),
+        );
+    } else {
+        step(
+            "generate",
+            t,
+            format!("kept the {customers} customers already there"),
+        );
+    }
+
+    on_step("security");
+    let t = Instant::now();
+    match &options.passwords {
+        Some(passwords) => {
+            security::apply(&config.mariadb, passwords)
+                .await
+                .map_err(|e| fail("security")(e.into()))?;
+            step("security", t, "roles and users alex, sarah, maria".into());
+        }
+        None => step(
+            "security",
+            t,
+            "skipped: AETHERMART_*_PASSWORD not set".into(),
+        ),
+    }
+
+    on_step("migrate");
+    let t = Instant::now();
+    let mongo = connect::mongodb_database(&config.mongodb)
+        .await
+        .map_err(|e| fail("migrate")(e.into()))?;
+    let migrator = BulkMigrator::new(config.mariadb.clone(), mongo);
+    let migration = migrator
+        .migrate(MigrateOptions::default(), progress)
+        .await
+        .map_err(|e| fail("migrate")(e.into()))?;
+    let written: u64 = migration.entities.iter().map(|e| e.written).sum();
+    let refused: usize = migration.entities.iter().map(|e| e.rejected.len()).sum();
+    step(
+        "migrate",
+        t,
+        format!("{written} documents, {refused} refused"),
+    );
+
+    on_step("verify");
+    let t = Instant::now();
+    let verified = migrator
+        .verify()
+        .await
+        .map_err(|e| fail("verify")(e.into()))?;
+    if !verified.equal() {
+        return Err(fail("verify")(crate::Error::Up(format!(
+            "the stores differ after the migration: {}",
+            verified
+                .entities
+                .iter()
+                .filter(|e| !e.equal())
+                .map(|e| format!("{} ({} mismatches)", e.entity, e.mismatches))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))));
+    }
+    step("verify", t, "MariaDB and MongoDB hold the same".into());
+    Ok(UpReport {
+        steps,
+        migration_run: migration.run_id,
+    })
+}
