@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job, end to end on local throwaway servers it starts itself:
-#   servers up -> health check -> fresh schema -> realistic data in both stores ->
-#   initial migration to MongoDB + verification -> roles and the masked view -> the sync
-#   worker -> live orders through sp_PlaceOrder, synced to MongoDB in real time -> quality
+#   servers up -> health check -> `aethermart up` (fresh schema, realistic data in both
+#   stores, roles, initial migration, verification) -> the masked view -> the sync worker ->
+#   live changes timed until MongoDB shows them, an order through sp_PlaceOrder -> quality
 #   checks and lineage -> reports -> short benchmarks.
-# Safe to run again: every run starts from empty local servers (their state is wiped). It never touches servers
-# named by your own AETHERMART_* variables (it ignores them).
+# Safe to run again: every run starts from empty local servers (their state is wiped). It
+# never touches servers named by your own AETHERMART_* variables (it ignores them).
 #
 #   SCALE=0.5 SEED=7 scripts/demo.sh     # a bigger or different data set (default 0.1, seed 42)
 set -euo pipefail
@@ -37,22 +37,13 @@ PATH="$PWD/target/release:$PATH"
 say "Health of both stores"
 run aethermart doctor
 
-say "A fresh schema on the local throwaway database"
-run aethermart schema teardown --yes
-run aethermart schema apply
-run aethermart schema status
-
-say "Realistic data: scale $SCALE, seed $SEED (deterministic)"
-run aethermart generate --scale "$SCALE" --seed "$SEED" --replace-documents
-
-say "Initial migration into MongoDB, then a check that both stores hold the same"
-run aethermart migrate --verify
-
-say "Governance: roles and users (random passwords, from the environment only)"
-for user in ALEX SARAH MARIA; do
+say "The whole platform in one command: fresh schema, data (scale $SCALE, seed $SEED), roles, migration, verification"
+for user in ALEX SARAH MARIA; do    # random passwords, from the environment only
   export "AETHERMART_${user}_PASSWORD=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
 done
-run aethermart security apply
+run aethermart up --fresh --yes --scale "$SCALE" --seed "$SEED"
+
+say "Governance: the analyst sarah reads masked customers, and nothing with personal data"
 db=${AETHERMART_MARIADB_URL##*/}
 echo "\$ mariadb -u sarah $db -e 'SELECT * FROM v_customers_masked LIMIT 3; SELECT email FROM Customers LIMIT 1'"
 MYSQL_PWD="$AETHERMART_SARAH_PASSWORD" mariadb -h 127.0.0.1 -P "${AETHERMART_LOCAL_MARIADB_PORT:-13306}" -u sarah "$db" \
@@ -68,6 +59,10 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 echo "aethermart-worker running (pid $WORKER_PID, log $WORKER_LOG)"
+
+say "Live: a change in MariaDB, timed until MongoDB shows it"
+run aethermart sync probe --customer 1
+run aethermart sync probe --customer 2
 
 say "Live: an order with a graphics card and a consultation, placed atomically by sp_PlaceOrder"
 slot=$(date -u -d '+90 days' +%Y-%m-%dT10:00:00Z)

@@ -199,6 +199,19 @@ enum SecurityCommand {
 
 #[derive(Debug, Subcommand)]
 enum SyncCommand {
+    /// Touch a customer in MariaDB and time until MongoDB shows it (a worker must run).
+    ///
+    /// Only the customer's updated_at changes. Exits 1 when the change does not arrive.
+    ///
+    /// Example: aethermart sync probe --customer 1
+    Probe {
+        /// The customer to touch.
+        #[arg(long, default_value_t = 1)]
+        customer: u64,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// Each queue's waiting changes, retries, oldest age and dead letters.
     ///
     /// Exits 1 when a change sits in sync_dead_letters (it needs a look).
@@ -842,6 +855,24 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 config.database()
             );
             Ok(EXIT_OK)
+        }
+        Command::Sync(SyncCommand::Probe { customer, timeout }) => {
+            let config = Config::from_env()?;
+            let pool = connect::mariadb_pool(&config.mariadb, PoolSize { max: 2 }).await?;
+            let mongo = connect::mongodb_database(&config.mongodb).await?;
+            match sync::probe(&pool, &mongo, customer, Duration::from_secs(timeout)).await {
+                Ok(latency) => {
+                    println!(
+                        "customer {customer}: committed in MariaDB, visible in MongoDB {:.1} ms later",
+                        latency.as_secs_f64() * 1e3
+                    );
+                    Ok(EXIT_OK)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(EXIT_PROBLEM)
+                }
+            }
         }
         Command::Sync(SyncCommand::Status { json }) => {
             let queues = sync::status(&mariadb_pool().await?).await?;

@@ -219,6 +219,9 @@ pub enum SyncError {
         /// Why.
         reason: String,
     },
+    /// The sync probe found a problem.
+    #[error("{0}")]
+    Probe(String),
     /// A worker task stopped unexpectedly.
     #[error("a sync task stopped unexpectedly: {0}")]
     Task(String),
@@ -231,7 +234,7 @@ impl SyncError {
             Self::MariaDb { source, .. } => mariadb_transient(source),
             Self::MongoDb { transient, .. } | Self::Sink { transient, .. } => *transient,
             Self::Lookups(_) | Self::Connect(_) => true,
-            Self::Task(_) | Self::MongoDbRefused { .. } => false,
+            Self::Task(_) | Self::MongoDbRefused { .. } | Self::Probe(_) => false,
         }
     }
 }
@@ -362,4 +365,55 @@ pub async fn status(pool: &sqlx::MySqlPool) -> Result<Vec<QueueStatus>, SyncErro
         });
     }
     Ok(out)
+}
+
+/// Touches a customer in MariaDB (its `updated_at`, nothing else) and waits until MongoDB's
+/// profile shows the new time: the end-to-end latency of the sync right now (a worker must be
+/// running). `aethermart sync probe`.
+pub async fn probe(
+    pool: &sqlx::MySqlPool,
+    mongo: &mongodb::Database,
+    customer: u64,
+    timeout: Duration,
+) -> Result<Duration, SyncError> {
+    use mongodb::bson::doc;
+    let step = |step| move |source| SyncError::MariaDb { step, source };
+    let mut tx = pool.begin().await.map_err(step("touching the customer"))?;
+    let touched = sqlx::query("UPDATE Customers SET updated_at = NOW(6) WHERE customer_id = ?")
+        .bind(customer)
+        .execute(&mut *tx)
+        .await
+        .map_err(step("touching the customer"))?
+        .rows_affected();
+    if touched == 0 {
+        return Err(SyncError::Probe(format!(
+            "customer {customer} does not exist"
+        )));
+    }
+    let updated: chrono::NaiveDateTime =
+        sqlx::query_scalar("SELECT updated_at FROM Customers WHERE customer_id = ?")
+            .bind(customer)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(step("reading the customer"))?;
+    tx.commit().await.map_err(step("committing the touch"))?;
+    let committed = std::time::Instant::now();
+    let profiles = mongo.collection::<mongodb::bson::Document>(crate::document::CUSTOMER_PROFILES);
+    let expected = crate::document::date(updated.and_utc());
+    loop {
+        let seen = profiles
+            .find_one(doc! { "_id": crate::document::key(customer), "updated_at": expected })
+            .await
+            .map_err(|e| SyncError::Probe(format!("reading the profile failed: {e}")))?;
+        if seen.is_some() {
+            return Ok(committed.elapsed());
+        }
+        if committed.elapsed() > timeout {
+            return Err(SyncError::Probe(format!(
+                "the change did not reach MongoDB within {} s: is aethermart-worker running?",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
