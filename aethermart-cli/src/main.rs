@@ -632,7 +632,9 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 }
             }
             if verify || verify_only {
+                let spinner = progress::Spinner::new("comparing MariaDB and MongoDB");
                 let report = migrator.verify().await?;
+                drop(spinner);
                 healthy &= report.equal();
                 if json {
                     print_json(&report);
@@ -816,7 +818,9 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let options = quality::QualityOptions {
                 stale_after: Duration::from_secs(stale_after),
             };
+            let spinner = (!json).then(|| progress::Spinner::new("running the quality checks"));
             let report = quality::run_checks(&pool, &mongo, &reconciler, options).await?;
+            drop(spinner);
             if json {
                 print_json(&report);
             } else {
@@ -1014,7 +1018,9 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 "sync benchmark: {customers} customers, {seconds} s per rate, databases {}_bench",
                 config.mariadb.database()
             );
+            let spinner = progress::Spinner::new("measuring (about a minute)");
             let figures = bench::sync_throughput(&config, &settings).await?;
+            drop(spinner);
             if json {
                 print_json(&figures);
                 return Ok(EXIT_OK);
