@@ -21,16 +21,13 @@
 //! Keeping MongoDB in step with MariaDB in your own service (what `aethermart-worker` does):
 //!
 //! ```no_run
-//! use aethermart_core::{config::Config, connect, sync};
+//! use aethermart_core::{config::Config, sync};
 //! use std::sync::Arc;
 //!
 //! # async fn demo() -> Result<(), aethermart_core::Error> {
 //! let config = Config::from_env()?;
 //! let options = sync::SyncOptions::default();
-//! let size = connect::PoolSize { max: options.pool_size(4) };
-//! let pool = connect::mariadb_pool(&config.mariadb, size).await?;
-//! let mongo = connect::mongodb_database(&config.mongodb).await?;
-//! let source = sync::QueueSource::new(pool, config.mariadb.database(), mongo.clone(), options.max_attempts);
+//! let (source, mongo) = sync::QueueSource::connect(&config, &options, 4).await?;
 //! let syncer = sync::Syncer::new(Arc::new(source), Arc::new(sync::MongoSink::new(mongo)), options);
 //! let (stop, stopped) = tokio::sync::watch::channel(false);
 //! // ... call `stop.send_replace(true)` on shutdown; the batch in flight finishes first.

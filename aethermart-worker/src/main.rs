@@ -4,7 +4,6 @@
 //! signals, logs, and the metrics endpoint.
 
 use aethermart_core::config::Config;
-use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::sync::{
     MongoSink, QueueSource, SyncError, SyncOptions, Syncer, serve_metrics,
 };
@@ -107,25 +106,14 @@ async fn run(args: Args) -> Result<(), Failure> {
         max_attempts: args.max_attempts.max(1),
         ..SyncOptions::default()
     };
-    let size = PoolSize {
-        max: options.pool_size(aethermart_core::migrate::Entity::ALL.len()),
-    };
-    let pool = connect::mariadb_pool(&config.mariadb, size)
-        .await
-        .map_err(|e| start(&e))?;
-    let mongo = connect::mongodb_database(&config.mongodb)
+    let queues = aethermart_core::migrate::Entity::ALL.len();
+    let (source, mongo) = QueueSource::connect(&config, &options, queues)
         .await
         .map_err(|e| start(&e))?;
     tracing::info!(mariadb = %config.mariadb, mongodb = %config.mongodb, "both stores reachable");
     if args.check {
         return Ok(());
     }
-    let source = QueueSource::new(
-        pool,
-        config.mariadb.database(),
-        mongo.clone(),
-        options.max_attempts,
-    );
     let syncer = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options);
     let started = Instant::now();
     if args.once {

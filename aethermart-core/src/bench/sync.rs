@@ -411,17 +411,7 @@ impl WorkerThread {
                     .build()
                     .map_err(|e| BenchError::Client(e.to_string()))?;
                 runtime.block_on(async move {
-                    let size = PoolSize {
-                        max: options.pool_size(1),
-                    };
-                    let pool = connect::mariadb_pool(&config.mariadb, size).await?;
-                    let mongo = connect::mongodb_database(&config.mongodb).await?;
-                    let source = QueueSource::new(
-                        pool,
-                        config.mariadb.database(),
-                        mongo.clone(),
-                        options.max_attempts,
-                    );
+                    let (source, mongo) = QueueSource::connect(&config, &options, 1).await?;
                     let inner = MongoSink::new(mongo);
                     let sink: Arc<dyn Sink> = match recorder {
                         Some(recorder) => Arc::new(RecordingSink { inner, recorder }),

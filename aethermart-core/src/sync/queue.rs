@@ -57,6 +57,27 @@ impl QueueSource {
         }
     }
 
+    /// Connects to both stores of `config` (a pool sized for `queues` queues with the lanes of
+    /// `options`) and returns the source and the MongoDB database (for a [`super::MongoSink`]).
+    pub async fn connect(
+        config: &crate::config::Config,
+        options: &super::SyncOptions,
+        queues: usize,
+    ) -> Result<(Self, mongodb::Database), crate::connect::ConnectError> {
+        let size = crate::connect::PoolSize {
+            max: options.pool_size(queues),
+        };
+        let pool = crate::connect::mariadb_pool(&config.mariadb, size).await?;
+        let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
+        let source = Self::new(
+            pool,
+            config.mariadb.database(),
+            mongo.clone(),
+            options.max_attempts,
+        );
+        Ok((source, mongo))
+    }
+
     /// The run id of this source's lineage rows (one row per acknowledged batch).
     pub fn run_id(&self) -> &str {
         &self.run_id

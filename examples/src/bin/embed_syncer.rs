@@ -7,7 +7,6 @@
 //! `eval "$(scripts/services.sh env)"; cargo run -p aethermart-examples --bin embed_syncer`
 
 use aethermart_core::config::Config;
-use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::sync::{
     MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, Syncer, Write, WriteOp,
 };
@@ -59,17 +58,8 @@ async fn main() -> ExitCode {
 async fn run() -> Result<u64, aethermart_core::Error> {
     let config = Config::from_env()?;
     let options = SyncOptions::default();
-    let size = PoolSize {
-        max: options.pool_size(4),
-    };
-    let pool = connect::mariadb_pool(&config.mariadb, size).await?;
-    let mongo = connect::mongodb_database(&config.mongodb).await?;
-    let source = QueueSource::new(
-        pool,
-        config.mariadb.database(),
-        mongo.clone(),
-        options.max_attempts,
-    );
+    // Pool sized for the four queues; the MongoDB database for the sink.
+    let (source, mongo) = QueueSource::connect(&config, &options, 4).await?;
     let sink = Arc::new(InvalidatingSink {
         mongo: MongoSink::new(mongo),
         invalidated: AtomicU64::new(0),
