@@ -1,8 +1,8 @@
 //! End to end: the whole lifecycle at scale 0.02, then live changes through a worker running
 //! as the data engineer, and the stores reconcile.
 
-use crate::support::{TestEnv, passwords};
-use aethermart_core::connect::{self, PoolSize};
+use crate::support::{TestEnv, passwords, until_drained};
+use aethermart_core::config::Config;
 use aethermart_core::generate::{GenerateConfig, NoProgress};
 use aethermart_core::lifecycle::{self, UpOptions};
 use aethermart_core::migrate::BulkMigrator;
@@ -12,7 +12,7 @@ use aethermart_core::quality::{self, QualityOptions};
 use aethermart_core::sync::{MongoSink, QueueSource, SyncOptions, Syncer};
 use chrono::NaiveDate;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test]
 async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
@@ -45,16 +45,13 @@ async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
         max_idle_wait: Duration::from_millis(20),
         ..SyncOptions::default()
     };
-    let maria_pool = connect::mariadb_pool(
-        &maria,
-        PoolSize {
-            max: sync_options.pool_size(4),
-        },
-    )
-    .await
-    .expect("maria logs in");
-    let mongo = env.mongo().await;
-    let source = QueueSource::new(maria_pool, maria.database(), mongo.clone(), 5);
+    let as_maria = Config {
+        mariadb: maria,
+        mongodb: env.config.mongodb.clone(),
+    };
+    let (source, mongo) = QueueSource::connect(&as_maria, &sync_options, 4)
+        .await
+        .expect("maria logs in");
     let syncer = Syncer::new(
         Arc::new(source),
         Arc::new(MongoSink::new(mongo.clone())),
@@ -83,24 +80,7 @@ async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
     let placed = placed.expect("one of the first 20 products sells");
     orders::cancel_order(&app, placed.order_id).await.unwrap();
 
-    let started = Instant::now();
-    loop {
-        let queued: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM customer_sync_queue) + (SELECT COUNT(*) FROM product_sync_queue) \
-             + (SELECT COUNT(*) FROM service_sync_queue) + (SELECT COUNT(*) FROM order_sync_queue)",
-        )
-        .fetch_one(&app)
-        .await
-        .unwrap();
-        if queued == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{queued} changes left"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_drained(&app, Duration::from_secs(60)).await;
     stop.send_replace(true);
     let synced = worker.await.unwrap().expect("the worker stops cleanly");
     assert!(synced.changes >= 5, "{synced:?}");

@@ -2,6 +2,7 @@
 //! the migration and the sync worker with nothing more than the engineer role.
 
 use crate::support::{errno_of, passwords, seeded};
+use aethermart_core::config::Config;
 use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::generate::NoProgress;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
@@ -140,15 +141,16 @@ async fn the_analyst_reads_masked_views_only_and_the_engineer_runs_migration_and
         .await
         .unwrap();
     let options = SyncOptions::default();
-    let maria = connect::mariadb_pool(
-        &maria_config,
-        PoolSize {
-            max: options.pool_size(4),
-        },
-    )
-    .await
-    .expect("maria logs in");
-    let source = QueueSource::new(maria.clone(), maria_config.database(), mongo.clone(), 5);
+    let as_maria = Config {
+        mariadb: maria_config.clone(),
+        mongodb: env.config.mongodb.clone(),
+    };
+    let (source, _) = QueueSource::connect(&as_maria, &options, 4)
+        .await
+        .expect("maria logs in");
+    let maria = connect::mariadb_pool(&maria_config, PoolSize { max: 2 })
+        .await
+        .expect("maria logs in");
     let report = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options)
         .drain()
         .await

@@ -208,3 +208,29 @@ pub fn passwords() -> aethermart_core::security::Passwords {
     aethermart_core::security::Passwords::from_lookup(|var| Some(format!("pw'{var}\\x-1")))
         .expect("all three passwords are set")
 }
+
+/// Entries waiting in all sync queues (`sync::status`).
+pub async fn queued(pool: &MySqlPool) -> i64 {
+    aethermart_core::sync::status(pool)
+        .await
+        .expect("read the sync queues")
+        .iter()
+        .map(|q| q.pending as i64)
+        .sum()
+}
+
+/// Waits until every sync queue is empty (panics after `limit`).
+pub async fn until_drained(pool: &MySqlPool, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let left = queued(pool).await;
+        if left == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "queues not drained within {limit:?}: {left} entries left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

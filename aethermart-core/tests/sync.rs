@@ -1,7 +1,7 @@
 //! Real-time sync against real servers: capture by triggers, the worker loop, concurrency,
 //! crashes, a MongoDB outage, poison changes, and the handoff with the initial migration.
 
-use crate::support::{self, TestEnv, seeded};
+use crate::support::{self, TestEnv, queued, seeded, until_drained};
 use aethermart_core::generate::NoProgress;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
 use aethermart_core::model::{NewOrderLine, ProductId};
@@ -38,20 +38,10 @@ fn fast() -> SyncOptions {
 }
 
 async fn source(env: &TestEnv, options: SyncOptions) -> QueueSource {
-    let pool = aethermart_core::connect::mariadb_pool(
-        &env.config.mariadb,
-        aethermart_core::connect::PoolSize {
-            max: options.pool_size(4),
-        },
-    )
-    .await
-    .unwrap();
-    QueueSource::new(
-        pool,
-        env.config.mariadb.database(),
-        env.mongo().await,
-        options.max_attempts,
-    )
+    QueueSource::connect(&env.config, &options, 4)
+        .await
+        .expect("both stores reachable")
+        .0
 }
 
 async fn syncer(env: &TestEnv, options: SyncOptions) -> Syncer {
@@ -84,16 +74,6 @@ async fn assert_equal_stores(env: &TestEnv) {
     assert!(report.equal(), "stores differ: {report:?}");
 }
 
-async fn queued(pool: &MySqlPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM customer_sync_queue) + (SELECT COUNT(*) FROM product_sync_queue) \
-         + (SELECT COUNT(*) FROM service_sync_queue) + (SELECT COUNT(*) FROM order_sync_queue)",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 async fn document(env: &TestEnv, collection: &str, id: i64) -> Option<Document> {
     env.mongo()
         .await
@@ -112,19 +92,6 @@ fn follow(syncer: Syncer) -> (watch::Sender<bool>, tokio::task::JoinHandle<SyncR
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(async move { syncer.run(rx).await.unwrap() });
     (tx, task)
-}
-
-/// Waits until every queue is empty (panics after `limit`).
-async fn until_drained(pool: &MySqlPool, limit: Duration) {
-    let started = Instant::now();
-    while queued(pool).await > 0 {
-        assert!(
-            started.elapsed() < limit,
-            "queues not drained within {limit:?}: {} entries left",
-            queued(pool).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
