@@ -35,28 +35,13 @@ MGO_PID=$MGO/server.pid
 LOCAL_MARIADB_URL="mysql://$DB_USER@127.0.0.1:$MARIADB_PORT/$DB_NAME"
 LOCAL_MONGODB_URI="mongodb://127.0.0.1:$MONGODB_PORT/$DB_NAME?directConnection=true"
 
-log() { printf '[services] %s\n' "$*" >&2; }
-die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
+LOG_PREFIX=services
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 
 # A store is "external" when its URL is set to something other than our local server.
 external_mariadb() { [ -n "${AETHERMART_MARIADB_URL:-}" ] && [ "$AETHERMART_MARIADB_URL" != "$LOCAL_MARIADB_URL" ]; }
 external_mongodb() { [ -n "${AETHERMART_MONGODB_URI:-}" ] && [ "$AETHERMART_MONGODB_URI" != "$LOCAL_MONGODB_URI" ]; }
-
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-apt_install() {
-  log "installing Debian packages: $*"
-  # 9>&-: a service the package starts must not inherit (and hold) our lock.
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq 9>&-
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-    --no-install-recommends "$@" >/dev/null 9>&-
-}
-
-install_mariadb() {
-  command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null && return 0
-  # galera-4, rsync, socat and mariadb-backup serve the replica and Galera topologies.
-  apt_install mariadb-server mariadb-client galera-4 rsync socat mariadb-backup
-}
 
 secantus_ok() { [ -x "$SECANTUS_BIN" ] && "$SECANTUS_BIN" --version 2>/dev/null | grep -qF "$SECANTUS_VERSION"; }
 
@@ -68,25 +53,6 @@ install_mongodb() {
   # The crate declares rust-version 1.98 but builds with 1.95, hence --ignore-rust-version.
   cargo install --quiet --locked --ignore-rust-version --root "$SECANTUS_ROOT" "secantus-mdb@$SECANTUS_VERSION"
   secantus_ok || die "secantusd-rs was built but does not report version $SECANTUS_VERSION"
-}
-
-# True when the pid file names a live process whose command line mentions $2 (our binary and
-# state directory), so a stale pid file never makes us trust or signal an unrelated process.
-pid_alive() { # pidfile pattern
-  [ -f "$1" ] || return 1
-  local pid; pid=$(cat "$1")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
-}
-
-# Starts a server in its own session with no inherited descriptors beyond stdin/out/err, so
-# nobody waiting on a pipe of ours (CI, $(...), | tee) waits for the server too.
-daemon() { # logfile command...
-  local logfile=$1; shift
-  (
-    for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
-    exec setsid "$@" > "$logfile" 2>&1 < /dev/null
-  ) &
-  echo $!
 }
 
 # Waits until a TCP port accepts connections while the process in pid file $2 is alive.
@@ -137,7 +103,7 @@ ensure_mariadb_user() {
   if [ -s "$MDB_PASSWORD_FILE" ]; then
     pw=$(cat "$MDB_PASSWORD_FILE")
   else
-    pw=$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')
+    pw=$(random_password)
   fi
   mariadb_root <<SQL
 CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$pw';
@@ -189,16 +155,6 @@ start_mongodb() {
   log "MongoDB-wire server (secantusd-rs $SECANTUS_VERSION) up on 127.0.0.1:$MONGODB_PORT (pid $(cat "$MGO_PID"))"
 }
 
-stop_pid() { # pidfile what pattern
-  pid_alive "$1" "$3" || { rm -f "$1"; return 0; }
-  local pid; pid=$(cat "$1")
-  kill -TERM "$pid"
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then log "$2 (pid $pid) ignored SIGTERM for 30 s; sending SIGKILL"; kill -KILL "$pid"; fi
-  rm -f "$1"
-  log "$2 stopped (pid $pid)"
-}
-
 print_env() {
   if external_mariadb; then
     echo "# MariaDB: keeping your AETHERMART_MARIADB_URL"
@@ -224,20 +180,13 @@ status() {
   return $rc
 }
 
-# Serialises up/down/wipe so two callers never start or stop the same server at once.
-lock() {
-  mkdir -p "$STATE"
-  exec 9> "$STATE/services.lock"
-  flock -w 600 9 || die "another scripts/services.sh holds $STATE/services.lock"
-}
-
 case "${1:-}" in
-  up) lock; start_mariadb; start_mongodb
+  up) lock "$STATE/services.lock"; start_mariadb; start_mongodb
       log "ready; use:  eval \"\$(scripts/services.sh env)\""; print_env ;;
-  down) lock; stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF" ;;
+  down) lock "$STATE/services.lock"; stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF" ;;
   status) status ;;
   env) print_env ;;
-  wipe) lock; stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF"
+  wipe) lock "$STATE/services.lock"; stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF"
         rm -rf "$MDB" "$MGO"; log "local server state deleted" ;;
   *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
