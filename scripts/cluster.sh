@@ -4,6 +4,7 @@
 #   scripts/cluster.sh up replica     primary 127.0.0.1:13316 -> replica :13317, by GTID
 #   scripts/cluster.sh up galera      3 Galera nodes :13321 :13322 :13323, bootstrapped and Synced
 #   scripts/cluster.sh env replica|galera   exports to use: eval "$(scripts/cluster.sh env galera)"
+#   scripts/cluster.sh test-env       exports the integration tests use for both topologies
 #   scripts/cluster.sh status         what runs where
 #   scripts/cluster.sh kill NODE      SIGKILL one node (primary, replica, g1, g2, g3): a crash
 #   scripts/cluster.sh start NODE     start a stopped or crashed node again (Galera: rejoins by IST)
@@ -201,6 +202,16 @@ print_env() {
   echo "export MARIA_DB_PASS=\"\$(cat '$PASSWORD_FILE')\""
 }
 
+print_test_env() {
+  local t urls n
+  for t in replica galera; do
+    urls=""
+    for n in $(nodes_of "$t"); do urls+="${urls:+,}127.0.0.1:$(port_of "$n")"; done
+    echo "export AETHERMART_TEST_$(echo "$t" | tr a-z A-Z)_URL='mysql://$DB_USER@$urls/$DB_NAME'"
+  done
+  echo "export AETHERMART_TEST_CLUSTER_PASSWORD=\"\$(cat '$PASSWORD_FILE')\""
+}
+
 status() {
   local n rc=0
   for n in primary replica g1 g2 g3; do
@@ -214,10 +225,11 @@ case "${1:-}" in
   up) [ $# = 2 ] || die "usage: scripts/cluster.sh up replica|galera"; nodes_of "$2" >/dev/null
       lock "$BASE.lock"; install_mariadb; ensure_passwords; "up_$2" ;;
   env) [ $# = 2 ] || die "usage: scripts/cluster.sh env replica|galera"; nodes_of "$2" >/dev/null; print_env "$2" ;;
+  test-env) print_test_env ;;
   status) status ;;
   kill) [ $# = 2 ] || die "usage: scripts/cluster.sh kill NODE"; kill_node "$2" ;;
   start) [ $# = 2 ] || die "usage: scripts/cluster.sh start NODE"; lock "$BASE.lock"; start_node "$2" ;;
   down) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica ;;
   wipe) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; rm -rf "${BASE:?}"; log "topology state deleted" ;;
-  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# The whole test suite, from nothing: installs and starts the local servers (scripts/services.sh),
-# then runs formatting, lints and every test against them. Servers this script started are
-# stopped again on exit, also on failure; servers that were already running are left running.
+# The whole test suite, from nothing: installs and starts the local servers (scripts/services.sh)
+# and the replica and Galera topologies (scripts/cluster.sh), then runs formatting, lints and
+# every test against them. Servers this script started are stopped again on exit, also on
+# failure; servers that were already running are left running.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-started_here=0
+started_here=0 cluster_started_here=0
 scripts/services.sh status >/dev/null 2>&1 || started_here=1
-cleanup() { [ $started_here = 1 ] && scripts/services.sh down || true; }
+scripts/cluster.sh status >/dev/null 2>&1 || cluster_started_here=1
+cleanup() {
+  [ $cluster_started_here = 1 ] && scripts/cluster.sh down || true
+  [ $started_here = 1 ] && scripts/services.sh down || true
+}
 trap cleanup EXIT
 
 scripts/services.sh up >/dev/null
 eval "$(scripts/services.sh env)"
+scripts/cluster.sh up replica
+scripts/cluster.sh up galera
+eval "$(scripts/cluster.sh test-env)"
 
 step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --all --check";                     cargo fmt --all --check

@@ -1,6 +1,7 @@
 //! `aethermart`: the AetherMart data platform's command line. Each subcommand is one call into
 //! `aethermart-core`; this file only parses arguments, prints results and picks the exit code.
 
+mod cluster;
 mod progress;
 
 use aethermart_core::bench::{self, PlaceOrderBench, SyncBench};
@@ -131,9 +132,8 @@ enum Command {
     /// Place or cancel orders through sp_PlaceOrder / sp_CancelOrder.
     #[command(subcommand)]
     Order(OrderCommand),
-    /// Read the reporting views.
-    #[command(subcommand)]
-    Report(ReportCommand),
+    /// Read the reporting views (from a replica with --from-replica).
+    Report(ReportArgs),
     /// Show the lineage of data movements (generate, migrate, sync) from data_lineage_tracker.
     ///
     /// Without --run: the newest --limit rows. --openlineage prints OpenLineage RunEvents
@@ -163,9 +163,25 @@ enum Command {
     /// Inspect the real-time sync (the worker itself is `aethermart-worker`).
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// A MariaDB cluster (Galera nodes, or a primary and replicas): node states, network rules.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Measure the platform's speed and print the figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReportArgs {
+    #[command(subcommand)]
+    report: ReportCommand,
+    /// Read from the freshest replica among the nodes of AETHERMART_MARIADB_URL; refused
+    /// (exit 2) when every replica lags more than --max-lag behind its primary.
+    #[arg(long, global = true)]
+    from_replica: bool,
+    /// Seconds a replica may lag for --from-replica.
+    #[arg(long, global = true, default_value_t = 5, requires = "from_replica")]
+    max_lag: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -902,8 +918,26 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let dead = queues.iter().any(|q| q.dead_letters > 0);
             Ok(if dead { EXIT_PROBLEM } else { EXIT_OK })
         }
-        Command::Report(report) => {
-            let pool = mariadb_pool().await?;
+        Command::Cluster(command) => cluster::run(command).await,
+        Command::Report(ReportArgs {
+            report,
+            from_replica,
+            max_lag,
+        }) => {
+            let pool = if from_replica {
+                let config = MariaDbConfig::from_lookup(env_lookup)?;
+                let max_lag = Duration::from_secs(max_lag);
+                let (replica, lag) =
+                    aethermart_core::cluster::replica_node(&config, max_lag).await?;
+                eprintln!(
+                    "reading from replica {} ({} s behind its primary)",
+                    replica.endpoint(),
+                    lag.as_secs()
+                );
+                connect::mariadb_pool(&replica, PoolSize::default()).await?
+            } else {
+                mariadb_pool().await?
+            };
             match report {
                 ReportCommand::Sales { since } => {
                     let rows = match since {

@@ -237,3 +237,154 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
         text(&out)
     );
 }
+
+#[test]
+fn cluster_firewall_rules_pass_the_nft_checker_and_bad_nodes_exit_2() {
+    let out = run(
+        &[
+            "cluster",
+            "firewall",
+            "--node",
+            "10.0.0.1",
+            "--node",
+            "10.0.0.2",
+            "--node",
+            "10.0.0.3",
+            "--client",
+            "10.0.1.0/24",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rules = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        rules.contains("elements = { 10.0.0.1, 10.0.0.2, 10.0.0.3 }"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("ip saddr @mariadb_clients_v4 tcp dport 3306 accept"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("tcp dport { 3306, 4444, 4567, 4568 } counter drop"),
+        "{rules}"
+    );
+    let file = std::env::temp_dir().join(format!("aethermart-fw-{}.nft", std::process::id()));
+    std::fs::write(&file, &rules).expect("write the rules");
+    // `nft -c` parses and checks the whole ruleset against the kernel without loading it.
+    let checked = Command::new("nft")
+        .arg("-c")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .expect("nft must be installed (scripts/services.sh installs nftables)");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        checked.status.success(),
+        "nft -c refused the rules: {}\n{rules}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    for (args, named) in [
+        (vec!["--node", "10.0.0.1"], "at least two --node"),
+        (
+            vec!["--node", "10.0.0.1", "--node", "db-2"],
+            "--node \"db-2\"",
+        ),
+        (
+            vec![
+                "--node",
+                "10.0.0.1",
+                "--node",
+                "10.0.0.2",
+                "--client",
+                "10.0.0.0/40",
+            ],
+            "--client",
+        ),
+    ] {
+        let out = run(&[&["cluster", "firewall"], args.as_slice()].concat(), &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(named), "{}", text(&out));
+    }
+}
+
+#[test]
+fn cluster_status_shows_every_galera_node_and_an_unreachable_one_as_down() {
+    let url = env_var("AETHERMART_TEST_GALERA_URL");
+    let password = env_var("AETHERMART_TEST_CLUSTER_PASSWORD");
+    let (head, db) = url.rsplit_once('/').expect("URL has a path");
+    let with_dead = format!("{head},127.0.0.1:1/{db}");
+    let env = [
+        ("AETHERMART_MARIADB_URL", with_dead.as_str()),
+        ("MARIA_DB_PASS", password.as_str()),
+    ];
+    let out = run(&["cluster", "status"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a dead node is a problem: {}",
+        text(&out)
+    );
+    let shown = text(&out);
+    assert_eq!(shown.matches("Synced/Primary").count(), 3, "{shown}");
+    assert!(
+        shown.contains("127.0.0.1:1") && shown.contains("down"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&password));
+
+    let out = run(&["cluster", "status", "--json"], &env);
+    let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let states: Vec<&str> = nodes
+        .as_array()
+        .expect("a list of nodes")
+        .iter()
+        .map(|n| n["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(states, ["up", "up", "up", "down"]);
+    assert_eq!(nodes[0]["galera"]["cluster_size"], 3);
+
+    let out = run(
+        &["cluster", "status"],
+        &[
+            ("AETHERMART_MARIADB_URL", &url),
+            ("MARIA_DB_PASS", &password),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn reports_read_from_the_replica_when_asked() {
+    let url = env_var("AETHERMART_TEST_REPLICA_URL");
+    let password = env_var("AETHERMART_TEST_CLUSTER_PASSWORD");
+    let (head, _) = url.rsplit_once('/').expect("URL has a path");
+    let url = format!("{head}/amt_cli_replica_{}", std::process::id());
+    let env = [
+        ("AETHERMART_MARIADB_URL", url.as_str()),
+        ("MARIA_DB_PASS", password.as_str()),
+    ];
+    let out = run(&["schema", "teardown", "--yes"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["schema", "apply"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The schema reaches the replica within moments; retry until it did.
+    let mut tries = 0;
+    let out = loop {
+        let out = run(&["report", "low-stock", "--from-replica"], &env);
+        tries += 1;
+        if out.status.code() == Some(0) || tries == 50 {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("reading from replica 127.0.0.1:"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["schema", "teardown", "--yes"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

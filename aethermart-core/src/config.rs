@@ -12,7 +12,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// MariaDB connection URL: `mysql://user[:password]@host[:port][/database][?options]`.
+/// MariaDB connection URL: `mysql://user[:password]@host[:port][,host[:port]…][/database][?options]`.
+///
+/// Several hosts name the nodes of a cluster (Galera nodes, or a primary and its replicas), in
+/// order of preference: writes go to the first healthy node that takes writes (see
+/// [`crate::cluster`]).
 pub const MARIADB_URL: &str = "AETHERMART_MARIADB_URL";
 /// MongoDB connection string: `mongodb[+srv]://[user[:password]@]hosts[/database][?options]`.
 pub const MONGODB_URI: &str = "AETHERMART_MONGODB_URI";
@@ -147,11 +151,11 @@ fn database_name(var: &'static str, name: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// Where and how to reach MariaDB.
+/// Where and how to reach MariaDB: one server, or the nodes of a cluster in order of preference.
 #[derive(Debug, Clone)]
 pub struct MariaDbConfig {
-    host: String,
-    port: u16,
+    /// At least one; `url_without_password` names the first.
+    nodes: Vec<Node>,
     user: String,
     password: Option<Secret>,
     database: String,
@@ -171,6 +175,7 @@ impl MariaDbConfig {
             var: MARIADB_URL,
             reason,
         };
+        let (raw, more_hosts) = split_host_list(&raw);
         let mut url = url::Url::parse(&raw).map_err(|e| {
             malformed(format!(
                 "not a URL ({e}); expected mysql://USER@HOST:PORT/DATABASE"
@@ -188,6 +193,18 @@ impl MariaDbConfig {
             .ok_or_else(|| malformed("no host".into()))?
             .to_owned();
         let port = url.port().unwrap_or(DEFAULT_MARIADB_PORT);
+        let mut nodes = vec![Node { host, port }];
+        for entry in more_hosts {
+            let node = Node::parse(&entry).ok_or_else(|| {
+                malformed(format!(
+                    "host {entry:?} in the host list is not HOST or HOST:PORT"
+                ))
+            })?;
+            if nodes.contains(&node) {
+                return Err(malformed(format!("host {entry:?} is listed twice")));
+            }
+            nodes.push(node);
+        }
         let user = percent_decode_str(url.username())
             .decode_utf8()
             .map_err(|_| malformed("user name is not valid UTF-8".into()))?
@@ -223,8 +240,7 @@ impl MariaDbConfig {
         MySqlConnectOptions::from_str(url.as_str())
             .map_err(|e| malformed(format!("rejected by the driver: {e}")))?;
         Ok(Self {
-            host,
-            port,
+            nodes,
             user,
             password,
             database,
@@ -232,9 +248,33 @@ impl MariaDbConfig {
         })
     }
 
-    /// `host:port`, for messages.
+    /// `host:port` (`host:port,host:port…` for a cluster), for messages.
     pub fn endpoint(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        let endpoints: Vec<String> = self.nodes.iter().map(Node::endpoint).collect();
+        endpoints.join(",")
+    }
+
+    /// True when the URL names several nodes.
+    pub fn is_cluster(&self) -> bool {
+        self.nodes.len() > 1
+    }
+
+    /// One configuration per node, in the configured order, each with this login and database.
+    pub fn nodes(&self) -> Vec<MariaDbConfig> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                let mut url = self.url_without_password.clone();
+                // Cannot fail: the URL has a host, and the node was parsed as one.
+                let _ = url.set_host(Some(&node.host));
+                let _ = url.set_port(Some(node.port));
+                Self {
+                    nodes: vec![node.clone()],
+                    url_without_password: url,
+                    ..self.clone()
+                }
+            })
+            .collect()
     }
 
     /// The database (schema) the platform works in.
@@ -285,7 +325,11 @@ impl MariaDbConfig {
         url.set_path("");
         // Validated in `from_lookup`; the path change cannot make it invalid.
         let options = MySqlConnectOptions::from_str(url.as_str())
-            .unwrap_or_else(|_| MySqlConnectOptions::new().host(&self.host).port(self.port))
+            .unwrap_or_else(|_| {
+                MySqlConnectOptions::new()
+                    .host(&self.nodes[0].host)
+                    .port(self.nodes[0].port)
+            })
             .username(&self.user)
             .charset("utf8mb4");
         match &self.password {
@@ -308,6 +352,46 @@ impl fmt::Display for MariaDbConfig {
             self.database
         )
     }
+}
+
+/// One MariaDB server: host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    host: String,
+    port: u16,
+}
+
+impl Node {
+    /// `HOST`, `HOST:PORT` or `[IPv6]:PORT`.
+    fn parse(entry: &str) -> Option<Self> {
+        let url = url::Url::parse(&format!("mysql://{entry}")).ok()?;
+        let host = url.host_str().filter(|h| !h.is_empty())?.to_owned();
+        let only_host = url.path().is_empty() && url.username().is_empty() && url.query().is_none();
+        only_host.then(|| Self {
+            host,
+            port: url.port().unwrap_or(DEFAULT_MARIADB_PORT),
+        })
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Splits `scheme://[userinfo@]h1[:p1],h2[:p2]…/rest` into the URL with the first host only
+/// (which the `url` crate parses) and the further hosts.
+fn split_host_list(raw: &str) -> (String, Vec<String>) {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return (raw.to_owned(), Vec::new());
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let hosts_start = authority.rfind('@').map_or(0, |at| at + 1);
+    let (userinfo, hosts) = authority.split_at(hosts_start);
+    let mut hosts = hosts.split(',');
+    let first = hosts.next().unwrap_or_default();
+    let more = hosts.map(|h| h.trim().to_owned()).collect();
+    (format!("{scheme}://{userinfo}{first}{tail}"), more)
 }
 
 fn merge_password(
@@ -646,5 +730,53 @@ mod tests {
         assert_eq!(credential.username.as_deref(), Some("admin"));
         assert_eq!(credential.password.as_deref(), Some(PASSWORD));
         assert_eq!(options.server_selection_timeout, Some(CONNECT_TIMEOUT));
+    }
+
+    #[test]
+    fn a_host_list_names_the_nodes_of_a_cluster_in_order() {
+        let cfg = MariaDbConfig::from_lookup(lookup(&[
+            (
+                MARIADB_URL,
+                "mysql://app@10.0.0.1:3307,10.0.0.2,[fd00::3]:3309/shop?ssl-mode=disabled",
+            ),
+            (MARIADB_PASSWORD, PASSWORD),
+        ]))
+        .unwrap();
+        assert!(cfg.is_cluster());
+        assert_eq!(cfg.endpoint(), "10.0.0.1:3307,10.0.0.2:3306,[fd00::3]:3309");
+        let nodes = cfg.nodes();
+        let endpoints: Vec<String> = nodes.iter().map(MariaDbConfig::endpoint).collect();
+        assert_eq!(
+            endpoints,
+            ["10.0.0.1:3307", "10.0.0.2:3306", "[fd00::3]:3309"]
+        );
+        for node in &nodes {
+            assert!(!node.is_cluster());
+            assert_eq!((node.user(), node.database()), ("app", "shop"));
+            assert_eq!(node.password.as_ref().map(Secret::expose), Some(PASSWORD));
+        }
+        assert_eq!(nodes[1].url_without_password.host_str(), Some("10.0.0.2"));
+        assert_eq!(
+            nodes[1].url_without_password.query(),
+            Some("ssl-mode=disabled")
+        );
+        let single = MariaDbConfig::from_lookup(lookup(&[(MARIADB_URL, "mysql://app@db1/shop")]));
+        assert!(!single.unwrap().is_cluster());
+    }
+
+    #[test]
+    fn a_bad_or_repeated_host_in_the_list_is_named() {
+        for (url, expected) in [
+            ("mysql://app@h1:3306,h2:notaport/shop", "\"h2:notaport\""),
+            ("mysql://app@h1:3306,,h3/shop", "\"\""),
+            ("mysql://app@h1:3306,h1/shop", "\"h1\" is listed twice"),
+        ] {
+            let err = MariaDbConfig::from_lookup(lookup(&[(MARIADB_URL, url)])).unwrap_err();
+            let shown = err.to_string();
+            assert!(
+                shown.contains(MARIADB_URL) && shown.contains(expected),
+                "{url}: {shown}"
+            );
+        }
     }
 }

@@ -35,6 +35,20 @@ pub enum ConnectError {
         #[source]
         source: mongodb::error::Error,
     },
+    /// No node of the configured cluster takes writes.
+    #[error("no MariaDB node takes writes: {reasons}")]
+    NoWritableNode {
+        /// Per node: `host:port` and why not.
+        reasons: String,
+    },
+    /// No replica is fresh enough for reporting reads.
+    #[error("no MariaDB replica within {max_lag_seconds} s of its primary: {reasons}")]
+    NoFreshReplica {
+        /// The bound.
+        max_lag_seconds: u64,
+        /// Per node: `host:port` and why not.
+        reasons: String,
+    },
     /// The MongoDB connection string was rejected by the driver.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -54,8 +68,17 @@ impl Default for PoolSize {
 }
 
 /// Opens one MariaDB connection to the configured database (or to no database when
-/// `with_database` is false), failing fast with the server's `host:port` in the error.
+/// `with_database` is false), failing fast with the server's `host:port` in the error. For a
+/// cluster it goes to the first node that takes writes ([`crate::cluster::writable_node`]).
 pub async fn mariadb_connection(
+    cfg: &MariaDbConfig,
+    with_database: bool,
+) -> Result<MySqlConnection, ConnectError> {
+    open_connection(&crate::cluster::writable_node(cfg).await?, with_database).await
+}
+
+/// [`mariadb_connection`] to the first node of `cfg`, whatever it is (for probing nodes).
+pub(crate) async fn open_connection(
     cfg: &MariaDbConfig,
     with_database: bool,
 ) -> Result<MySqlConnection, ConnectError> {
@@ -79,8 +102,13 @@ pub async fn mariadb_connection(
 
 /// Opens a pool on the configured database after proving that one connection works, so that
 /// an unreachable server is reported at once with its address instead of as a pool timeout.
+///
+/// For a cluster the pool is on the first node that takes writes and stays there: right for a
+/// command that runs and exits. Long-running processes use [`crate::cluster::ClusterPool`],
+/// which follows the writable node.
 pub async fn mariadb_pool(cfg: &MariaDbConfig, size: PoolSize) -> Result<MySqlPool, ConnectError> {
-    let probe = mariadb_connection(cfg, true).await?;
+    let cfg = &crate::cluster::writable_node(cfg).await?;
+    let probe = open_connection(cfg, true).await?;
     drop(probe.close().await);
     Ok(MySqlPoolOptions::new()
         .max_connections(size.max)

@@ -59,6 +59,9 @@ pub enum Error {
     /// A lifecycle step (`aethermart up`) found a problem.
     #[error("{0}")]
     Up(String),
+    /// Cluster firewall rules could not be rendered.
+    #[error(transparent)]
+    Firewall(#[from] crate::cluster::FirewallError),
     /// A benchmark failed.
     #[error(transparent)]
     Bench(#[from] BenchError),

@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod cluster;
 pub mod config;
 pub mod connect;
 pub mod doctor;

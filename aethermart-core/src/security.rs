@@ -78,6 +78,11 @@ impl Passwords {
         })
     }
 
+    /// The administrator's password (to log in as `alex`).
+    pub fn alex(&self) -> &Secret {
+        &self.alex
+    }
+
     /// The engineer's password (to log in as `maria`).
     pub fn maria(&self) -> &Secret {
         &self.maria

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod cluster;
 mod connectivity;
 mod constraints;
 mod generate;

@@ -17,6 +17,60 @@ pub fn config() -> Config {
     })
 }
 
+/// A local MariaDB topology of `scripts/cluster.sh`.
+#[derive(Debug, Clone, Copy)]
+pub enum Topology {
+    /// Primary and replica.
+    Replica,
+    /// Three Galera nodes.
+    Galera,
+}
+
+/// The configuration of `topology` (its MariaDB nodes, the usual MongoDB). Panics with
+/// instructions when the topology's variables are missing: these tests never skip.
+pub fn cluster_config(topology: Topology) -> Config {
+    use aethermart_core::config::{MARIADB_PASSWORD, MariaDbConfig};
+    const PASSWORD: &str = "AETHERMART_TEST_CLUSTER_PASSWORD";
+    let url_var = match topology {
+        Topology::Replica => "AETHERMART_TEST_REPLICA_URL",
+        Topology::Galera => "AETHERMART_TEST_GALERA_URL",
+    };
+    let env = |var: &str| {
+        std::env::var(var).unwrap_or_else(|_| {
+            panic!(
+                "cluster tests need the local topologies: {var} is not set; run `scripts/test.sh`, \
+                 or `scripts/cluster.sh up replica && scripts/cluster.sh up galera && \
+                 eval \"$(scripts/cluster.sh test-env)\"`"
+            )
+        })
+    };
+    let (url, password) = (env(url_var), env(PASSWORD));
+    let mariadb = MariaDbConfig::from_lookup(|var| match var {
+        MARIADB_URL => Some(url.clone()),
+        MARIADB_PASSWORD => Some(password.clone()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{url_var}: {e}"));
+    Config {
+        mariadb,
+        mongodb: config().mongodb,
+    }
+}
+
+/// Runs `scripts/cluster.sh ARGS` (kill or start a node); panics when it fails.
+pub fn cluster_script(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/cluster.sh");
+    let out = std::process::Command::new(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/cluster.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Prefix of every test database (distinctive, so cleaning up never touches other databases).
 pub const PREFIX: &str = "amt_test_";
 
@@ -81,7 +135,11 @@ pub struct TestEnv {
 impl TestEnv {
     /// Creates both databases (MongoDB creates its own on first write).
     pub async fn new(test: &str) -> Self {
-        let base = config();
+        Self::on(config(), test).await
+    }
+
+    /// Creates both databases on the servers of `base`.
+    pub async fn on(base: Config, test: &str) -> Self {
         let name = unique_name(test);
         let config = Config {
             mariadb: base
@@ -181,9 +239,13 @@ pub fn errno_of<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> u16 {
 /// A test database with the schema applied and generated data at `scale` (seed `seed`, as of
 /// 2026-11-25) in both stores, and a pool on it.
 pub async fn generated(test: &str, seed: u64, scale: f64) -> (TestEnv, MySqlPool) {
+    generated_in(TestEnv::new(test).await, seed, scale).await
+}
+
+/// [`generated`] into the databases of `env`.
+pub async fn generated_in(env: TestEnv, seed: u64, scale: f64) -> (TestEnv, MySqlPool) {
     use aethermart_core::generate::{self, GenerateConfig, LoadOptions, NoProgress};
     use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
-    let env = TestEnv::new(test).await;
     MariaDbSchema::new(env.config.mariadb.clone())
         .apply()
         .await

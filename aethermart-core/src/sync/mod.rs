@@ -265,18 +265,20 @@ impl SyncError {
     }
 }
 
-/// Deadlock (1213), lock wait timeout (1205), lost or refused connections, pool timeouts:
-/// errors after which the same statement may succeed.
+/// Deadlock (1213, also a Galera certification conflict), lock wait timeout (1205), a Galera
+/// node not ready (1047), lost or refused connections, pool timeouts: errors after which the
+/// same statement may succeed (on the same node, or on another one a cluster pool moved to).
 fn mariadb_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
             let code = db
                 .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
                 .map(|m| m.number());
-            // 1213 deadlock, 1205 lock wait, 1053/1077/1927 shutdown or killed, 2006/2013 gone.
+            // 1213 deadlock, 1205 lock wait, 1053/1077/1927 shutdown or killed, 2006/2013 gone,
+            // 1040/1203 too many connections, 1047 Galera node not prepared for queries.
             matches!(
                 code,
-                Some(1213 | 1205 | 1053 | 1077 | 1927 | 2006 | 2013 | 1040 | 1203)
+                Some(1213 | 1205 | 1053 | 1077 | 1927 | 2006 | 2013 | 1040 | 1203 | 1047)
             )
         }
         sqlx::Error::Io(_)

@@ -10,14 +10,15 @@
 //! on the floor (task aborted) closes its connection: the server rolls back and frees the locks.
 
 use super::{Acknowledged, ClaimedBatch, Refused, Source, SyncError, Write, WriteOp, queue_table};
+use crate::cluster::ClusterPool;
 use crate::connect::{execute_script, sql_literal};
 use crate::document;
 use crate::migrate::Entity;
 use crate::migrate::source::{self, Lookups, Selection};
 use async_trait::async_trait;
 use sqlx::MySql;
+use sqlx::Row;
 use sqlx::pool::PoolConnection;
-use sqlx::{MySqlPool, Row};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +32,9 @@ pub struct QueueSource {
     /// Per entity: the last claim found entries, so the next one skips the cheap emptiness
     /// check and claims at once.
     busy: Arc<[AtomicBool; 4]>,
-    pool: MySqlPool,
+    /// Follows the writable node of a cluster (all workers of a database end on the same node,
+    /// which the key locks need).
+    mariadb: ClusterPool,
     mongo: mongodb::Database,
     database: String,
     max_attempts: u32,
@@ -40,9 +43,10 @@ pub struct QueueSource {
 impl QueueSource {
     /// Claims from the queues of the pool's database (`database` is its name, for the lock
     /// names); `mongo` is read for the products' rating summaries. A change fails at most
-    /// `max_attempts` times before it is dead-lettered.
+    /// `max_attempts` times before it is dead-lettered. `mariadb` is a [`sqlx::MySqlPool`] or a
+    /// [`ClusterPool`].
     pub fn new(
-        pool: MySqlPool,
+        mariadb: impl Into<ClusterPool>,
         database: impl Into<String>,
         mongo: mongodb::Database,
         max_attempts: u32,
@@ -50,7 +54,7 @@ impl QueueSource {
         Self {
             run_id: crate::lineage::new_run_id(),
             busy: Arc::new(Default::default()),
-            pool,
+            mariadb: mariadb.into(),
             mongo,
             database: database.into(),
             max_attempts: max_attempts.max(1),
@@ -58,7 +62,8 @@ impl QueueSource {
     }
 
     /// Connects to both stores of `config` (a pool sized for `queues` queues with the lanes of
-    /// `options`) and returns the source and the MongoDB database (for a [`super::MongoSink`]).
+    /// `options`, on the writable node of a cluster and following it) and returns the source
+    /// and the MongoDB database (for a [`super::MongoSink`]).
     pub async fn connect(
         config: &crate::config::Config,
         options: &super::SyncOptions,
@@ -67,7 +72,7 @@ impl QueueSource {
         let size = crate::connect::PoolSize {
             max: options.pool_size(queues),
         };
-        let pool = crate::connect::mariadb_pool(&config.mariadb, size).await?;
+        let pool = ClusterPool::connect(&config.mariadb, size).await?;
         let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
         let source = Self::new(
             pool,
@@ -125,13 +130,13 @@ impl QueueSource {
                 } else {
                     &[]
                 };
-                Lookups::load_for_products(&self.pool, &self.mongo, products)
+                Lookups::load_for_products(self.mariadb.pool(), &self.mongo, products)
                     .await
                     .map_err(|e| SyncError::Lookups(e.to_string()))?
             }
             Entity::Customers | Entity::Orders => Lookups::default(),
         };
-        let page = source::read_page(&self.pool, entity, Selection::Keys(keys), &lookups)
+        let page = source::read_page(self.mariadb.pool(), entity, Selection::Keys(keys), &lookups)
             .await
             .map_err(|source| SyncError::MariaDb {
                 step: "reading the changed rows",
@@ -181,14 +186,19 @@ impl Source for QueueSource {
         if !busy.load(Ordering::Relaxed) {
             let any: Option<u64> =
                 sqlx::query_scalar(&format!("SELECT queue_id FROM {queue} LIMIT 1"))
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.mariadb.pool())
                     .await
                     .map_err(db_err("polling the queue"))?;
             if any.is_none() {
                 return Ok(None);
             }
         }
-        let conn = self.pool.acquire().await.map_err(db_err("connecting"))?;
+        let conn = self
+            .mariadb
+            .pool()
+            .acquire()
+            .await
+            .map_err(db_err("connecting"))?;
         let mut claim = Claim {
             lineage: BatchLineage {
                 run_id: self.run_id.clone(),
@@ -278,7 +288,7 @@ impl Source for QueueSource {
 
     async fn pending(&self, entity: Entity) -> Result<u64, SyncError> {
         let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", queue_table(entity)))
-            .fetch_one(&self.pool)
+            .fetch_one(self.mariadb.pool())
             .await
             .map_err(db_err("counting the queue"))?;
         Ok(n.max(0) as u64)

@@ -1,0 +1,146 @@
+//! `aethermart cluster …`: node states and network rules of a MariaDB cluster.
+
+use crate::{EXIT_OK, EXIT_PROBLEM, print_json};
+use aethermart_core::Error;
+use aethermart_core::cluster::{self, NodeState, NodeStatus, Role};
+use aethermart_core::config::{MariaDbConfig, env_lookup};
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Every node of AETHERMART_MARIADB_URL (a host list names a cluster's nodes): role, state,
+    /// cluster size, whether it takes writes, replication threads, lag and GTID position.
+    ///
+    /// A node that cannot be reached is shown as down next to the others. Exits 1 when a node
+    /// is down, a Galera node is not Synced in the primary component, a replica's replication
+    /// is stopped, or no node takes writes.
+    ///
+    /// Example: aethermart cluster status --json
+    Status {
+        /// Print the nodes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print nftables rules that let only the cluster's nodes reach MariaDB (3306), Galera
+    /// replication (4567 tcp/udp), IST (4568) and SST (4444); everything else is left alone.
+    ///
+    /// Load the output on every node with `nft -f FILE` (loading again replaces it).
+    ///
+    /// Example: aethermart cluster firewall --node 10.0.0.1 --node 10.0.0.2 --node 10.0.0.3
+    Firewall {
+        /// A node's address (IPv4 or IPv6); at least two.
+        #[arg(long = "node", value_name = "IP", required = true)]
+        nodes: Vec<String>,
+        /// An application host or network (10.0.1.0/24) that may reach MariaDB's 3306 as well.
+        #[arg(long = "client", value_name = "IP[/PREFIX]")]
+        clients: Vec<String>,
+    },
+}
+
+pub async fn run(command: ClusterCommand) -> Result<u8, Error> {
+    match command {
+        ClusterCommand::Status { json } => {
+            let config = MariaDbConfig::from_lookup(env_lookup)?;
+            let nodes = cluster::status(&config).await;
+            if json {
+                print_json(&nodes);
+            } else {
+                print_table(&nodes);
+            }
+            let writer = nodes.iter().any(|n| n.takes_writes().is_ok());
+            Ok(if writer && nodes.iter().all(healthy) {
+                EXIT_OK
+            } else {
+                EXIT_PROBLEM
+            })
+        }
+        ClusterCommand::Firewall { nodes, clients } => {
+            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
+            print!("{}", cluster::render_nftables(&nodes, &clients)?);
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Up, and doing its job: taking writes, or replicating.
+fn healthy(node: &NodeStatus) -> bool {
+    match node.info() {
+        None => false,
+        Some(info) if info.role == Role::Replica => info.replication.as_ref().is_some_and(|r| {
+            r.io_running == "Yes" && r.sql_running == "Yes" && r.last_error.is_none()
+        }),
+        Some(info) => info.takes_writes().is_ok(),
+    }
+}
+
+fn print_table(nodes: &[NodeStatus]) {
+    println!(
+        "{:<22} {:<9} {:<18} {:>4} {:<6} {:<34} {:>6}  position",
+        "node", "role", "state", "size", "writes", "replication", "lag s"
+    );
+    for node in nodes {
+        let info = match &node.state {
+            NodeState::Up(info) => info,
+            NodeState::Down { error } => {
+                println!("{:<22} {:<9} {error}", node.endpoint, "down");
+                continue;
+            }
+        };
+        let (state, size) = match &info.galera {
+            Some(g) => (
+                format!("{}/{}", g.state, g.cluster_status),
+                g.cluster_size.to_string(),
+            ),
+            None => (
+                if info.read_only {
+                    "read_only"
+                } else {
+                    "read-write"
+                }
+                .to_owned(),
+                "-".to_owned(),
+            ),
+        };
+        let (replication, lag) = match (&info.replication, &info.replication_unknown) {
+            (Some(r), _) => (
+                format!(
+                    "io {} sql {} from {}",
+                    r.io_running, r.sql_running, r.source
+                ),
+                r.lag_seconds
+                    .map_or_else(|| "-".to_owned(), |l| l.to_string()),
+            ),
+            (None, Some(_)) => ("unknown (needs SLAVE MONITOR)".to_owned(), "-".to_owned()),
+            (None, None) => ("-".to_owned(), "-".to_owned()),
+        };
+        let writes = if info.takes_writes().is_ok() {
+            "yes"
+        } else {
+            "no"
+        };
+        // Galera's own sequence number, and the GTID position when there is a binary log.
+        let position = match &info.galera {
+            Some(g) => format!("seqno {} {}", g.last_committed, info.gtid_position),
+            None => format!("gtid {}", info.gtid_position),
+        };
+        println!(
+            "{:<22} {:<9} {:<18} {:>4} {:<6} {:<34} {:>6}  {}",
+            node.endpoint,
+            info.role,
+            state,
+            size,
+            writes,
+            replication,
+            lag,
+            position.trim_end()
+        );
+        if let Some(error) = info
+            .replication
+            .as_ref()
+            .and_then(|r| r.last_error.as_ref())
+        {
+            println!("{:<22} replication error: {error}", "");
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! nftables rules for a cluster's node traffic: MariaDB (3306/tcp), Galera replication
+//! (4567/tcp and udp), incremental state transfer (4568/tcp) and state snapshot transfer
+//! (4444/tcp) are accepted from the cluster's nodes only (MariaDB also from listed clients) and
+//! dropped from everyone else. Nothing else is touched: the chain's policy is `accept`, so the
+//! host's other rules (SSH included) still decide about all other traffic.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// TCP ports only the cluster's nodes may reach.
+pub const NODE_TCP_PORTS: [u16; 4] = [3306, 4444, 4567, 4568];
+/// The nftables table the rules live in (replaced as a whole when loaded again).
+pub const TABLE: &str = "aethermart_cluster";
+
+/// Why the rules could not be rendered; names the argument at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FirewallError {
+    /// A cluster has at least two nodes.
+    #[error("a cluster needs at least two --node addresses, got {0}")]
+    TooFewNodes(usize),
+    /// An argument is not an address (or network, for clients).
+    #[error("{flag} {value:?} is not {expected}")]
+    BadAddress {
+        /// `--node` or `--client`.
+        flag: &'static str,
+        /// The argument as given.
+        value: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// The same node is given twice.
+    #[error("--node {0} is given twice")]
+    Duplicate(IpAddr),
+}
+
+/// An address or network (`10.0.1.0/24`) with a valid prefix length.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Network {
+    addr: IpAddr,
+    prefix: Option<u8>,
+}
+
+impl Network {
+    fn parse(value: &str) -> Option<Self> {
+        let (addr, prefix) = match value.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+            None => (value, None),
+        };
+        let addr: IpAddr = addr.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        prefix
+            .is_none_or(|p| p <= max)
+            .then_some(Self { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.prefix {
+            Some(p) => write!(f, "{}/{p}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+/// Renders an `nft -f` script for every node of the cluster whose addresses are `nodes`;
+/// `clients` (addresses or networks) may reach MariaDB's 3306 as well. Loading it again
+/// replaces the previous version of the table.
+pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, FirewallError> {
+    let mut node_addrs = BTreeSet::new();
+    for value in nodes {
+        let addr: IpAddr = value.parse().map_err(|_| FirewallError::BadAddress {
+            flag: "--node",
+            value: (*value).to_owned(),
+            expected: "an IPv4 or IPv6 address",
+        })?;
+        if !node_addrs.insert(addr) {
+            return Err(FirewallError::Duplicate(addr));
+        }
+    }
+    if node_addrs.len() < 2 {
+        return Err(FirewallError::TooFewNodes(node_addrs.len()));
+    }
+    let client_nets = clients
+        .iter()
+        .map(|value| {
+            Network::parse(value).ok_or_else(|| FirewallError::BadAddress {
+                flag: "--client",
+                value: (*value).to_owned(),
+                expected: "an address or a network (ADDRESS/PREFIX)",
+            })
+        })
+        .collect::<Result<BTreeSet<_>, _>>()?;
+
+    let ports = NODE_TCP_PORTS.map(|p| p.to_string()).join(", ");
+    let node_list = node_addrs.iter().map(IpAddr::to_string).collect::<Vec<_>>();
+    let mut out = String::new();
+    let _ = writeln!(out, "#!/usr/sbin/nft -f");
+    let _ = writeln!(
+        out,
+        "# AetherMart cluster traffic: MariaDB 3306/tcp, Galera replication 4567/tcp+udp, IST 4568/tcp\n\
+         # and SST 4444/tcp are accepted from the cluster's nodes only, and dropped from everyone\n\
+         # else. All other traffic is left to the host's other rules (policy accept).\n\
+         # Nodes: {}{}\n\
+         # Load on every node with `nft -f FILE`; loading again replaces this table as a whole.",
+        node_list.join(", "),
+        if client_nets.is_empty() {
+            String::new()
+        } else {
+            let clients: Vec<String> = client_nets.iter().map(Network::to_string).collect();
+            format!("\n# MariaDB clients (3306 only): {}", clients.join(", "))
+        },
+    );
+    // Creating, then deleting, makes the load work whether or not the table exists.
+    let _ = writeln!(out, "\ntable inet {TABLE}\ndelete table inet {TABLE}\n");
+    let _ = writeln!(out, "table inet {TABLE} {{");
+    let families = [("v4", "ipv4_addr", "ip"), ("v6", "ipv6_addr", "ip6")];
+    let mut rules = Vec::new();
+    for (suffix, addr_type, match_kw) in families {
+        let is_family = |a: &IpAddr| a.is_ipv4() == (suffix == "v4");
+        let members: Vec<String> = node_list
+            .iter()
+            .zip(&node_addrs)
+            .filter(|(_, a)| is_family(a))
+            .map(|(s, _)| s.clone())
+            .collect();
+        if !members.is_empty() {
+            write_set(
+                &mut out,
+                &format!("cluster_nodes_{suffix}"),
+                addr_type,
+                false,
+                &members,
+            );
+            rules.push(format!(
+                "{match_kw} saddr @cluster_nodes_{suffix} tcp dport {{ {ports} }} accept"
+            ));
+            rules.push(format!(
+                "{match_kw} saddr @cluster_nodes_{suffix} udp dport 4567 accept"
+            ));
+        }
+        let clients: Vec<String> = client_nets
+            .iter()
+            .filter(|n| is_family(&n.addr))
+            .map(Network::to_string)
+            .collect();
+        if !clients.is_empty() {
+            write_set(
+                &mut out,
+                &format!("mariadb_clients_{suffix}"),
+                addr_type,
+                true,
+                &clients,
+            );
+            rules.push(format!(
+                "{match_kw} saddr @mariadb_clients_{suffix} tcp dport 3306 accept"
+            ));
+        }
+    }
+    rules.push(format!("tcp dport {{ {ports} }} counter drop"));
+    rules.push("udp dport 4567 counter drop".to_owned());
+    let _ = writeln!(
+        out,
+        "\tchain input {{\n\t\ttype filter hook input priority filter; policy accept;"
+    );
+    for rule in rules {
+        let _ = writeln!(out, "\t\t{rule}");
+    }
+    let _ = writeln!(out, "\t}}\n}}");
+    Ok(out)
+}
+
+fn write_set(out: &mut String, name: &str, addr_type: &str, interval: bool, elements: &[String]) {
+    let _ = writeln!(out, "\tset {name} {{\n\t\ttype {addr_type}");
+    if interval {
+        let _ = writeln!(out, "\t\tflags interval");
+    }
+    let _ = writeln!(out, "\t\telements = {{ {} }}\n\t}}\n", elements.join(", "));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_nodes_reach_the_cluster_ports_and_the_rest_is_dropped() {
+        let rules = render_nftables(&["10.0.0.3", "10.0.0.1", "10.0.0.2"], &[]).unwrap();
+        assert!(
+            rules.contains("elements = { 10.0.0.1, 10.0.0.2, 10.0.0.3 }"),
+            "{rules}"
+        );
+        assert!(
+            rules
+                .contains("ip saddr @cluster_nodes_v4 tcp dport { 3306, 4444, 4567, 4568 } accept")
+        );
+        assert!(rules.contains("ip saddr @cluster_nodes_v4 udp dport 4567 accept"));
+        assert!(rules.contains("tcp dport { 3306, 4444, 4567, 4568 } counter drop"));
+        assert!(rules.contains("policy accept;"));
+        // Nothing broader: every accept names the nodes' set, no client set without clients.
+        for line in rules.lines().filter(|l| l.trim_end().ends_with("accept")) {
+            assert!(line.contains("saddr @cluster_nodes_v4"), "{line}");
+        }
+        assert!(!rules.contains("mariadb_clients") && !rules.contains("ip6"));
+    }
+
+    #[test]
+    fn clients_reach_mariadb_only_and_ipv6_nodes_get_their_own_set() {
+        let rules = render_nftables(&["10.0.0.1", "fd00::2"], &["192.168.7.0/24"]).unwrap();
+        assert!(rules.contains("ip saddr @mariadb_clients_v4 tcp dport 3306 accept"));
+        assert!(rules.contains("elements = { 192.168.7.0/24 }"));
+        assert!(rules.contains("ip6 saddr @cluster_nodes_v6 tcp dport"));
+        assert!(rules.contains("elements = { fd00::2 }"));
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        let err = |nodes: &[&str], clients: &[&str]| {
+            render_nftables(nodes, clients).unwrap_err().to_string()
+        };
+        assert!(err(&["10.0.0.1"], &[]).contains("at least two --node"));
+        assert!(err(&["10.0.0.1", "10.0.0.256"], &[]).contains("--node \"10.0.0.256\""));
+        assert!(err(&["10.0.0.1", "10.0.0.1"], &[]).contains("--node 10.0.0.1 is given twice"));
+        assert!(err(&["10.0.0.1", "db2"], &[]).contains("--node \"db2\""));
+        assert!(err(&["10.0.0.1", "10.0.0.2"], &["10.0.0.0/33"]).contains("--client"));
+    }
+}

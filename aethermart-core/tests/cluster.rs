@@ -1,0 +1,491 @@
+//! High availability against real local topologies (`scripts/cluster.sh`): a primary with a
+//! replica, and a 3-node Galera cluster. Nodes are killed and started again here, so the tests
+//! of one topology run one at a time (a lock each).
+
+use crate::support::{
+    TestEnv, Topology, cluster_config, cluster_script, errno_of, generated_in, passwords,
+    until_drained,
+};
+use aethermart_core::cluster::{self, ClusterPool, NodeState, Role};
+use aethermart_core::config::MariaDbConfig;
+use aethermart_core::connect::{self, ConnectError, PoolSize};
+use aethermart_core::generate::NoProgress;
+use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
+use aethermart_core::security;
+use aethermart_core::sync::{
+    MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, Syncer, Write,
+};
+use async_trait::async_trait;
+use sqlx::MySqlPool;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex as AsyncMutex;
+
+/// Held by every test that uses (and may kill nodes of) a topology.
+static REPLICA: AsyncMutex<()> = AsyncMutex::const_new(());
+static GALERA: AsyncMutex<()> = AsyncMutex::const_new(());
+
+/// Starts a killed node again when dropped (also when the test fails), so later tests and
+/// runs find the topology whole.
+struct Revive(&'static str, bool);
+
+impl Revive {
+    fn kill(node: &'static str) -> Self {
+        cluster_script(&["kill", node]);
+        Self(node, false)
+    }
+
+    fn now(mut self) {
+        cluster_script(&["start", self.0]);
+        self.1 = true;
+    }
+}
+
+impl Drop for Revive {
+    fn drop(&mut self) {
+        if !self.1 {
+            cluster_script(&["start", self.0]);
+        }
+    }
+}
+
+async fn node_pool(node: &MariaDbConfig) -> MySqlPool {
+    connect::mariadb_pool(node, PoolSize { max: 2 })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn schema_on(env: &TestEnv) {
+    MariaDbSchema::new(env.config.mariadb.clone())
+        .apply()
+        .await
+        .expect("schema applies through the cluster's writable node");
+}
+
+#[tokio::test]
+async fn the_replica_follows_the_primary_refuses_application_writes_and_lagging_reads() {
+    let _topology = REPLICA.lock().await;
+    let env = TestEnv::on(cluster_config(Topology::Replica), "replica").await;
+    let [primary, replica]: [MariaDbConfig; 2] = env.config.mariadb.nodes().try_into().unwrap();
+
+    // Roles as the nodes report them; writes go to the primary even though both are listed.
+    let nodes = cluster::status(&env.config.mariadb).await;
+    let roles: Vec<Role> = nodes.iter().map(|n| n.info().expect("up").role).collect();
+    assert_eq!(roles, [Role::Primary, Role::Replica]);
+    let writer = cluster::writable_node(&env.config.mariadb).await.unwrap();
+    assert_eq!(writer.endpoint(), primary.endpoint());
+
+    schema_on(&env).await;
+    security::apply(&env.config.mariadb, &passwords())
+        .await
+        .unwrap();
+    let pool = connect::mariadb_pool(&env.config.mariadb, PoolSize { max: 2 })
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO Customers (customer_id, first_name, last_name, email) \
+         VALUES (7, 'Rui', 'Costa', 'rui@example.com')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // The replica has it once it reached the primary's GTID position.
+    let position: String = sqlx::query_scalar("SELECT CAST(@@gtid_binlog_pos AS CHAR)")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let on_replica = node_pool(&replica).await;
+    let waited: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, 30)")
+        .bind(&position)
+        .fetch_one(&on_replica)
+        .await
+        .unwrap();
+    assert_eq!(waited, Some(0), "replica did not reach {position}");
+    let email: String = sqlx::query_scalar("SELECT email FROM Customers WHERE customer_id = 7")
+        .fetch_one(&on_replica)
+        .await
+        .unwrap();
+    assert_eq!(email, "rui@example.com");
+
+    // Application users (admin role included) cannot write on the replica: 1290 read-only.
+    let passwords = passwords();
+    for (user, password) in [("alex", passwords.alex()), ("maria", passwords.maria())] {
+        let login = node_pool(&replica.with_login(user, password.clone())).await;
+        let write = sqlx::query("UPDATE customer_sync_queue SET attempts = attempts + 1")
+            .execute(&login)
+            .await;
+        assert_eq!(errno_of(write), 1290, "{user} wrote on the replica");
+    }
+
+    // Reporting reads: the replica serves them while fresh, and is refused once it lags.
+    let (reader, _) = cluster::replica_node(&env.config.mariadb, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(reader.endpoint(), replica.endpoint());
+    sqlx::raw_sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 30; START SLAVE")
+        .execute(&on_replica)
+        .await
+        .unwrap();
+    let restore = || async {
+        sqlx::raw_sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 0; START SLAVE")
+            .execute(&on_replica)
+            .await
+            .unwrap();
+    };
+    let started = Instant::now();
+    let refused = loop {
+        sqlx::query("UPDATE Customers SET last_name = ? WHERE customer_id = 7")
+            .bind(format!("Costa {}", started.elapsed().as_millis()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        match cluster::replica_node(&env.config.mariadb, Duration::from_secs(1)).await {
+            Err(e) => break e,
+            Ok(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(_) => {
+                restore().await;
+                panic!("a replica 30 s behind was still served for reads");
+            }
+        }
+    };
+    restore().await;
+    assert!(
+        matches!(&refused, ConnectError::NoFreshReplica { reasons, .. }
+            if reasons.contains(&replica.endpoint()) && reasons.contains("behind its primary")),
+        "{refused}"
+    );
+
+    // The primary dies: shown as down next to the replica; no node takes writes, and the
+    // error says why for each. Started again, replication resumes by itself.
+    let dead = Revive::kill("primary");
+    let nodes = cluster::status(&env.config.mariadb).await;
+    assert!(
+        matches!(nodes[0].state, NodeState::Down { .. }),
+        "{nodes:?}"
+    );
+    assert_eq!(nodes[1].info().expect("replica up").role, Role::Replica);
+    let err = cluster::writable_node(&env.config.mariadb)
+        .await
+        .unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&format!("{} down", primary.endpoint()))
+            && shown.contains(&format!("{} replica of another server", replica.endpoint())),
+        "{shown}"
+    );
+    dead.now();
+    let pool = connect::mariadb_pool(&env.config.mariadb, PoolSize { max: 2 })
+        .await
+        .unwrap();
+    sqlx::query("UPDATE Customers SET last_name = 'Costa' WHERE customer_id = 7")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let position: String = sqlx::query_scalar("SELECT CAST(@@gtid_binlog_pos AS CHAR)")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let waited: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, 30)")
+        .bind(&position)
+        .fetch_one(&on_replica)
+        .await
+        .unwrap();
+    assert_eq!(
+        waited,
+        Some(0),
+        "replication did not resume after the primary restarted"
+    );
+}
+
+#[tokio::test]
+async fn a_write_on_any_galera_node_appears_on_every_node() {
+    let _topology = GALERA.lock().await;
+    let env = TestEnv::on(cluster_config(Topology::Galera), "galera_writes").await;
+    schema_on(&env).await;
+    let nodes = env.config.mariadb.nodes();
+    let mut pools = Vec::new();
+    for node in &nodes {
+        pools.push(node_pool(node).await);
+    }
+    for (i, pool) in pools.iter().enumerate() {
+        sqlx::query("INSERT INTO Customers (first_name, last_name, email) VALUES (?, 'Node', ?)")
+            .bind(format!("Written on {i}"))
+            .bind(format!("node{i}@example.com"))
+            .execute(pool)
+            .await
+            .unwrap_or_else(|e| panic!("write on {}: {e}", nodes[i].endpoint()));
+    }
+    // wsrep_sync_wait (deploy/mariadb/galera-node.cnf) makes each read wait for the writes
+    // committed anywhere before it.
+    for (i, pool) in pools.iter().enumerate() {
+        let seen: Vec<(u64, String)> =
+            sqlx::query_as("SELECT customer_id, first_name FROM Customers ORDER BY email")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        let names: Vec<&str> = seen.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Written on 0", "Written on 1", "Written on 2"],
+            "on {}",
+            nodes[i].endpoint()
+        );
+    }
+    let status = cluster::status(&env.config.mariadb).await;
+    for node in &status {
+        let galera = node
+            .info()
+            .and_then(|i| i.galera.clone())
+            .expect("Galera node up");
+        assert_eq!((galera.state.as_str(), galera.cluster_size), ("Synced", 3));
+    }
+}
+
+/// Records when each batch reached MongoDB (the worker's progress).
+struct Timed {
+    inner: MongoSink,
+    applied: Mutex<Vec<Instant>>,
+}
+
+#[async_trait]
+impl Sink for Timed {
+    async fn apply(&self, collection: &str, writes: &[Write]) -> Result<Vec<Refused>, SyncError> {
+        let refused = self.inner.apply(collection, writes).await?;
+        self.applied.lock().unwrap().push(Instant::now());
+        Ok(refused)
+    }
+}
+
+/// What one application writer did: the last value it wrote to each customer, and when each
+/// write succeeded.
+#[derive(Default)]
+struct Written {
+    names: BTreeMap<u64, String>,
+    succeeded: Vec<Instant>,
+    failures: u64,
+}
+
+/// Writes until `stop`: renames its customers in turn and adds a customer every tenth write,
+/// each write retried until it succeeds (both are idempotent, so a write whose commit was lost
+/// with its connection is simply written again).
+async fn write_continuously(
+    pool: ClusterPool,
+    writer: u64,
+    customers: Vec<u64>,
+    stop: Arc<AtomicBool>,
+) -> Written {
+    let mut done = Written::default();
+    let mut seq = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        seq += 1;
+        let (id, name, insert) = if seq % 10 == 0 {
+            (
+                1_000_000 + writer * 100_000 + seq,
+                format!("New {writer}-{seq}"),
+                true,
+            )
+        } else {
+            let id = customers[(seq as usize) % customers.len()];
+            (id, format!("W{writer} #{seq}"), false)
+        };
+        loop {
+            let result = if insert {
+                sqlx::query(
+                    "INSERT INTO Customers (customer_id, first_name, last_name, email) \
+                     VALUES (?, ?, 'Writer', ?) \
+                     ON DUPLICATE KEY UPDATE first_name = VALUES(first_name)",
+                )
+                .bind(id)
+                .bind(&name)
+                .bind(format!("new{id}@example.com"))
+                .execute(pool.pool())
+                .await
+            } else {
+                sqlx::query("UPDATE Customers SET first_name = ? WHERE customer_id = ?")
+                    .bind(&name)
+                    .bind(id)
+                    .execute(pool.pool())
+                    .await
+            };
+            match result {
+                Ok(_) => break,
+                Err(_) => {
+                    done.failures += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        done.names.insert(id, name);
+        done.succeeded.push(Instant::now());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
+    let _topology = GALERA.lock().await;
+    let env = TestEnv::on(cluster_config(Topology::Galera), "galera_failover").await;
+    let (env, _) = generated_in(env, 5, 0.003).await;
+    let mongo = env.mongo().await;
+    let migrator = BulkMigrator::new(env.config.mariadb.clone(), mongo.clone());
+    assert!(
+        migrator
+            .migrate(MigrateOptions::default(), Arc::new(NoProgress))
+            .await
+            .unwrap()
+            .clean()
+    );
+    let nodes = env.config.mariadb.nodes();
+    let writers_pool = ClusterPool::connect(&env.config.mariadb, PoolSize { max: 4 })
+        .await
+        .unwrap();
+    assert_eq!(writers_pool.node(), Some(nodes[0].endpoint()));
+
+    // The worker, on its own cluster pool.
+    let options = SyncOptions {
+        backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+        ..SyncOptions::default()
+    };
+    let (source, _) = QueueSource::connect(&env.config, &options, 4)
+        .await
+        .unwrap();
+    let sink = Arc::new(Timed {
+        inner: MongoSink::new(mongo.clone()),
+        applied: Mutex::new(Vec::new()),
+    });
+    let worker = Syncer::new(Arc::new(source), sink.clone(), options);
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move { worker.run(stopped).await });
+
+    // Two writers on their shared cluster pool, each on its own customers.
+    let ids: Vec<u64> =
+        sqlx::query_scalar("SELECT customer_id FROM Customers ORDER BY customer_id LIMIT 40")
+            .fetch_all(writers_pool.pool())
+            .await
+            .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let mine = ids.iter().copied().skip(w as usize).step_by(2).collect();
+            tokio::spawn(write_continuously(
+                writers_pool.clone(),
+                w,
+                mine,
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let kill_sent = Instant::now();
+    let dead = Revive::kill("g1");
+    // The script returns once the process is gone.
+    let killed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut written = Vec::new();
+    for writer in writers {
+        written.push(writer.await.unwrap());
+    }
+    assert_eq!(
+        writers_pool.node(),
+        Some(nodes[1].endpoint()),
+        "writes moved to g2"
+    );
+    until_drained(writers_pool.pool(), Duration::from_secs(60)).await;
+    stop_worker.send_replace(true);
+    let report = worker
+        .await
+        .unwrap()
+        .expect("the worker rode out the failover");
+
+    // Nothing lost: MariaDB holds every writer's last value, and MongoDB equals MariaDB.
+    for done in &written {
+        for (id, name) in &done.names {
+            let now: String =
+                sqlx::query_scalar("SELECT first_name FROM Customers WHERE customer_id = ?")
+                    .bind(id)
+                    .fetch_one(writers_pool.pool())
+                    .await
+                    .unwrap();
+            assert_eq!(&now, name, "customer {id}");
+        }
+    }
+    let verified = migrator.verify().await.unwrap();
+    assert!(
+        verified.equal(),
+        "stores differ after the failover: {verified:?}"
+    );
+    assert_eq!(report.dead_lettered, 0);
+
+    // The figures: the longest gap around the kill between successful writes through the
+    // cluster pool (the failover time) and between batches of the worker (its pause).
+    let gap_around_kill = |mut times: Vec<Instant>| {
+        times.sort();
+        times
+            .windows(2)
+            .filter(|w| w[0] <= killed_at && w[1] >= kill_sent)
+            .map(|w| w[1].duration_since(w[0]))
+            .max()
+            .expect("progress before and after the kill")
+    };
+    let failover = gap_around_kill(written.iter().flat_map(|d| d.succeeded.clone()).collect());
+    let pause = gap_around_kill(sink.applied.lock().unwrap().clone());
+    let writes: usize = written.iter().map(|d| d.succeeded.len()).sum();
+    let failures: u64 = written.iter().map(|d| d.failures).sum();
+    eprintln!(
+        "galera failover: writes paused {:.2} s around the kill; worker paused {:.2} s; \
+         {writes} writes ({failures} failed attempts retried), {} changes synced",
+        failover.as_secs_f64(),
+        pause.as_secs_f64(),
+        report.changes
+    );
+
+    // The node rejoins (by IST), holds the same data, and the pool comes back to it.
+    dead.now();
+    let checksum = "SELECT COUNT(*), CAST(SUM(CRC32(CONCAT(customer_id, first_name, email))) AS SIGNED) \
+                    FROM Customers";
+    let mut sums = Vec::new();
+    for node in &nodes {
+        let sum: (i64, i64) = sqlx::query_as(checksum)
+            .fetch_one(&node_pool(node).await)
+            .await
+            .unwrap();
+        sums.push(sum);
+    }
+    assert!(
+        sums.windows(2).all(|w| w[0] == w[1]),
+        "nodes differ: {sums:?}"
+    );
+    for node in cluster::status(&env.config.mariadb).await {
+        let galera = node.info().and_then(|i| i.galera.clone()).expect("node up");
+        assert_eq!(
+            (galera.state.as_str(), galera.cluster_size),
+            ("Synced", 3),
+            "{}",
+            node.endpoint
+        );
+    }
+    let back = Instant::now();
+    while writers_pool.node() != Some(nodes[0].endpoint()) {
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "the pool did not return to g1"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(writers_pool.switches(), 2);
+    sqlx::query("UPDATE Customers SET first_name = 'Back' WHERE customer_id = ?")
+        .bind(ids[0])
+        .execute(writers_pool.pool())
+        .await
+        .expect("writes go to g1 again");
+}
