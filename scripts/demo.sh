@@ -3,7 +3,8 @@
 #   servers up -> health check -> `aethermart up` (fresh schema, realistic data in both
 #   stores, roles, initial migration, verification) -> the masked view -> the sync worker ->
 #   live changes timed until MongoDB shows them, an order through sp_PlaceOrder -> quality
-#   checks and lineage -> reports -> short benchmarks.
+#   checks and lineage -> reports -> short benchmarks -> high availability: the platform on a
+#   3-node Galera cluster, a node killed under the running worker, the node rejoining.
 # Safe to run again: every run starts from empty local servers (their state is wiped). It
 # never touches servers named by your own AETHERMART_* variables (it ignores them).
 #
@@ -111,6 +112,33 @@ say "sp_PlaceOrder under load, and the sync worker's latency (in their own datab
 run aethermart bench place-order --clients 1,4 --seconds 3
 run aethermart bench sync --rates 500 --seconds 3 --customers 5000
 
+say "High availability: the platform on a 3-node Galera cluster (127.0.0.1:13321-13323)"
+scripts/cluster.sh up galera
+(
+  eval "$(scripts/cluster.sh env galera)"
+  export AETHERMART_MONGODB_URI="${AETHERMART_MONGODB_URI%%/aethermart?*}/aethermart_ha?directConnection=true"
+  run aethermart cluster status
+  run aethermart up --fresh --yes --scale 0.01 --seed "$SEED"
+  HA_LOG=.state/worker-ha.log
+  AETHERMART_METRICS_ADDR=off setsid aethermart-worker >"$HA_LOG" 2>&1 < /dev/null &
+  ha_worker=$!
+  trap 'kill -TERM "$ha_worker" 2>/dev/null || true' EXIT
+  run aethermart sync probe --customer 1
+  say "Killing g1, the node everybody writes to; the worker and the CLI move to g2"
+  run scripts/cluster.sh kill g1
+  run aethermart cluster status || true
+  run aethermart sync probe --customer 1 --timeout 30
+  echo "worker: $(grep -m1 'move to another node' "$HA_LOG" | sed 's/\x1b\[[0-9;]*m//g')"
+  say "g1 rejoins (incremental state transfer) and catches up"
+  run scripts/cluster.sh start g1
+  run aethermart cluster status
+  run aethermart migrate --verify-only
+  kill -TERM "$ha_worker"; wait "$ha_worker" || true
+  trap - EXIT
+  say "Network rules for such a cluster: node ports open between the nodes only"
+  run aethermart cluster firewall --node 10.0.0.1 --node 10.0.0.2 --node 10.0.0.3
+)
+
 say "Done. Look around:"
 cat <<EOF
   eval "\$(scripts/services.sh env)"        # point your shell at the local servers
@@ -121,4 +149,5 @@ cat <<EOF
   aethermart sync status                    # queue depth, retries, dead letters
   aethermart bench generate --scale 1       # loader speed at scale 1
   scripts/services.sh status | down         # see or stop the local servers
+  eval "\$(scripts/cluster.sh env galera)"   # the Galera cluster instead (scripts/cluster.sh down stops it)
 EOF

@@ -20,7 +20,7 @@ mod firewall;
 mod pool;
 
 pub use firewall::{FirewallError, render_nftables};
-pub use pool::ClusterPool;
+pub use pool::{CHECK_INTERVAL, ClusterPool, MOVE_BACK_AFTER};
 
 use crate::config::MariaDbConfig;
 use crate::connect::{self, ConnectError};
