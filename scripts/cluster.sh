@@ -12,10 +12,11 @@
 #   scripts/cluster.sh wipe           stop, then delete the topologies' state
 #
 # Each topology has the platform admin `aethermart` (password in $STATE/cluster/aethermart.password,
-# printed by `env` as MARIA_DB_PASS) and the database `aethermart`. `up` on a topology whose nodes
-# are all stopped starts it from empty data directories (local topologies are throwaway).
+# printed by `env` as MARIA_DB_PASS) and the database `aethermart`. `up` on a topology that is not
+# fully running starts it again from empty data directories (local topologies are throwaway).
 # Settings: AETHERMART_STATE_DIR (default <repo>/.state), AETHERMART_CLUSTER_PORT_OFFSET (added
-# to every port, default 0).
+# to every port, default 0). As root the nodes run as `mysql`; when that user cannot reach the
+# state directory (a checkout under /root), the topologies live in /var/lib/aethermart-cluster/.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +31,11 @@ REPL_PASSWORD_FILE=$BASE/repl.password
 LOG_PREFIX=cluster
 # shellcheck source=scripts/lib.sh
 . "$REPO/scripts/lib.sh"
+if [ "$(id -u)" = 0 ] && ! world_traversable "$BASE"; then
+  BASE=/var/lib/aethermart-cluster/$(printf %s "$BASE" | md5sum | cut -c1-12)
+  PASSWORD_FILE=$BASE/$DB_USER.password
+  REPL_PASSWORD_FILE=$BASE/repl.password
+fi
 
 # Ports per node: client, Galera group communication, IST, SST.
 port_of() { case $1 in primary) echo $((13316 + OFFSET)) ;; replica) echo $((13317 + OFFSET)) ;;
@@ -172,6 +178,7 @@ start_node() {
   alive "$n" && { log "$n already running"; return 0; }
   [ -f "$(cnf "$n")" ] || die "$n was never set up; run: scripts/cluster.sh up $(topology_of "$n")"
   if [ "$(topology_of "$n")" = galera ]; then
+    rm -f "$BASE/$n/recover.log"
     mariadbd --defaults-file="$(cnf "$n")" --wsrep-recover --log-error="$BASE/$n/recover.log" >/dev/null 2>&1 || true
     pos=$(sed -n 's/.*WSREP: Recovered position: *\([^ ]*\).*/\1/p' "$BASE/$n/recover.log" | tail -n 1)
     launch "$n" ${pos:+--wsrep-start-position=$pos}
@@ -188,7 +195,8 @@ kill_node() {
   alive "$n" || die "$n is not running"
   local pid; pid=$(cat "$(pidfile "$n")")
   kill -KILL "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  for _ in $(seq 1 600); do running "$pid" || break; sleep 0.05; done
+  running "$pid" && die "$n (pid $pid) still runs 30 s after SIGKILL"
   rm -f "$(pidfile "$n")"
   log "$n (pid $pid) killed"
 }

@@ -42,13 +42,26 @@ daemon() { # logfile command...
   echo $!
 }
 
+# True while process $1 runs (a zombie left to a PID 1 that does not reap counts as gone).
+running() { kill -0 "$1" 2>/dev/null && ! grep -qE '^[0-9]+ \(.*\) Z' "/proc/$1/stat" 2>/dev/null; }
+
+# True when every existing directory from $1 up to / lets other users pass (o+x), so servers
+# running as another user (mysql) can reach files below $1.
+world_traversable() {
+  local d=$1 perms
+  while [ "$d" != / ] && [ -n "$d" ]; do
+    if [ -d "$d" ]; then perms=$(stat -c %A "$d"); case ${perms:9:1} in x|t) ;; *) return 1 ;; esac; fi
+    d=$(dirname "$d")
+  done
+}
+
 # Stops the process of a pid file (SIGTERM, SIGKILL after 30 s), only if it is ours.
 stop_pid() { # pidfile what pattern
   pid_alive "$1" "$3" || { rm -f "$1"; return 0; }
   local pid; pid=$(cat "$1")
   kill -TERM "$pid"
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then log "$2 (pid $pid) ignored SIGTERM for 30 s; sending SIGKILL"; kill -KILL "$pid"; fi
+  for _ in $(seq 1 300); do running "$pid" || break; sleep 0.1; done
+  if running "$pid"; then log "$2 (pid $pid) ignored SIGTERM for 30 s; sending SIGKILL"; kill -KILL "$pid"; fi
   rm -f "$1"
   log "$2 stopped (pid $pid)"
 }

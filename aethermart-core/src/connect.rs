@@ -3,7 +3,7 @@
 use crate::config::{CONNECT_TIMEOUT, ConfigError, MariaDbConfig, MongoConfig};
 use mongodb::bson::doc;
 use sqlx::Connection;
-use sqlx::mysql::{MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 
 /// A store could not be reached or refused the login.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,16 @@ pub enum ConnectError {
         /// The driver's error.
         #[source]
         source: mongodb::error::Error,
+    },
+    /// Several nodes of a primary–replica configuration take writes (e.g. a promoted replica
+    /// and the old primary back): writing to either could lose the other's transactions.
+    #[error(
+        "several MariaDB nodes take writes and none is a Galera node: {nodes}; make all but one \
+         read_only (fence the old primary)"
+    )]
+    SeveralPrimaries {
+        /// Their `host:port`s.
+        nodes: String,
     },
     /// No node of the configured cluster takes writes.
     #[error("no MariaDB node takes writes: {reasons}")]
@@ -77,7 +87,7 @@ pub async fn mariadb_connection(
     open_connection(&crate::cluster::writable_node(cfg).await?, with_database).await
 }
 
-/// [`mariadb_connection`] to the first node of `cfg`, whatever it is (for probing nodes).
+/// [`mariadb_connection`] to the first node of `cfg`, whatever it is.
 pub(crate) async fn open_connection(
     cfg: &MariaDbConfig,
     with_database: bool,
@@ -87,7 +97,16 @@ pub(crate) async fn open_connection(
     } else {
         cfg.server_options()
     };
-    match tokio::time::timeout(CONNECT_TIMEOUT, MySqlConnection::connect_with(&options)).await {
+    connect_with(cfg, &options).await
+}
+
+/// Connects with `options` (built from `cfg`) within [`CONNECT_TIMEOUT`], naming `cfg`'s
+/// `host:port` in the error.
+pub(crate) async fn connect_with(
+    cfg: &MariaDbConfig,
+    options: &MySqlConnectOptions,
+) -> Result<MySqlConnection, ConnectError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, MySqlConnection::connect_with(options)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(source)) => Err(ConnectError::MariaDb {
             endpoint: cfg.endpoint(),

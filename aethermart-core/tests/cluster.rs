@@ -482,7 +482,11 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(writers_pool.switches(), 2);
+    assert!(
+        writers_pool.switches() >= 2,
+        "{} switches",
+        writers_pool.switches()
+    );
     sqlx::query("UPDATE Customers SET first_name = 'Back' WHERE customer_id = ?")
         .bind(ids[0])
         .execute(writers_pool.pool())

@@ -1,8 +1,9 @@
 //! nftables rules for a cluster's node traffic: MariaDB (3306/tcp), Galera replication
 //! (4567/tcp and udp), incremental state transfer (4568/tcp) and state snapshot transfer
-//! (4444/tcp) are accepted from the cluster's nodes only (MariaDB also from listed clients) and
-//! dropped from everyone else. Nothing else is touched: the chain's policy is `accept`, so the
-//! host's other rules (SSH included) still decide about all other traffic.
+//! (4444/tcp) are accepted from the cluster's nodes only (MariaDB also from listed clients and
+//! from the host itself over loopback) and dropped from everyone else. Nothing else is touched:
+//! the chain's policy is `accept`, so the host's other rules (SSH included) still decide about
+//! all other traffic.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -102,7 +103,8 @@ pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, Firew
         out,
         "# AetherMart cluster traffic: MariaDB 3306/tcp, Galera replication 4567/tcp+udp, IST 4568/tcp\n\
          # and SST 4444/tcp are accepted from the cluster's nodes only, and dropped from everyone\n\
-         # else. All other traffic is left to the host's other rules (policy accept).\n\
+         # else (loopback stays open to the host itself). All other traffic is left to the host's\n\
+         # other rules (policy accept).\n\
          # Nodes: {}{}\n\
          # Load on every node with `nft -f FILE`; loading again replaces this table as a whole.",
         node_list.join(", "),
@@ -117,7 +119,8 @@ pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, Firew
     let _ = writeln!(out, "\ntable inet {TABLE}\ndelete table inet {TABLE}\n");
     let _ = writeln!(out, "table inet {TABLE} {{");
     let families = [("v4", "ipv4_addr", "ip"), ("v6", "ipv6_addr", "ip6")];
-    let mut rules = Vec::new();
+    // The host itself (local clients, health checks) over loopback.
+    let mut rules = vec![r#"iif "lo" accept"#.to_owned()];
     for (suffix, addr_type, match_kw) in families {
         let is_family = |a: &IpAddr| a.is_ipv4() == (suffix == "v4");
         let members: Vec<String> = node_list
@@ -175,7 +178,8 @@ pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, Firew
 fn write_set(out: &mut String, name: &str, addr_type: &str, interval: bool, elements: &[String]) {
     let _ = writeln!(out, "\tset {name} {{\n\t\ttype {addr_type}");
     if interval {
-        let _ = writeln!(out, "\t\tflags interval");
+        // Overlapping client networks merge instead of being refused.
+        let _ = writeln!(out, "\t\tflags interval\n\t\tauto-merge");
     }
     let _ = writeln!(out, "\t\telements = {{ {} }}\n\t}}\n", elements.join(", "));
 }
@@ -198,18 +202,26 @@ mod tests {
         assert!(rules.contains("ip saddr @cluster_nodes_v4 udp dport 4567 accept"));
         assert!(rules.contains("tcp dport { 3306, 4444, 4567, 4568 } counter drop"));
         assert!(rules.contains("policy accept;"));
-        // Nothing broader: every accept names the nodes' set, no client set without clients.
+        // Nothing broader: every accept names the nodes' set or loopback, no client set
+        // without clients.
         for line in rules.lines().filter(|l| l.trim_end().ends_with("accept")) {
-            assert!(line.contains("saddr @cluster_nodes_v4"), "{line}");
+            assert!(
+                line.contains("saddr @cluster_nodes_v4") || line.trim() == r#"iif "lo" accept"#,
+                "{line}"
+            );
         }
         assert!(!rules.contains("mariadb_clients") && !rules.contains("ip6"));
     }
 
     #[test]
     fn clients_reach_mariadb_only_and_ipv6_nodes_get_their_own_set() {
-        let rules = render_nftables(&["10.0.0.1", "fd00::2"], &["192.168.7.0/24"]).unwrap();
+        let rules = render_nftables(
+            &["10.0.0.1", "fd00::2"],
+            &["192.168.7.0/24", "192.168.7.128/25"],
+        )
+        .unwrap();
         assert!(rules.contains("ip saddr @mariadb_clients_v4 tcp dport 3306 accept"));
-        assert!(rules.contains("elements = { 192.168.7.0/24 }"));
+        assert!(rules.contains("elements = { 192.168.7.0/24, 192.168.7.128/25 }"));
         assert!(rules.contains("ip6 saddr @cluster_nodes_v6 tcp dport"));
         assert!(rules.contains("elements = { fd00::2 }"));
     }

@@ -25,10 +25,13 @@ pub use pool::{CHECK_INTERVAL, ClusterPool, MOVE_BACK_AFTER};
 use crate::config::MariaDbConfig;
 use crate::connect::{self, ConnectError};
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::mysql::MySqlConnection;
+use sqlx::{ConnectOptions, Row};
 use std::fmt;
 use std::time::Duration;
+
+/// The expression that identifies the server a connection reached (see [`NodeInfo::server`]).
+pub(crate) const SERVER_IDENTITY: &str = "CAST(CONCAT(@@hostname, ':', @@port) AS CHAR)";
 
 /// How long asking one node may take before it counts as down.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -86,6 +89,9 @@ impl fmt::Display for Role {
 pub struct NodeInfo {
     /// What it is.
     pub role: Role,
+    /// `@@hostname:@@port` as the server itself sees it (identifies the server behind an
+    /// address).
+    pub server: String,
     /// `@@version`.
     pub version: String,
     /// `@@read_only`.
@@ -199,6 +205,11 @@ impl NodeStatus {
         }
     }
 
+    /// True for a Galera node that answered.
+    pub fn is_galera(&self) -> bool {
+        self.info().is_some_and(|i| i.galera.is_some())
+    }
+
     /// `Ok` when writes may go to this node, else why not (down included).
     pub fn takes_writes(&self) -> Result<(), String> {
         match &self.state {
@@ -235,12 +246,7 @@ pub async fn writable_node(cfg: &MariaDbConfig) -> Result<MariaDbConfig, Connect
         return Ok(cfg.clone());
     }
     let statuses = status(cfg).await;
-    match first_writable(&statuses) {
-        Some(i) => Ok(cfg.nodes().swap_remove(i)),
-        None => Err(ConnectError::NoWritableNode {
-            reasons: reasons(&statuses, NodeStatus::takes_writes),
-        }),
-    }
+    choose_writer(&statuses).map(|i| cfg.nodes().swap_remove(i))
 }
 
 /// The replica with the least lag, if at most `max_lag`, for reporting reads; refused (with
@@ -268,8 +274,29 @@ pub async fn replica_node(
     }
 }
 
-fn first_writable(statuses: &[NodeStatus]) -> Option<usize> {
-    statuses.iter().position(|s| s.takes_writes().is_ok())
+/// The first node that takes writes; refused when none does, or when several non-Galera nodes
+/// do (a primary–replica pair with two primaries: which one holds the latest transactions is
+/// not for a client to guess).
+fn choose_writer(statuses: &[NodeStatus]) -> Result<usize, ConnectError> {
+    let writable: Vec<usize> = (0..statuses.len())
+        .filter(|&i| statuses[i].takes_writes().is_ok())
+        .collect();
+    let primaries: Vec<&str> = writable
+        .iter()
+        .filter(|&&i| !statuses[i].is_galera())
+        .map(|&i| statuses[i].endpoint.as_str())
+        .collect();
+    if primaries.len() > 1 {
+        return Err(ConnectError::SeveralPrimaries {
+            nodes: primaries.join(", "),
+        });
+    }
+    writable
+        .first()
+        .copied()
+        .ok_or_else(|| ConnectError::NoWritableNode {
+            reasons: reasons(statuses, NodeStatus::takes_writes),
+        })
 }
 
 /// `host:port why; host:port why` for the nodes `check` refuses.
@@ -282,12 +309,18 @@ fn reasons(statuses: &[NodeStatus], check: impl Fn(&NodeStatus) -> Result<(), St
 }
 
 async fn ask(node: &MariaDbConfig) -> Result<NodeInfo, String> {
-    let mut conn = connect::open_connection(node, false)
+    // Probes run often: no statement logs (slow ones would warn while a cluster stalls).
+    let options = node.server_options().disable_statement_logging();
+    let mut conn = connect::connect_with(node, &options)
         .await
         .map_err(|e| match e {
             ConnectError::MariaDb { source, .. } => source.to_string(),
             other => other.to_string(),
         })?;
+    // A Galera node with wsrep_sync_wait makes every read wait until it caught up with the
+    // cluster, which stalls while a dead node is evicted: the probe must answer at once. (A
+    // server built without wsrep has no such variable; nothing to turn off then.)
+    let _ = sqlx::Executor::execute(&mut conn, "SET SESSION wsrep_sync_wait = 0").await;
     let info = facts(&mut conn).await.map_err(|e| e.to_string());
     let _ = sqlx::Connection::close(conn).await;
     info
@@ -302,7 +335,7 @@ async fn facts(conn: &mut MySqlConnection) -> Result<NodeInfo, sqlx::Error> {
     };
     let sql = format!(
         "SELECT CAST(@@version AS CHAR), CAST(@@read_only AS SIGNED), CAST(@@wsrep_on AS SIGNED), \
-         CAST(@@gtid_current_pos AS CHAR), {}, {}, {}, {}, {}",
+         CAST(@@gtid_current_pos AS CHAR), {}, {}, {}, {}, {}, {SERVER_IDENTITY}",
         status("WSREP_READY"),
         status("WSREP_LOCAL_STATE_COMMENT"),
         status("WSREP_CLUSTER_SIZE"),
@@ -339,6 +372,7 @@ async fn facts(conn: &mut MySqlConnection) -> Result<NodeInfo, sqlx::Error> {
     };
     Ok(NodeInfo {
         role,
+        server: text(9)?,
         version: text(0)?,
         read_only,
         gtid_position: text(3)?,

@@ -1,28 +1,35 @@
 //! [`ClusterPool`]: a MariaDB pool that follows the cluster's writable node.
 
-use super::{NodeStatus, first_writable, reasons, status};
+use super::{NodeStatus, PROBE_TIMEOUT, SERVER_IDENTITY, choose_writer, status};
 use crate::config::{CONNECT_TIMEOUT, MariaDbConfig};
 use crate::connect::{self, ConnectError, PoolSize};
+use sqlx::Connection;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 /// How often the monitor asks every node whether it still takes writes.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
-/// How long a preferred node must take writes again before the pool moves back to it.
+/// How many checks in a row must find the current node unfit before the pool moves (one slow
+/// answer is not a failure).
+const FAILED_CHECKS: u32 = 2;
+/// How long a preferred Galera node must take writes again before the pool moves back to it.
 pub const MOVE_BACK_AFTER: Duration = Duration::from_secs(5);
 
 /// A MariaDB pool on the first node (in the configured order) that takes writes, which moves
 /// to another node when that one dies or stops taking writes.
 ///
 /// For a cluster configuration a monitor task asks every node every [`CHECK_INTERVAL`]. When
-/// the current node no longer takes writes, the pool's new connections go to the first node
-/// that does, and connections opened before the switch are closed instead of being handed out
-/// again (those in use fail on their own when their node died). Statements in flight on the
-/// old node fail: callers retry them, as the sync worker does with every connection error. The
-/// pool moves back to a node earlier in the list once it has taken writes for
-/// [`MOVE_BACK_AFTER`], so every process with the same configuration ends on the same node.
+/// two checks in a row find that the current node no longer takes writes, new connections go
+/// to the first node that does. Connections to the old node are not handed out again: idle
+/// ones opened before the switch are closed (and every idle connection is pinged, with a
+/// timeout, before use), and a new connection that reached another server than the current
+/// node is refused. Statements in flight on the old node fail: callers retry them, as the sync
+/// worker does with every connection error. Between Galera nodes the pool moves back to a node
+/// earlier in the list once it has taken writes for [`MOVE_BACK_AFTER`], so processes with the
+/// same configuration end on the same node; it never moves back to a non-Galera primary (an
+/// old primary that returns is not the primary any more once a replica was promoted).
 ///
 /// A single-node configuration gives a plain pool without a monitor. Clones share the pool;
 /// the monitor stops when the last clone is dropped.
@@ -38,7 +45,7 @@ struct Cluster {
     nodes: Vec<MariaDbConfig>,
     current: AtomicUsize,
     switches: AtomicU64,
-    clock: Arc<SwitchClock>,
+    target: Arc<Target>,
     monitor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -50,17 +57,22 @@ impl Drop for Cluster {
     }
 }
 
-/// When the pool last moved to another node, for the pool's `before_acquire` check (kept
-/// apart from [`Cluster`] so the pool does not keep the monitor alive).
+/// Where new connections must lead and since when, for the pool's callbacks (kept apart from
+/// [`Cluster`] so the pool does not keep the monitor alive).
 #[derive(Debug)]
-struct SwitchClock {
+struct Target {
     start: Instant,
     /// Nanoseconds after `start` of the last switch; 0 = never switched.
     switched_at: AtomicU64,
+    /// The current node's [`NodeStatus`] `server` identity.
+    server: RwLock<String>,
 }
 
-impl SwitchClock {
-    fn mark(&self) {
+impl Target {
+    fn switch_to(&self, server: String) {
+        if let Ok(mut s) = self.server.write() {
+            *s = server;
+        }
         let nanos = self.start.elapsed().as_nanos().max(1);
         self.switched_at
             .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::SeqCst);
@@ -78,6 +90,10 @@ impl SwitchClock {
             }
         }
     }
+
+    fn server(&self) -> String {
+        self.server.read().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
 impl From<MySqlPool> for ClusterPool {
@@ -92,27 +108,53 @@ impl From<MySqlPool> for ClusterPool {
 
 impl ClusterPool {
     /// Opens the pool on the first node that takes writes (any node answering, for a single
-    /// server) and, for a cluster, starts the monitor. Must run inside a Tokio runtime.
+    /// server), after one connection to the database proved the login and the database, and
+    /// for a cluster starts the monitor. Must run inside a Tokio runtime.
     pub async fn connect(cfg: &MariaDbConfig, size: PoolSize) -> Result<Self, ConnectError> {
         if !cfg.is_cluster() {
             return Ok(connect::mariadb_pool(cfg, size).await?.into());
         }
         let nodes = cfg.nodes();
         let statuses = status(cfg).await;
-        let first = first_writable(&statuses).ok_or_else(|| ConnectError::NoWritableNode {
-            reasons: reasons(&statuses, NodeStatus::takes_writes),
-        })?;
-        let clock = Arc::new(SwitchClock {
+        let first = choose_writer(&statuses)?;
+        let proof = connect::open_connection(&nodes[first], true).await?;
+        drop(proof.close().await);
+        let target = Arc::new(Target {
             start: Instant::now(),
             switched_at: AtomicU64::new(0),
+            server: RwLock::new(server_of(&statuses[first])),
         });
-        let fresh = Arc::clone(&clock);
+        let (before, after) = (Arc::clone(&target), Arc::clone(&target));
         let pool = MySqlPoolOptions::new()
             .max_connections(size.max)
             .acquire_timeout(CONNECT_TIMEOUT * 3)
-            .before_acquire(move |_conn, meta| {
-                let keep = fresh.opened_after_switch(meta.age);
-                Box::pin(async move { Ok(keep) })
+            // Replaced by the check below, which has a timeout: a node that vanished without
+            // closing its connections must not hold an acquire for minutes.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let fresh = before.opened_after_switch(meta.age);
+                Box::pin(async move {
+                    Ok(fresh
+                        && matches!(
+                            tokio::time::timeout(PROBE_TIMEOUT, conn.ping()).await,
+                            Ok(Ok(()))
+                        ))
+                })
+            })
+            .after_connect(move |conn, _meta| {
+                let want = after.server();
+                Box::pin(async move {
+                    let reached: String = sqlx::query_scalar(&format!("SELECT {SERVER_IDENTITY}"))
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if reached == want {
+                        Ok(())
+                    } else {
+                        Err(sqlx::Error::Protocol(format!(
+                            "connected to {reached}, but writes now go to {want}"
+                        )))
+                    }
+                })
             })
             .connect_lazy_with(nodes[first].connect_options());
         tracing::info!(node = %nodes[first].endpoint(), "MariaDB writes go to this node");
@@ -120,7 +162,7 @@ impl ClusterPool {
             nodes,
             current: AtomicUsize::new(first),
             switches: AtomicU64::new(0),
-            clock,
+            target,
             monitor: std::sync::Mutex::new(None),
         });
         let task = tokio::spawn(monitor(Arc::downgrade(&cluster), pool.clone()));
@@ -154,13 +196,18 @@ impl ClusterPool {
     }
 }
 
+fn server_of(node: &NodeStatus) -> String {
+    node.info().map(|i| i.server.clone()).unwrap_or_default()
+}
+
 /// Asks every node every [`CHECK_INTERVAL`] and moves the pool (see [`ClusterPool`]).
 async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool) {
     let mut interval = tokio::time::interval(CHECK_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // A preferred node seen taking writes again, since when.
+    // A preferred Galera node seen taking writes again, since when.
     let mut returning: Option<(usize, Instant)> = None;
-    let mut warned_none = false;
+    let mut failed_checks = 0;
+    let mut warned = false;
     loop {
         interval.tick().await;
         let Some(cluster) = cluster.upgrade() else {
@@ -168,48 +215,49 @@ async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool) {
         };
         let statuses = futures_util::future::join_all(cluster.nodes.iter().map(super::probe)).await;
         let current = cluster.current.load(Ordering::SeqCst);
-        let target = if statuses[current].takes_writes().is_ok() {
-            let preferred = first_writable(&statuses[..current]);
-            match (preferred, returning) {
-                (Some(i), Some((j, since))) if i == j && since.elapsed() >= MOVE_BACK_AFTER => {
-                    Some(i)
-                }
-                (Some(i), Some((j, _))) if i == j => None,
-                (Some(i), _) => {
-                    returning = Some((i, Instant::now()));
-                    None
-                }
-                (None, _) => {
+        let choice = choose_writer(&statuses);
+        let next = if statuses[current].takes_writes().is_ok() {
+            failed_checks = 0;
+            warned = false;
+            match choice {
+                Ok(i) if i < current && statuses[current].is_galera() => match returning {
+                    Some((j, since)) if j == i && since.elapsed() >= MOVE_BACK_AFTER => Some(i),
+                    Some((j, _)) if j == i => None,
+                    _ => {
+                        returning = Some((i, Instant::now()));
+                        None
+                    }
+                },
+                _ => {
                     returning = None;
                     None
                 }
             }
         } else {
-            match first_writable(&statuses) {
-                Some(i) => Some(i),
-                None => {
-                    if !warned_none {
-                        tracing::warn!(
-                            nodes = %reasons(&statuses, NodeStatus::takes_writes),
-                            "no MariaDB node takes writes; waiting for one"
-                        );
+            failed_checks += 1;
+            match choice {
+                Ok(i) if failed_checks >= FAILED_CHECKS => Some(i),
+                Ok(_) => None,
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(error = %e, "no MariaDB node to move writes to; waiting");
                     }
-                    warned_none = true;
+                    warned = true;
                     None
                 }
             }
         };
-        let Some(next) = target else {
+        let Some(next) = next else {
             continue;
         };
-        warned_none = false;
-        returning = None;
         let why = statuses[current]
             .takes_writes()
             .err()
             .unwrap_or_else(|| "a preferred node takes writes again".into());
+        returning = None;
+        failed_checks = 0;
+        cluster.target.switch_to(server_of(&statuses[next]));
         pool.set_connect_options(cluster.nodes[next].connect_options());
-        cluster.clock.mark();
         cluster.current.store(next, Ordering::SeqCst);
         cluster.switches.fetch_add(1, Ordering::SeqCst);
         tracing::warn!(

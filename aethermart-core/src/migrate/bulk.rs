@@ -34,16 +34,35 @@ impl BulkMigrator {
     }
 
     /// Takes the lock that tells sync workers a migration is running, on a connection of its
-    /// own (closing it releases the lock, also when the process dies).
-    async fn take_handoff_lock(&self) -> Result<MySqlConnection, MigrateError> {
-        let mut conn = connect::mariadb_connection(&self.mariadb, true).await?;
+    /// own (closing it releases the lock, also when the process dies). User locks belong to one
+    /// server, so in a cluster it is also taken on every other node that takes writes: a worker
+    /// on any of them sees it.
+    async fn take_handoff_lock(&self) -> Result<HandoffLock, MigrateError> {
+        let main_node = crate::cluster::writable_node(&self.mariadb).await?;
+        let mut main = connect::mariadb_connection(&main_node, true).await?;
+        self.lock_on(&mut main).await?;
+        let mut others = Vec::new();
+        if self.mariadb.is_cluster() {
+            let statuses = crate::cluster::status(&self.mariadb).await;
+            for (node, status) in self.mariadb.nodes().iter().zip(&statuses) {
+                if node.endpoint() != main_node.endpoint() && status.takes_writes().is_ok() {
+                    let mut conn = connect::mariadb_connection(node, true).await?;
+                    self.lock_on(&mut conn).await?;
+                    others.push(conn);
+                }
+            }
+        }
+        Ok(HandoffLock { main, others })
+    }
+
+    async fn lock_on(&self, conn: &mut MySqlConnection) -> Result<(), MigrateError> {
         let granted: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
             .bind(crate::sync::migration_lock(self.mariadb.database()))
-            .fetch_one(&mut conn)
+            .fetch_one(&mut *conn)
             .await
             .map_err(MigrateError::State)?;
         if granted == Some(1) {
-            Ok(conn)
+            Ok(())
         } else {
             Err(MigrateError::Busy(self.mariadb.database().to_owned()))
         }
@@ -53,6 +72,13 @@ impl BulkMigrator {
         let max = (options.parallel_entities.max(1) as u32) * 2 + 2;
         Ok(connect::mariadb_pool(&self.mariadb, PoolSize { max }).await?)
     }
+}
+
+/// The migration's handoff lock: held on `main` (the node the migration works on) and on the
+/// cluster's other writable nodes.
+struct HandoffLock {
+    main: MySqlConnection,
+    others: Vec<MySqlConnection>,
 }
 
 /// Deletes the queued changes that the migration about to start covers, and returns how many.
@@ -115,7 +141,7 @@ impl Migrator for BulkMigrator {
         let dropped = if options.resume {
             0
         } else {
-            drop_covered_changes(&mut handoff).await?
+            drop_covered_changes(&mut handoff.main).await?
         };
         let pool = self.pool(&options).await?;
         let lookups = Arc::new(
@@ -165,10 +191,13 @@ impl Migrator for BulkMigrator {
         let still_ours: Option<i64> =
             sqlx::query_scalar("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
                 .bind(crate::sync::migration_lock(self.mariadb.database()))
-                .fetch_one(&mut handoff)
+                .fetch_one(&mut handoff.main)
                 .await
                 .map_err(MigrateError::State)?;
-        drop(handoff.close().await);
+        drop(handoff.main.close().await);
+        for conn in handoff.others {
+            drop(conn.close().await);
+        }
         if let Some(e) = first_error {
             return Err(e);
         }
