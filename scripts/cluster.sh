@@ -239,5 +239,5 @@ case "${1:-}" in
   start) [ $# = 2 ] || die "usage: scripts/cluster.sh start NODE"; lock "$BASE.lock"; start_node "$2" ;;
   down) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica ;;
   wipe) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; rm -rf "${BASE:?}"; log "topology state deleted" ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
