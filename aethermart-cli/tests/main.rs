@@ -353,6 +353,15 @@ fn cluster_status_shows_every_galera_node_and_an_unreachable_one_as_down() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // doctor checks the writable node and warns about the unreachable one.
+    let out = run(&["doctor"], &env);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("3 of 4 nodes up and fit; not: 127.0.0.1:1"),
+        "{shown}"
+    );
 }
 
 #[test]

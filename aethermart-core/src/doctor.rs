@@ -235,13 +235,19 @@ async fn diagnose_mariadb(cfg: &Config) -> StoreReport {
         Err(e) => return StoreReport::down("MariaDB", endpoint, &e),
     };
     match read_mariadb_settings(&mut conn).await {
-        Ok(settings) => StoreReport {
-            store: "MariaDB",
-            endpoint,
-            version: Some(settings.version.clone()),
-            unreachable: None,
-            checks: mariadb_checks(&settings),
-        },
+        Ok(settings) => {
+            let mut checks = mariadb_checks(&settings);
+            if cfg.mariadb.is_cluster() {
+                checks.push(cluster_check(&crate::cluster::status(&cfg.mariadb).await));
+            }
+            StoreReport {
+                store: "MariaDB",
+                endpoint,
+                version: Some(settings.version.clone()),
+                unreachable: None,
+                checks,
+            }
+        }
         Err(source) => {
             let err = ConnectError::MariaDb {
                 endpoint: endpoint.clone(),
@@ -250,6 +256,40 @@ async fn diagnose_mariadb(cfg: &Config) -> StoreReport {
             StoreReport::down("MariaDB", endpoint, &err)
         }
     }
+}
+
+/// For a cluster URL: the settings above are the writable node's; this is every node (a node
+/// that is down or unfit is a warning: writes go on elsewhere; `aethermart cluster status`
+/// has the details).
+fn cluster_check(nodes: &[crate::cluster::NodeStatus]) -> Check {
+    let unfit: Vec<String> = nodes
+        .iter()
+        .filter(|n| match n.info() {
+            None => true,
+            Some(info) => info.galera.is_some() && info.takes_writes().is_err(),
+        })
+        .map(|n| n.endpoint.clone())
+        .collect();
+    let value = if unfit.is_empty() {
+        format!("{} nodes up", nodes.len())
+    } else {
+        format!(
+            "{} of {} nodes up and fit; not: {}",
+            nodes.len() - unfit.len(),
+            nodes.len(),
+            unfit.join(", ")
+        )
+    };
+    Check::new(
+        "cluster",
+        value,
+        "every node up (Galera nodes Synced)",
+        if unfit.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Warn
+        },
+    )
 }
 
 async fn read_mariadb_settings(

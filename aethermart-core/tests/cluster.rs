@@ -58,6 +58,24 @@ async fn node_pool(node: &MariaDbConfig) -> MySqlPool {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Waits until the replica applied everything the primary has logged (panics after 30 s).
+async fn caught_up(primary: &MySqlPool, replica: &MySqlPool) {
+    let position: String = sqlx::query_scalar("SELECT CAST(@@gtid_binlog_pos AS CHAR)")
+        .fetch_one(primary)
+        .await
+        .unwrap();
+    let waited: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, 30)")
+        .bind(&position)
+        .fetch_one(replica)
+        .await
+        .unwrap();
+    assert_eq!(
+        waited,
+        Some(0),
+        "the replica did not reach {position} within 30 s"
+    );
+}
+
 async fn schema_on(env: &TestEnv) {
     MariaDbSchema::new(env.config.mariadb.clone())
         .apply()
@@ -94,17 +112,8 @@ async fn the_replica_follows_the_primary_refuses_application_writes_and_lagging_
     .unwrap();
 
     // The replica has it once it reached the primary's GTID position.
-    let position: String = sqlx::query_scalar("SELECT CAST(@@gtid_binlog_pos AS CHAR)")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
     let on_replica = node_pool(&replica).await;
-    let waited: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, 30)")
-        .bind(&position)
-        .fetch_one(&on_replica)
-        .await
-        .unwrap();
-    assert_eq!(waited, Some(0), "replica did not reach {position}");
+    caught_up(&pool, &on_replica).await;
     let email: String = sqlx::query_scalar("SELECT email FROM Customers WHERE customer_id = 7")
         .fetch_one(&on_replica)
         .await
@@ -187,20 +196,7 @@ async fn the_replica_follows_the_primary_refuses_application_writes_and_lagging_
         .execute(&pool)
         .await
         .unwrap();
-    let position: String = sqlx::query_scalar("SELECT CAST(@@gtid_binlog_pos AS CHAR)")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let waited: Option<i64> = sqlx::query_scalar("SELECT MASTER_GTID_WAIT(?, 30)")
-        .bind(&position)
-        .fetch_one(&on_replica)
-        .await
-        .unwrap();
-    assert_eq!(
-        waited,
-        Some(0),
-        "replication did not resume after the primary restarted"
-    );
+    caught_up(&pool, &on_replica).await;
 }
 
 #[tokio::test]
