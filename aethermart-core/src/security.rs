@@ -108,8 +108,8 @@ pub struct SecurityError {
 }
 
 /// `(privileges, object)` pairs of the engineer role inside `database`: read every table the
-/// migration and the worker read, write only their own state (queues, dead letters,
-/// checkpoints, lineage).
+/// migration and the worker read, write only their own state (queues, dead letters, the sync
+/// home, checkpoints, lineage).
 pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
     let on = |table: &str| format!("`{database}`.`{table}`");
     let mut grants: Vec<(String, String)> = [
@@ -129,6 +129,7 @@ pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
         grants.push(("SELECT, UPDATE, DELETE".to_owned(), on(queue_table(entity))));
     }
     grants.push(("SELECT, INSERT".to_owned(), on("sync_dead_letters")));
+    grants.push(("SELECT, INSERT, UPDATE".to_owned(), on("sync_home")));
     grants.push((
         "SELECT, INSERT, UPDATE".to_owned(),
         on("migration_checkpoints"),
@@ -253,6 +254,7 @@ mod tests {
                 || privileges.contains("DELETE");
             let state = object.contains("sync_queue")
                 || object.contains("dead_letters")
+                || object.contains("sync_home")
                 || object.contains("checkpoints")
                 || object.contains("lineage");
             assert!(!writes || state, "{privileges} on {object}");

@@ -7,7 +7,7 @@ use crate::support::{
     until_drained,
 };
 use aethermart_core::cluster::{self, ClusterPool, NodeState, Role};
-use aethermart_core::config::MariaDbConfig;
+use aethermart_core::config::{Config, MariaDbConfig};
 use aethermart_core::connect::{self, ConnectError, PoolSize};
 use aethermart_core::generate::NoProgress;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
@@ -243,6 +243,60 @@ async fn a_write_on_any_galera_node_appears_on_every_node() {
     }
 }
 
+/// `cfg` with its nodes listed in another order (indexes into [`MariaDbConfig::nodes`]).
+fn with_hosts(cfg: &MariaDbConfig, order: &[usize]) -> MariaDbConfig {
+    use aethermart_core::config::{MARIADB_PASSWORD, MARIADB_URL};
+    let nodes = cfg.nodes();
+    let hosts: Vec<String> = order.iter().map(|&i| nodes[i].endpoint()).collect();
+    let url = format!(
+        "mysql://{}@{}/{}",
+        cfg.user(),
+        hosts.join(","),
+        cfg.database()
+    );
+    let password = std::env::var("AETHERMART_TEST_CLUSTER_PASSWORD").expect("cluster password");
+    MariaDbConfig::from_lookup(|var| match var {
+        MARIADB_URL => Some(url.clone()),
+        MARIADB_PASSWORD => Some(password.clone()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// Each node's server identity (`@@hostname:@@port`), in order.
+async fn servers_of(nodes: &[MariaDbConfig]) -> Vec<String> {
+    let mut servers = Vec::new();
+    for node in nodes {
+        let status = cluster::probe(node).await;
+        servers.push(status.info().expect("node up").server.clone());
+    }
+    servers
+}
+
+/// Waits until both workers' pools are on the node `sync_home` names, and returns it.
+async fn until_home_shared(a: &ClusterPool, b: &ClusterPool, any: &ClusterPool) -> String {
+    let started = Instant::now();
+    loop {
+        let home: Option<String> = sqlx::query_scalar("SELECT server FROM sync_home WHERE id = 1")
+            .fetch_optional(any.pool())
+            .await
+            .unwrap();
+        if let Some(home) = home
+            && a.server().as_ref() == Some(&home)
+            && b.server().as_ref() == Some(&home)
+        {
+            return home;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "workers not together on the sync home: {:?} / {:?}",
+            a.server(),
+            b.server()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Records when each batch reached MongoDB (the worker's progress).
 struct Timed {
     inner: MongoSink,
@@ -344,22 +398,32 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         .unwrap();
     assert_eq!(writers_pool.node(), Some(nodes[0].endpoint()));
 
-    // The worker, on its own cluster pool.
+    // Two sync workers, each on its own cluster pool: A lists the nodes g1, g2, g3, B lists
+    // them g3, g2, g1. They must still claim on one node, the sync home.
     let options = SyncOptions {
         backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
         ..SyncOptions::default()
     };
-    let (source, _) = QueueSource::connect(&env.config, &options, 4)
-        .await
-        .unwrap();
     let sink = Arc::new(Timed {
         inner: MongoSink::new(mongo.clone()),
         applied: Mutex::new(Vec::new()),
     });
-    let worker = Syncer::new(Arc::new(source), sink.clone(), options);
-    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(async move { worker.run(stopped).await });
+    let (stop_workers, stopped) = tokio::sync::watch::channel(false);
+    let start_worker = |config: Config| {
+        let (sink, stopped) = (sink.clone(), stopped.clone());
+        async move {
+            let (source, _) = QueueSource::connect(&config, &options, 4).await.unwrap();
+            let pool = source.pool().clone();
+            let worker = Syncer::new(Arc::new(source), sink, options);
+            (pool, tokio::spawn(async move { worker.run(stopped).await }))
+        }
+    };
+    let reversed = Config {
+        mariadb: with_hosts(&env.config.mariadb, &[2, 1, 0]),
+        mongodb: env.config.mongodb.clone(),
+    };
+    let (pool_a, worker_a) = start_worker(env.config.clone()).await;
 
     // Two writers on their shared cluster pool, each on its own customers.
     let ids: Vec<u64> =
@@ -380,7 +444,13 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A claims first and makes its node (g1) the home; B, started on g3, follows it there.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (pool_b, worker_b) = start_worker(reversed).await;
+    let servers = servers_of(&nodes).await;
+    let home = until_home_shared(&pool_a, &pool_b, &writers_pool).await;
+    assert_eq!(home, servers[0], "the first worker's node became the home");
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let kill_sent = Instant::now();
     let dead = Revive::kill("g1");
     // The script returns once the process is gone.
@@ -396,12 +466,15 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         Some(nodes[1].endpoint()),
         "writes moved to g2"
     );
+    let home = until_home_shared(&pool_a, &pool_b, &writers_pool).await;
+    assert_ne!(home, servers[0], "the home moved off the dead node");
     until_drained(writers_pool.pool(), Duration::from_secs(60)).await;
-    stop_worker.send_replace(true);
-    let report = worker
-        .await
-        .unwrap()
-        .expect("the worker rode out the failover");
+    stop_workers.send_replace(true);
+    let (a, b) = (worker_a.await.unwrap(), worker_b.await.unwrap());
+    let (a, b) = (
+        a.expect("worker A rode out the failover"),
+        b.expect("worker B rode out the failover"),
+    );
 
     // Nothing lost: MariaDB holds every writer's last value, and MongoDB equals MariaDB.
     for done in &written {
@@ -420,7 +493,7 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         verified.equal(),
         "stores differ after the failover: {verified:?}"
     );
-    assert_eq!(report.dead_lettered, 0);
+    assert_eq!(a.dead_lettered + b.dead_lettered, 0);
 
     // The figures: the longest gap around the kill between successful writes through the
     // cluster pool (the failover time) and between batches of the worker (its pause).
@@ -439,10 +512,12 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
     let failures: u64 = written.iter().map(|d| d.failures).sum();
     eprintln!(
         "galera failover: writes paused {:.2} s around the kill; worker paused {:.2} s; \
-         {writes} writes ({failures} failed attempts retried), {} changes synced",
+         {writes} writes ({failures} failed attempts retried), {} + {} changes synced by the \
+         two workers",
         failover.as_secs_f64(),
         pause.as_secs_f64(),
-        report.changes
+        a.changes,
+        b.changes
     );
 
     // The node rejoins (by IST), holds the same data, and the pool comes back to it.

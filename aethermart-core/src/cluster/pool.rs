@@ -31,6 +31,9 @@ pub const MOVE_BACK_AFTER: Duration = Duration::from_secs(5);
 /// same configuration end on the same node; it never moves back to a non-Galera primary (an
 /// old primary that returns is not the primary any more once a replica was promoted).
 ///
+/// A caller may name a server to [`prefer`](Self::prefer) (the sync workers' home node): the
+/// pool then goes there whenever it takes writes, instead of following the configured order.
+///
 /// A single-node configuration gives a plain pool without a monitor. Clones share the pool;
 /// the monitor stops when the last clone is dropped.
 #[derive(Debug, Clone)]
@@ -46,6 +49,10 @@ struct Cluster {
     current: AtomicUsize,
     switches: AtomicU64,
     target: Arc<Target>,
+    /// A server to go to whenever it takes writes (see [`ClusterPool::prefer`]).
+    preferred: RwLock<Option<String>>,
+    /// Servers that took writes at one of the last two checks.
+    recently_fit: RwLock<Vec<String>>,
     monitor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -163,6 +170,8 @@ impl ClusterPool {
             current: AtomicUsize::new(first),
             switches: AtomicU64::new(0),
             target,
+            preferred: RwLock::new(None),
+            recently_fit: RwLock::new(fit_servers(&statuses)),
             monitor: std::sync::Mutex::new(None),
         });
         let task = tokio::spawn(monitor(Arc::downgrade(&cluster), pool.clone()));
@@ -188,6 +197,30 @@ impl ClusterPool {
             .map(|c| c.nodes[c.current.load(Ordering::SeqCst)].endpoint())
     }
 
+    /// The identity (`@@hostname:@@port`) of the server new connections go to; `None` for a
+    /// pool made from a plain [`MySqlPool`].
+    pub fn server(&self) -> Option<String> {
+        self.cluster.as_ref().map(|c| c.target.server())
+    }
+
+    /// Go to `server` (an identity as [`server`](Self::server) gives) whenever it takes writes,
+    /// from the next check on. No effect on a pool made from a plain [`MySqlPool`].
+    pub fn prefer(&self, server: &str) {
+        if let Some(mut preferred) = self.cluster.as_ref().and_then(|c| c.preferred.write().ok()) {
+            *preferred = Some(server.to_owned());
+        }
+    }
+
+    /// True when `server` took writes at one of the monitor's last two checks (false for a
+    /// server that is not a node of this pool, and for a plain pool).
+    pub fn recently_fit(&self, server: &str) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            c.recently_fit
+                .read()
+                .is_ok_and(|fit| fit.iter().any(|s| s == server))
+        })
+    }
+
     /// How many times the pool moved to another node.
     pub fn switches(&self) -> u64 {
         self.cluster
@@ -200,6 +233,15 @@ fn server_of(node: &NodeStatus) -> String {
     node.info().map(|i| i.server.clone()).unwrap_or_default()
 }
 
+/// The identities of the nodes that take writes.
+fn fit_servers(statuses: &[NodeStatus]) -> Vec<String> {
+    statuses
+        .iter()
+        .filter(|s| s.takes_writes().is_ok())
+        .map(server_of)
+        .collect()
+}
+
 /// Asks every node every [`CHECK_INTERVAL`] and moves the pool (see [`ClusterPool`]).
 async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool) {
     let mut interval = tokio::time::interval(CHECK_INTERVAL);
@@ -208,6 +250,7 @@ async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool) {
     let mut returning: Option<(usize, Instant)> = None;
     let mut failed_checks = 0;
     let mut warned = false;
+    let mut fit_before: Vec<String> = Vec::new();
     loop {
         interval.tick().await;
         let Some(cluster) = cluster.upgrade() else {
@@ -215,11 +258,28 @@ async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool) {
         };
         let statuses = futures_util::future::join_all(cluster.nodes.iter().map(super::probe)).await;
         let current = cluster.current.load(Ordering::SeqCst);
+        let fit_now = fit_servers(&statuses);
+        if let Ok(mut recent) = cluster.recently_fit.write() {
+            *recent = fit_now.iter().chain(&fit_before).cloned().collect();
+        }
+        fit_before = fit_now;
+        let preferred = cluster.preferred.read().ok().and_then(|p| p.clone());
+        let preferred_fit = preferred.as_ref().and_then(|p| {
+            (0..statuses.len())
+                .find(|&i| statuses[i].takes_writes().is_ok() && &server_of(&statuses[i]) == p)
+        });
         let choice = choose_writer(&statuses);
-        let next = if statuses[current].takes_writes().is_ok() {
+        let next = if let Some(i) = preferred_fit {
+            // Go where the caller wants to be, at once; no moving back by the configured order.
+            failed_checks = 0;
+            returning = None;
+            (i != current).then_some(i)
+        } else if statuses[current].takes_writes().is_ok() {
             failed_checks = 0;
             warned = false;
             match choice {
+                // With a preference (gone for now), stay: the caller moves its home to us.
+                _ if preferred.is_some() => None,
                 Ok(i) if i < current && statuses[current].is_galera() => match returning {
                     Some((j, since)) if j == i && since.elapsed() >= MOVE_BACK_AFTER => Some(i),
                     Some((j, _)) if j == i => None,
@@ -250,10 +310,11 @@ async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool) {
         let Some(next) = next else {
             continue;
         };
-        let why = statuses[current]
-            .takes_writes()
-            .err()
-            .unwrap_or_else(|| "a preferred node takes writes again".into());
+        let why = match statuses[current].takes_writes() {
+            Err(why) => why,
+            Ok(()) if Some(next) == preferred_fit => "the preferred server is there".into(),
+            Ok(()) => "a node earlier in the list takes writes again".into(),
+        };
         returning = None;
         failed_checks = 0;
         cluster.target.switch_to(server_of(&statuses[next]));

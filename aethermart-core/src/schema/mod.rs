@@ -72,6 +72,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "data quality: the log of every check",
         sql: include_str!("../../sql/0007_data_quality.sql"),
     },
+    Migration {
+        version: 8,
+        description: "high availability: the node the sync workers claim on",
+        sql: include_str!("../../sql/0008_sync_home.sql"),
+    },
 ];
 
 /// Where one script stands in a database.

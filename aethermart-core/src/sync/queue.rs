@@ -8,6 +8,13 @@
 //! Acknowledging deletes the applied entries, counts failures (moving them to
 //! `sync_dead_letters` after too many), commits and releases the key locks. A claim dropped
 //! on the floor (task aborted) closes its connection: the server rolls back and frees the locks.
+//!
+//! In a cluster (a [`ClusterPool`] on several nodes) the key locks, being per server, only
+//! work if every worker claims on the same node: the *sync home*, a row of `sync_home` that
+//! Galera replicates and certifies. A claim whose connection is not on the home claims
+//! nothing; the worker then follows the home (its pool prefers that node), sets it when there
+//! is none, or moves it to its own node when the home stopped taking writes. Workers converge
+//! on one node whatever order their URLs list the nodes in.
 
 use super::{Acknowledged, ClaimedBatch, Refused, Source, SyncError, Write, WriteOp, queue_table};
 use crate::cluster::ClusterPool;
@@ -24,6 +31,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// How long a worker that moved the sync home waits before its first claim there.
+const HOME_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The MariaDB queues (`*_sync_queue`) of one database.
 #[derive(Debug, Clone)]
 pub struct QueueSource {
@@ -35,6 +45,9 @@ pub struct QueueSource {
     /// Follows the writable node of a cluster (all workers of a database end on the same node,
     /// which the key locks need).
     mariadb: ClusterPool,
+    /// Cluster only: no claims before this instant (just after this worker moved the sync home
+    /// to its node, while a worker on the old home may finish its batch in flight).
+    settle_until: Arc<std::sync::Mutex<Option<Instant>>>,
     mongo: mongodb::Database,
     database: String,
     max_attempts: u32,
@@ -55,10 +68,64 @@ impl QueueSource {
             run_id: crate::lineage::new_run_id(),
             busy: Arc::new(Default::default()),
             mariadb: mariadb.into(),
+            settle_until: Arc::default(),
             mongo,
             database: database.into(),
             max_attempts: max_attempts.max(1),
         }
+    }
+
+    /// The MariaDB pool the source claims through.
+    pub fn pool(&self) -> &ClusterPool {
+        &self.mariadb
+    }
+
+    /// Cluster only: a claim found that its connection's server is not the sync home
+    /// (`sync_home`, see `sql/0008_sync_home.sql`). With no home yet, this node becomes it; a
+    /// home that took writes lately is followed (the pool moves there); a home that stopped
+    /// taking writes is moved here, unless another worker moved it first.
+    async fn find_home(&self, home: Option<String>, mine: String) -> Result<(), SyncError> {
+        let pool = self.mariadb.pool();
+        match home {
+            None => {
+                sqlx::query("INSERT IGNORE INTO sync_home (id, server) VALUES (1, ?)")
+                    .bind(&mine)
+                    .execute(pool)
+                    .await
+                    .map_err(db_err("setting the sync home"))?;
+                tracing::info!(home = %mine, "sync home set");
+                self.mariadb.prefer(&mine);
+            }
+            Some(home) if self.mariadb.recently_fit(&home) => {
+                tracing::debug!(%home, "following the sync home");
+                self.mariadb.prefer(&home);
+            }
+            Some(home) => {
+                let moved = sqlx::query(
+                    "UPDATE sync_home SET server = ?, changed_at = NOW(6) WHERE id = 1 AND server = ?",
+                )
+                .bind(&mine)
+                .bind(&home)
+                .execute(pool)
+                .await
+                .map_err(db_err("moving the sync home"))?
+                .rows_affected();
+                if moved == 1 {
+                    tracing::warn!(from = %home, to = %mine, "sync home moves: the old one takes no writes");
+                    if let Ok(mut until) = self.settle_until.lock() {
+                        *until = Some(Instant::now() + HOME_SETTLE);
+                    }
+                    self.mariadb.prefer(&mine);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn settling(&self) -> bool {
+        self.settle_until
+            .lock()
+            .is_ok_and(|until| until.is_some_and(|t| Instant::now() < t))
     }
 
     /// Connects to both stores of `config` (a pool sized for `queues` queues with the lanes of
@@ -182,6 +249,10 @@ impl Source for QueueSource {
     ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError> {
         let queue = queue_table(entity);
         let busy = &self.busy[Entity::ALL.iter().position(|e| *e == entity).unwrap_or(0)];
+        let cluster = self.mariadb.server().is_some();
+        if cluster && self.settling() {
+            return Ok(None);
+        }
         // An idle queue costs one primary-key read, no transaction.
         if !busy.load(Ordering::Relaxed) {
             let any: Option<u64> =
@@ -217,13 +288,23 @@ impl Source for QueueSource {
         let conn = claim.conn();
         // One round trip: the isolation level, the transaction, the claim, and per claimed
         // entry the lock of its key (`GET_LOCK(…, 0)`: granted now or never; a session may take
-        // the same lock twice) and whether the migration lock is free. The lock names are built
-        // by this crate (hex and digits), `limit` is a number: safe to inline.
+        // the same lock twice) and whether the migration lock is free; in a cluster also the
+        // sync home and this connection's server (claims happen on the home only: the key locks
+        // are per server). The lock names are built by this crate (hex and digits), `limit` is a
+        // number: safe to inline.
+        let home_columns = if cluster {
+            format!(
+                ", (SELECT server FROM sync_home WHERE id = 1), {}",
+                crate::cluster::SERVER_IDENTITY
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
             "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION; \
              SELECT queue_id, entity_key, attempts, \
              TIMESTAMPDIFF(MICROSECOND, changed_at, NOW(6)), \
-             GET_LOCK(CONCAT('{prefix}', entity_key), 0), IS_FREE_LOCK('{migration}') \
+             GET_LOCK(CONCAT('{prefix}', entity_key), 0), IS_FREE_LOCK('{migration}'){home_columns} \
              FROM {queue} WHERE retry_at IS NULL OR retry_at <= NOW(6) \
              ORDER BY queue_id LIMIT {limit} FOR UPDATE SKIP LOCKED",
             prefix = self.key_lock_prefix(entity),
@@ -253,6 +334,20 @@ impl Source for QueueSource {
         if entries.is_empty() {
             claim.finish().await;
             return Ok(None);
+        }
+        if cluster {
+            let home: Option<String> = rows[0]
+                .try_get(6)
+                .map_err(db_err("reading the sync home"))?;
+            let mine: String = rows[0]
+                .try_get(7)
+                .map_err(db_err("reading the sync home"))?;
+            if home.as_deref() != Some(mine.as_str()) {
+                claim.finish().await;
+                self.find_home(home, mine).await?;
+                return Ok(None);
+            }
+            self.mariadb.prefer(&mine);
         }
         if rows.iter().any(|r| !granted(r, 5)) {
             tracing::debug!(%entity, "an initial migration is running: sync paused");
