@@ -9,11 +9,11 @@
 //!   (a node cut off from the majority, joining, or donating a state transfer does not),
 //! - any other node when `read_only` is off and it does not replicate from another server.
 //!
-//! Every client with the same configuration picks the same node, which matters beyond
-//! convenience: the sync's per-key locks and the migration's handoff lock are MariaDB user locks
-//! (`GET_LOCK`), which Galera does not replicate, so processes that share the queues must work on
-//! one node. [`ClusterPool`] follows that choice over time (fails over when the node dies, and
-//! comes back to a preferred node once it has been healthy for a while). [`replica_node`] picks a
+//! Every client with the same configuration picks the same node. [`ClusterPool`] follows that
+//! choice over time (fails over when the node dies, and between Galera nodes comes back to a
+//! preferred node once it has been healthy for a while), or a node its user prefers: the sync
+//! workers prefer their *sync home* (see [`crate::sync::QueueSource`]), because their per-key
+//! locks are MariaDB user locks, which Galera does not replicate. [`replica_node`] picks a
 //! replica for reporting reads and refuses when every replica lags beyond a bound.
 
 mod firewall;
