@@ -45,6 +45,15 @@ pub enum ConnectError {
         /// Their `host:port`s.
         nodes: String,
     },
+    /// Two listed nodes report the same `@@hostname:@@port` (cloned hosts): the platform tells
+    /// servers apart by it (the sync home), so it must be unique.
+    #[error(
+        "two MariaDB nodes report the same server identity {server} (@@hostname:@@port); give each node its own hostname"
+    )]
+    SameServerTwice {
+        /// The identity.
+        server: String,
+    },
     /// No node of the configured cluster takes writes.
     #[error("no MariaDB node takes writes: {reasons}")]
     NoWritableNode {

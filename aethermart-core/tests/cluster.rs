@@ -10,11 +10,13 @@ use aethermart_core::cluster::{self, ClusterPool, NodeState, Role};
 use aethermart_core::config::{Config, MariaDbConfig};
 use aethermart_core::connect::{self, ConnectError, PoolSize};
 use aethermart_core::generate::NoProgress;
+use aethermart_core::migrate::Entity;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
 use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
 use aethermart_core::security;
 use aethermart_core::sync::{
-    MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, Syncer, Write,
+    Acknowledged, ClaimedBatch, MongoSink, QueueSource, Refused, Sink, Source, SyncError,
+    SyncOptions, Syncer, Write,
 };
 use async_trait::async_trait;
 use sqlx::MySqlPool;
@@ -297,6 +299,168 @@ async fn until_home_shared(a: &ClusterPool, b: &ClusterPool, any: &ClusterPool) 
     }
 }
 
+#[tokio::test]
+async fn a_batch_acknowledged_after_the_sync_home_moved_queues_its_keys_again() {
+    let _topology = GALERA.lock().await;
+    let env = TestEnv::on(cluster_config(Topology::Galera), "galera_home").await;
+    schema_on(&env).await;
+    let (source, _) = QueueSource::connect(&env.config, &SyncOptions::default(), 4)
+        .await
+        .unwrap();
+    let pool = source.pool().pool().clone();
+    sqlx::raw_sql(crate::support::SEED)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The first claim finds no home and makes this node the home; claims start once the home
+    // has settled.
+    let started = Instant::now();
+    let batch = loop {
+        if let Some(batch) = source.claim(Entity::Customers, 50).await.unwrap() {
+            break batch;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no claim on the new home"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let home: String = sqlx::query_scalar("SELECT server FROM sync_home")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(Some(home), source.pool().server());
+    let mut keys: Vec<i64> = batch.writes().iter().map(|w| w.key).collect();
+    keys.sort();
+    assert_eq!(keys, [1, 2]);
+
+    // Another worker moves the home while this batch is in flight: acknowledging it must
+    // queue its keys again, so the new home writes their latest state after this batch did.
+    sqlx::query("UPDATE sync_home SET server = 'elsewhere:3306' WHERE id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    batch.acknowledge(Vec::new()).await.unwrap();
+    let queued: Vec<(u64, String)> = sqlx::query_as(
+        "SELECT entity_key, source_table FROM customer_sync_queue ORDER BY entity_key",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        queued,
+        [(1, "sync_home".to_owned()), (2, "sync_home".to_owned())]
+    );
+}
+
+/// One batch's critical section: from the moment its claim returned (key locks held) to the
+/// moment its acknowledgement started (locks still held), and the keys it wrote.
+#[derive(Debug, Clone)]
+struct Held {
+    worker: usize,
+    collection: String,
+    keys: Vec<i64>,
+    from: Instant,
+    to: Instant,
+}
+
+/// A [`QueueSource`] that records every batch's [`Held`] interval.
+struct Recorded {
+    inner: QueueSource,
+    worker: usize,
+    log: Arc<Mutex<Vec<Held>>>,
+}
+
+struct RecordedBatch {
+    inner: Box<dyn ClaimedBatch>,
+    worker: usize,
+    from: Instant,
+    log: Arc<Mutex<Vec<Held>>>,
+}
+
+impl RecordedBatch {
+    fn record(&self) {
+        self.log.lock().unwrap().push(Held {
+            worker: self.worker,
+            collection: self.inner.collection().to_owned(),
+            keys: self.inner.writes().iter().map(|w| w.key).collect(),
+            from: self.from,
+            to: Instant::now(),
+        });
+    }
+}
+
+#[async_trait]
+impl Source for Recorded {
+    async fn claim(
+        &self,
+        entity: Entity,
+        limit: u32,
+    ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError> {
+        let batch = self.inner.claim(entity, limit).await?;
+        Ok(batch.map(|inner| {
+            Box::new(RecordedBatch {
+                inner,
+                worker: self.worker,
+                from: Instant::now(),
+                log: self.log.clone(),
+            }) as Box<dyn ClaimedBatch>
+        }))
+    }
+
+    async fn pending(&self, entity: Entity) -> Result<u64, SyncError> {
+        self.inner.pending(entity).await
+    }
+}
+
+#[async_trait]
+impl ClaimedBatch for RecordedBatch {
+    fn collection(&self) -> &str {
+        self.inner.collection()
+    }
+    fn writes(&self) -> &[Write] {
+        self.inner.writes()
+    }
+    fn changes(&self) -> u64 {
+        self.inner.changes()
+    }
+    fn lag_seconds(&self) -> f64 {
+        self.inner.lag_seconds()
+    }
+    async fn acknowledge(self: Box<Self>, failed: Vec<Refused>) -> Result<Acknowledged, SyncError> {
+        self.record();
+        self.inner.acknowledge(failed).await
+    }
+    async fn abandon(self: Box<Self>) {
+        self.record();
+        self.inner.abandon().await
+    }
+}
+
+/// Panics when two batches (of any workers or lanes) held one key at the same time.
+fn assert_no_key_held_twice(held: &[Held]) {
+    let mut by_key: BTreeMap<(&str, i64), Vec<&Held>> = BTreeMap::new();
+    for h in held {
+        for key in &h.keys {
+            by_key
+                .entry((h.collection.as_str(), *key))
+                .or_default()
+                .push(h);
+        }
+    }
+    for ((collection, key), mut holders) in by_key {
+        holders.sort_by_key(|h| h.from);
+        for pair in holders.windows(2) {
+            assert!(
+                pair[0].to <= pair[1].from,
+                "{collection} key {key} held twice at once (workers {} and {})",
+                pair[0].worker,
+                pair[1].worker
+            );
+        }
+    }
+}
+
 /// Records when each batch reached MongoDB (the worker's progress).
 struct Timed {
     inner: MongoSink,
@@ -410,11 +574,17 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         applied: Mutex::new(Vec::new()),
     });
     let (stop_workers, stopped) = tokio::sync::watch::channel(false);
-    let start_worker = |config: Config| {
-        let (sink, stopped) = (sink.clone(), stopped.clone());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let start_worker = |config: Config, worker: usize| {
+        let (sink, stopped, log) = (sink.clone(), stopped.clone(), held.clone());
         async move {
             let (source, _) = QueueSource::connect(&config, &options, 4).await.unwrap();
             let pool = source.pool().clone();
+            let source = Recorded {
+                inner: source,
+                worker,
+                log,
+            };
             let worker = Syncer::new(Arc::new(source), sink, options);
             (pool, tokio::spawn(async move { worker.run(stopped).await }))
         }
@@ -423,7 +593,7 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         mariadb: with_hosts(&env.config.mariadb, &[2, 1, 0]),
         mongodb: env.config.mongodb.clone(),
     };
-    let (pool_a, worker_a) = start_worker(env.config.clone()).await;
+    let (pool_a, worker_a) = start_worker(env.config.clone(), 0).await;
 
     // Two writers on their shared cluster pool, each on its own customers.
     let ids: Vec<u64> =
@@ -446,7 +616,7 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
 
     // A claims first and makes its node (g1) the home; B, started on g3, follows it there.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (pool_b, worker_b) = start_worker(reversed).await;
+    let (pool_b, worker_b) = start_worker(reversed, 1).await;
     let servers = servers_of(&nodes).await;
     let home = until_home_shared(&pool_a, &pool_b, &writers_pool).await;
     assert_eq!(home, servers[0], "the first worker's node became the home");
@@ -494,6 +664,10 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         "stores differ after the failover: {verified:?}"
     );
     assert_eq!(a.dead_lettered + b.dead_lettered, 0);
+    // The sync home's point: never two workers on one key at once, across the failover.
+    let held = held.lock().unwrap().clone();
+    assert!(held.iter().any(|h| h.worker == 0) && held.iter().any(|h| h.worker == 1));
+    assert_no_key_held_twice(&held);
 
     // The figures: the longest gap around the kill between successful writes through the
     // cluster pool (the failover time) and between batches of the worker (its pause).

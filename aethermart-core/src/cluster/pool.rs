@@ -53,6 +53,8 @@ struct Cluster {
     preferred: RwLock<Option<String>>,
     /// Servers that took writes at one of the last two checks.
     recently_fit: RwLock<Vec<String>>,
+    /// Per node, the server identity it last reported ("" before it ever answered).
+    known: RwLock<Vec<String>>,
     monitor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -124,6 +126,15 @@ impl ClusterPool {
         let nodes = cfg.nodes();
         let statuses = status(cfg).await;
         let first = choose_writer(&statuses)?;
+        let known: Vec<String> = statuses.iter().map(server_of).collect();
+        if let Some(twice) = known
+            .iter()
+            .enumerate()
+            .find(|(i, s)| !s.is_empty() && known[..*i].contains(s))
+            .map(|(_, s)| s.clone())
+        {
+            return Err(ConnectError::SameServerTwice { server: twice });
+        }
         let proof = connect::open_connection(&nodes[first], true).await?;
         drop(proof.close().await);
         let target = Arc::new(Target {
@@ -172,9 +183,15 @@ impl ClusterPool {
             target,
             preferred: RwLock::new(None),
             recently_fit: RwLock::new(fit_servers(&statuses)),
+            known: RwLock::new(known),
             monitor: std::sync::Mutex::new(None),
         });
-        let task = tokio::spawn(monitor(Arc::downgrade(&cluster), pool.clone()));
+        let fit_at_connect = fit_servers(&statuses);
+        let task = tokio::spawn(monitor(
+            Arc::downgrade(&cluster),
+            pool.clone(),
+            fit_at_connect,
+        ));
         if let Ok(mut slot) = cluster.monitor.lock() {
             *slot = Some(task);
         }
@@ -221,6 +238,15 @@ impl ClusterPool {
         })
     }
 
+    /// True when `server` is the identity one of this pool's nodes reported.
+    pub fn has_server(&self, server: &str) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            c.known
+                .read()
+                .is_ok_and(|known| known.iter().any(|s| s == server))
+        })
+    }
+
     /// How many times the pool moved to another node.
     pub fn switches(&self) -> u64 {
         self.cluster
@@ -243,14 +269,14 @@ fn fit_servers(statuses: &[NodeStatus]) -> Vec<String> {
 }
 
 /// Asks every node every [`CHECK_INTERVAL`] and moves the pool (see [`ClusterPool`]).
-async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool) {
+async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool, fit_at_connect: Vec<String>) {
     let mut interval = tokio::time::interval(CHECK_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A preferred Galera node seen taking writes again, since when.
     let mut returning: Option<(usize, Instant)> = None;
     let mut failed_checks = 0;
     let mut warned = false;
-    let mut fit_before: Vec<String> = Vec::new();
+    let mut fit_before = fit_at_connect;
     loop {
         interval.tick().await;
         let Some(cluster) = cluster.upgrade() else {
@@ -263,12 +289,24 @@ async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool) {
             *recent = fit_now.iter().chain(&fit_before).cloned().collect();
         }
         fit_before = fit_now;
+        if let Ok(mut known) = cluster.known.write() {
+            for (slot, status) in known.iter_mut().zip(&statuses) {
+                if let Some(info) = status.info() {
+                    slot.clone_from(&info.server);
+                }
+            }
+        }
         let preferred = cluster.preferred.read().ok().and_then(|p| p.clone());
-        let preferred_fit = preferred.as_ref().and_then(|p| {
-            (0..statuses.len())
-                .find(|&i| statuses[i].takes_writes().is_ok() && &server_of(&statuses[i]) == p)
-        });
         let choice = choose_writer(&statuses);
+        // A preference is followed between Galera nodes only, and never past the refusal of
+        // two primaries (an old primary back with read_only off is not a home any more).
+        let preferred_fit = preferred.as_ref().filter(|_| choice.is_ok()).and_then(|p| {
+            (0..statuses.len()).find(|&i| {
+                statuses[i].is_galera()
+                    && statuses[i].takes_writes().is_ok()
+                    && &server_of(&statuses[i]) == p
+            })
+        });
         let next = if let Some(i) = preferred_fit {
             // Go where the caller wants to be, at once; no moving back by the configured order.
             failed_checks = 0;

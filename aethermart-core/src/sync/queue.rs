@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// How long a worker that moved the sync home waits before its first claim there.
+/// How long after the sync home moved no worker claims on the new home.
 const HOME_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The MariaDB queues (`*_sync_queue`) of one database.
@@ -45,9 +45,6 @@ pub struct QueueSource {
     /// Follows the writable node of a cluster (all workers of a database end on the same node,
     /// which the key locks need).
     mariadb: ClusterPool,
-    /// Cluster only: no claims before this instant (just after this worker moved the sync home
-    /// to its node, while a worker on the old home may finish its batch in flight).
-    settle_until: Arc<std::sync::Mutex<Option<Instant>>>,
     mongo: mongodb::Database,
     database: String,
     max_attempts: u32,
@@ -68,7 +65,6 @@ impl QueueSource {
             run_id: crate::lineage::new_run_id(),
             busy: Arc::new(Default::default()),
             mariadb: mariadb.into(),
-            settle_until: Arc::default(),
             mongo,
             database: database.into(),
             max_attempts: max_attempts.max(1),
@@ -88,17 +84,28 @@ impl QueueSource {
         let pool = self.mariadb.pool();
         match home {
             None => {
-                sqlx::query("INSERT IGNORE INTO sync_home (id, server) VALUES (1, ?)")
+                let set = sqlx::query("INSERT IGNORE INTO sync_home (id, server) VALUES (1, ?)")
                     .bind(&mine)
                     .execute(pool)
                     .await
-                    .map_err(db_err("setting the sync home"))?;
-                tracing::info!(home = %mine, "sync home set");
-                self.mariadb.prefer(&mine);
+                    .map_err(db_err("setting the sync home"))?
+                    .rows_affected();
+                if set == 1 {
+                    tracing::info!(home = %mine, "sync home set");
+                    self.mariadb.prefer(&mine);
+                }
             }
             Some(home) if self.mariadb.recently_fit(&home) => {
                 tracing::debug!(%home, "following the sync home");
                 self.mariadb.prefer(&home);
+            }
+            Some(home) if !self.mariadb.has_server(&home) => {
+                // Not a node this worker can judge or reach: never take such a home over.
+                tracing::error!(%home, "the sync home is not among this worker's MariaDB nodes; \
+                    list it in AETHERMART_MARIADB_URL (waiting)");
+            }
+            Some(_) if !self.mariadb.recently_fit(&mine) => {
+                tracing::debug!(%mine, "not moving the sync home to a node that takes no writes");
             }
             Some(home) => {
                 let moved = sqlx::query(
@@ -112,20 +119,11 @@ impl QueueSource {
                 .rows_affected();
                 if moved == 1 {
                     tracing::warn!(from = %home, to = %mine, "sync home moves: the old one takes no writes");
-                    if let Ok(mut until) = self.settle_until.lock() {
-                        *until = Some(Instant::now() + HOME_SETTLE);
-                    }
                     self.mariadb.prefer(&mine);
                 }
             }
         }
         Ok(())
-    }
-
-    fn settling(&self) -> bool {
-        self.settle_until
-            .lock()
-            .is_ok_and(|until| until.is_some_and(|t| Instant::now() < t))
     }
 
     /// Connects to both stores of `config` (a pool sized for `queues` queues with the lanes of
@@ -250,9 +248,6 @@ impl Source for QueueSource {
         let queue = queue_table(entity);
         let busy = &self.busy[Entity::ALL.iter().position(|e| *e == entity).unwrap_or(0)];
         let cluster = self.mariadb.server().is_some();
-        if cluster && self.settling() {
-            return Ok(None);
-        }
         // An idle queue costs one primary-key read, no transaction.
         if !busy.load(Ordering::Relaxed) {
             let any: Option<u64> =
@@ -284,6 +279,7 @@ impl Source for QueueSource {
             unreadable: Vec::new(),
             claimed_at: Instant::now(),
             lag_at_claim: 0.0,
+            cluster: false,
         };
         let conn = claim.conn();
         // One round trip: the isolation level, the transaction, the claim, and per claimed
@@ -294,7 +290,8 @@ impl Source for QueueSource {
         // number: safe to inline.
         let home_columns = if cluster {
             format!(
-                ", (SELECT server FROM sync_home WHERE id = 1), {}",
+                ", (SELECT server FROM sync_home WHERE id = 1), {}, \
+                 TIMESTAMPDIFF(MICROSECOND, (SELECT changed_at FROM sync_home WHERE id = 1), NOW(6))",
                 crate::cluster::SERVER_IDENTITY
             )
         } else {
@@ -348,6 +345,16 @@ impl Source for QueueSource {
                 return Ok(None);
             }
             self.mariadb.prefer(&mine);
+            // Just moved here: a worker on the old home may still finish a batch it claimed
+            // there (its acknowledgement re-queues the keys, see `Claim::acknowledge`).
+            let since: Option<i64> = rows[0]
+                .try_get(8)
+                .map_err(db_err("reading the sync home"))?;
+            if since.is_some_and(|micros| micros < HOME_SETTLE.as_micros() as i64) {
+                claim.finish().await;
+                return Ok(None);
+            }
+            claim.cluster = true;
         }
         if rows.iter().any(|r| !granted(r, 5)) {
             tracing::debug!(%entity, "an initial migration is running: sync paused");
@@ -413,6 +420,9 @@ struct Claim {
     unreadable: Vec<Refused>,
     claimed_at: Instant,
     lag_at_claim: f64,
+    /// Claimed on the sync home of a cluster: the acknowledgement re-queues the keys if the
+    /// home moved meanwhile.
+    cluster: bool,
 }
 
 impl Claim {
@@ -455,6 +465,33 @@ impl Claim {
             .count();
         let (lineage, sources) = (self.lineage.clone(), self.entity.sources());
         let micros = self.claimed_at.elapsed().as_micros();
+        // In a cluster: if the sync home moved while this batch ran, another worker may have
+        // written some of these keys from a newer state before this batch's writes landed;
+        // queueing the keys again makes the new home write their latest state last.
+        let requeue = if self.cluster {
+            let keys: Vec<String> = self
+                .writes
+                .iter()
+                .map(|w| {
+                    let op = if matches!(w.op, WriteOp::Delete) {
+                        "delete"
+                    } else {
+                        "update"
+                    };
+                    format!("[{},\"{op}\"]", w.key)
+                })
+                .collect();
+            format!(
+                "INSERT INTO {queue} (entity_key, operation, source_table) \
+                 SELECT k.entity_key, k.op, 'sync_home' FROM JSON_TABLE('[{keys}]', '$[*]' \
+                 COLUMNS (entity_key BIGINT UNSIGNED PATH '$[0]', op VARCHAR(8) PATH '$[1]')) AS k \
+                 WHERE NOT ((SELECT server FROM sync_home WHERE id = 1) <=> {server}); ",
+                keys = keys.join(","),
+                server = crate::cluster::SERVER_IDENTITY,
+            )
+        } else {
+            String::new()
+        };
         let conn = self.conn();
         for (e, reason) in &retry {
             // Backoff grows with the attempts: 0.2 s, 0.4 s, 0.8 s, … (at most a minute).
@@ -501,7 +538,7 @@ impl Claim {
                 ))
             });
         let script = format!(
-            "DELETE q FROM JSON_TABLE('[{ids}]', '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids \
+            "{requeue}DELETE q FROM JSON_TABLE('[{ids}]', '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids \
              STRAIGHT_JOIN {queue} q ON q.queue_id = ids.id; \
              INSERT INTO data_lineage_tracker (run_id, job, source_tables, target, rows_read, \
              rows_written, rows_rejected, started_at, finished_at, status, error) VALUES \
