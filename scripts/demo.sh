@@ -128,7 +128,8 @@ scripts/cluster.sh up galera
   run scripts/cluster.sh kill g1
   run aethermart cluster status || true
   run aethermart sync probe --customer 1 --timeout 30
-  echo "worker: $(grep -m1 'move to another node' "$HA_LOG" | sed 's/\x1b\[[0-9;]*m//g')"
+  echo "the worker's log:"
+  grep -E 'writes move to another node|sync home moves' "$HA_LOG" | sed 's/\x1b\[[0-9;]*m//g' || true
   say "g1 rejoins (incremental state transfer) and catches up"
   run scripts/cluster.sh start g1
   run aethermart cluster status
