@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 /// Reads AETHERMART_MARIADB_URL and AETHERMART_MONGODB_URI (passwords from MARIA_DB_PASS and
 /// MONGO_ADMIN_PASS). Serves Prometheus metrics on /metrics and a health check on /healthz.
 /// AETHERMART_MARIADB_URL may list the nodes of a cluster (mysql://USER@H1:P1,H2:P2,H3:P3/DB):
-/// the worker then works on the first node that takes writes and moves when that node dies.
+/// all workers then claim on one node, the sync home (table sync_home), and move it to another
+/// node when it dies.
 ///
 /// Examples:
 ///   aethermart-worker                    follow the queues until SIGINT/SIGTERM
