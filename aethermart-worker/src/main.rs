@@ -117,6 +117,7 @@ async fn run(args: Args) -> Result<(), Failure> {
     if args.check {
         return Ok(());
     }
+    let pool = source.pool().clone();
     let syncer = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options);
     let started = Instant::now();
     if args.once {
@@ -142,6 +143,17 @@ async fn run(args: Args) -> Result<(), Failure> {
                 ))
             })?;
         tracing::info!(addr = %args.metrics_addr, "serving /metrics and /healthz");
+        if pool.server().is_some() {
+            // A cluster: publish the pool's node switches.
+            let metrics = syncer.metrics();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    metrics.record_mariadb_switches(pool.switches());
+                }
+            });
+        }
         Some(tokio::spawn(serve_metrics(listener, syncer.metrics())))
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -46,6 +46,9 @@ pub struct SyncMetrics {
     lag_seconds: HistogramFamily,
     batch_size: HistogramFamily,
     batch_seconds: HistogramFamily,
+    mariadb_switches: Counter,
+    /// The pool's switch total last recorded (the counter grows by the difference).
+    switches_seen: AtomicU64,
     /// Unix milliseconds of the last completed poll (healthy while recent).
     last_poll_ms: AtomicU64,
 }
@@ -104,8 +107,16 @@ impl Default for SyncMetrics {
             "Seconds from claiming a batch to acknowledging it",
             batch_seconds.clone(),
         );
+        let mariadb_switches = Counter::default();
+        registry.register(
+            "mariadb_switches",
+            "Times the MariaDB pool moved to another node of the cluster",
+            mariadb_switches.clone(),
+        );
         Self {
             registry,
+            mariadb_switches,
+            switches_seen: AtomicU64::new(0),
             depth,
             applied,
             documents,
@@ -129,6 +140,14 @@ fn now_ms() -> u64 {
 }
 
 impl SyncMetrics {
+    /// Records the cluster pool's total of node switches ([`crate::cluster::ClusterPool::switches`]).
+    pub fn record_mariadb_switches(&self, total: u64) {
+        let seen = self.switches_seen.swap(total, Ordering::Relaxed);
+        if total > seen {
+            self.mariadb_switches.inc_by(total - seen);
+        }
+    }
+
     /// Records an acknowledged batch.
     pub(crate) fn batch(
         &self,
@@ -260,4 +279,25 @@ async fn respond(mut stream: TcpStream, metrics: &SyncMetrics) -> std::io::Resul
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pools_switch_total_becomes_a_counter() {
+        let metrics = SyncMetrics::default();
+        metrics.record_mariadb_switches(0);
+        metrics.record_mariadb_switches(2);
+        metrics.record_mariadb_switches(2);
+        metrics.record_mariadb_switches(3);
+        assert!(
+            metrics
+                .encode()
+                .contains("aethermart_sync_mariadb_switches_total 3"),
+            "{}",
+            metrics.encode()
+        );
+    }
 }
