@@ -66,6 +66,20 @@ stop_pid() { # pidfile what pattern
   log "$2 stopped (pid $pid)"
 }
 
+# SQL for the platform's admin login USER (all privileges, from 127.0.0.1 and the socket) with
+# PASSWORD (letters and digits), and the database DB. Repeatable: it also resets the password.
+admin_user_sql() { # user password database
+  cat <<SQL
+CREATE USER IF NOT EXISTS '$1'@'127.0.0.1' IDENTIFIED BY '$2';
+CREATE USER IF NOT EXISTS '$1'@'localhost' IDENTIFIED BY '$2';
+ALTER USER '$1'@'127.0.0.1' IDENTIFIED BY '$2';
+ALTER USER '$1'@'localhost' IDENTIFIED BY '$2';
+GRANT ALL PRIVILEGES ON *.* TO '$1'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '$1'@'localhost' WITH GRANT OPTION;
+CREATE DATABASE IF NOT EXISTS \`$3\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+SQL
+}
+
 # A random password of 32 letters and digits (nothing to quote in SQL or shell).
 random_password() { head -c 48 /dev/urandom | base64 | tr -d '/+=\n' | head -c 32; }
 

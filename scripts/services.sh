@@ -105,15 +105,7 @@ ensure_mariadb_user() {
   else
     pw=$(random_password)
   fi
-  mariadb_root <<SQL
-CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$pw';
-CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$pw';
-ALTER USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$pw';
-ALTER USER '$DB_USER'@'localhost' IDENTIFIED BY '$pw';
-GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'127.0.0.1' WITH GRANT OPTION;
-GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'localhost' WITH GRANT OPTION;
-CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-SQL
+  admin_user_sql "$DB_USER" "$pw" "$DB_NAME" | mariadb_root
   if [ ! -s "$MDB_PASSWORD_FILE" ]; then
     ( umask 077; printf '%s' "$pw" > "$MDB_PASSWORD_FILE.tmp" ) && mv "$MDB_PASSWORD_FILE.tmp" "$MDB_PASSWORD_FILE"
   fi

@@ -2,7 +2,7 @@
 
 use crate::{EXIT_OK, EXIT_PROBLEM, print_json};
 use aethermart_core::Error;
-use aethermart_core::cluster::{self, NodeState, NodeStatus, Role};
+use aethermart_core::cluster::{self, NodeState, NodeStatus};
 use aethermart_core::config::{MariaDbConfig, env_lookup};
 use clap::Subcommand;
 
@@ -48,7 +48,7 @@ pub async fn run(command: ClusterCommand) -> Result<u8, Error> {
                 print_table(&nodes);
             }
             let writer = nodes.iter().any(|n| n.takes_writes().is_ok());
-            Ok(if writer && nodes.iter().all(healthy) {
+            Ok(if writer && nodes.iter().all(NodeStatus::healthy) {
                 EXIT_OK
             } else {
                 EXIT_PROBLEM
@@ -60,17 +60,6 @@ pub async fn run(command: ClusterCommand) -> Result<u8, Error> {
             print!("{}", cluster::render_nftables(&nodes, &clients)?);
             Ok(EXIT_OK)
         }
-    }
-}
-
-/// Up, and doing its job: taking writes, or replicating.
-fn healthy(node: &NodeStatus) -> bool {
-    match node.info() {
-        None => false,
-        Some(info) if info.role == Role::Replica => info.replication.as_ref().is_some_and(|r| {
-            r.io_running == "Yes" && r.sql_running == "Yes" && r.last_error.is_none()
-        }),
-        Some(info) => info.takes_writes().is_ok(),
     }
 }
 

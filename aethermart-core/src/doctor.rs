@@ -259,15 +259,12 @@ async fn diagnose_mariadb(cfg: &Config) -> StoreReport {
 }
 
 /// For a cluster URL: the settings above are the writable node's; this is every node (a node
-/// that is down or unfit is a warning: writes go on elsewhere; `aethermart cluster status`
-/// has the details).
+/// that is not [healthy](crate::cluster::NodeStatus::healthy) is a warning: writes go on
+/// elsewhere; `aethermart cluster status` has the details).
 fn cluster_check(nodes: &[crate::cluster::NodeStatus]) -> Check {
     let unfit: Vec<String> = nodes
         .iter()
-        .filter(|n| match n.info() {
-            None => true,
-            Some(info) => info.galera.is_some() && info.takes_writes().is_err(),
-        })
+        .filter(|n| !n.healthy())
         .map(|n| n.endpoint.clone())
         .collect();
     let value = if unfit.is_empty() {
@@ -283,7 +280,7 @@ fn cluster_check(nodes: &[crate::cluster::NodeStatus]) -> Check {
     Check::new(
         "cluster",
         value,
-        "every node up (Galera nodes Synced)",
+        "every node up: taking writes (Galera: Synced), or replicating",
         if unfit.is_empty() {
             Verdict::Pass
         } else {

@@ -217,6 +217,20 @@ impl NodeStatus {
             NodeState::Down { error } => Err(format!("down: {error}")),
         }
     }
+
+    /// Up and doing its job: a replica replicating without errors, any other node taking
+    /// writes (a Galera node `Synced` in the primary component).
+    pub fn healthy(&self) -> bool {
+        match self.info() {
+            None => false,
+            Some(info) if info.role == Role::Replica => {
+                info.replication.as_ref().is_some_and(|r| {
+                    r.io_running == "Yes" && r.sql_running == "Yes" && r.last_error.is_none()
+                })
+            }
+            Some(info) => info.takes_writes().is_ok(),
+        }
+    }
 }
 
 /// Asks one node (a single-node configuration, see [`MariaDbConfig::nodes`]) what it is.
@@ -242,11 +256,25 @@ pub async fn status(cfg: &MariaDbConfig) -> Vec<NodeStatus> {
 /// The first node, in the configured order, that takes writes (see the module docs). A
 /// single-node configuration is returned as it is, unprobed: its errors come from connecting.
 pub async fn writable_node(cfg: &MariaDbConfig) -> Result<MariaDbConfig, ConnectError> {
+    Ok(writable_nodes(cfg).await?.swap_remove(0))
+}
+
+/// [`writable_node`] first, then every other node that takes writes (other Galera nodes), from
+/// one round of probes.
+pub(crate) async fn writable_nodes(
+    cfg: &MariaDbConfig,
+) -> Result<Vec<MariaDbConfig>, ConnectError> {
     if !cfg.is_cluster() {
-        return Ok(cfg.clone());
+        return Ok(vec![cfg.clone()]);
     }
     let statuses = status(cfg).await;
-    choose_writer(&statuses).map(|i| cfg.nodes().swap_remove(i))
+    let first = choose_writer(&statuses)?;
+    let others = (0..statuses.len()).filter(|&i| i != first && statuses[i].takes_writes().is_ok());
+    let nodes = cfg.nodes();
+    Ok(std::iter::once(first)
+        .chain(others)
+        .map(|i| nodes[i].clone())
+        .collect())
 }
 
 /// The replica with the least lag, if at most `max_lag`, for reporting reads; refused (with

@@ -223,7 +223,15 @@ impl ClusterPool {
     /// Go to `server` (an identity as [`server`](Self::server) gives) whenever it takes writes,
     /// from the next check on. No effect on a pool made from a plain [`MySqlPool`].
     pub fn prefer(&self, server: &str) {
-        if let Some(mut preferred) = self.cluster.as_ref().and_then(|c| c.preferred.write().ok()) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        // Called for every claim: the write lock only when the preference changes.
+        let unchanged = cluster
+            .preferred
+            .read()
+            .is_ok_and(|p| p.as_deref() == Some(server));
+        if !unchanged && let Ok(mut preferred) = cluster.preferred.write() {
             *preferred = Some(server.to_owned());
         }
     }
@@ -270,7 +278,9 @@ fn fit_servers(statuses: &[NodeStatus]) -> Vec<String> {
 
 /// Asks every node every [`CHECK_INTERVAL`] and moves the pool (see [`ClusterPool`]).
 async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool, fit_at_connect: Vec<String>) {
-    let mut interval = tokio::time::interval(CHECK_INTERVAL);
+    // The first check one interval after connecting, whose probes are the starting point.
+    let mut interval =
+        tokio::time::interval_at(tokio::time::Instant::now() + CHECK_INTERVAL, CHECK_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A preferred Galera node seen taking writes again, since when.
     let mut returning: Option<(usize, Instant)> = None;

@@ -38,21 +38,17 @@ impl BulkMigrator {
     /// server, so in a cluster it is also taken on every other node that takes writes: a worker
     /// on any of them sees it.
     async fn take_handoff_lock(&self) -> Result<HandoffLock, MigrateError> {
-        let main_node = crate::cluster::writable_node(&self.mariadb).await?;
-        let mut main = connect::mariadb_connection(&main_node, true).await?;
-        self.lock_on(&mut main).await?;
-        let mut others = Vec::new();
-        if self.mariadb.is_cluster() {
-            let statuses = crate::cluster::status(&self.mariadb).await;
-            for (node, status) in self.mariadb.nodes().iter().zip(&statuses) {
-                if node.endpoint() != main_node.endpoint() && status.takes_writes().is_ok() {
-                    let mut conn = connect::mariadb_connection(node, true).await?;
-                    self.lock_on(&mut conn).await?;
-                    others.push(conn);
-                }
-            }
+        let mut locked = Vec::new();
+        for node in crate::cluster::writable_nodes(&self.mariadb).await? {
+            let mut conn = connect::mariadb_connection(&node, true).await?;
+            self.lock_on(&mut conn).await?;
+            locked.push(conn);
         }
-        Ok(HandoffLock { main, others })
+        let main = locked.remove(0);
+        Ok(HandoffLock {
+            main,
+            others: locked,
+        })
     }
 
     async fn lock_on(&self, conn: &mut MySqlConnection) -> Result<(), MigrateError> {
