@@ -66,6 +66,7 @@ render() { # node role
     echo "[mariadbd]"
     echo "user=$(run_user)"
     echo "datadir=$d/data"; echo "socket=$d/mysqld.sock"; echo "pid-file=$d/mysqld.pid"; echo "log-error=$d/error.log"
+    echo "tmpdir=$d/tmp"
     echo
     cat "$TEMPLATES/common.cnf" "$TEMPLATES/$role.cnf"
     echo
@@ -85,7 +86,7 @@ render() { # node role
 }
 
 fresh_node() { # node role
-  rm -rf "${BASE:?}/$1"; mkdir -p "$BASE/$1/data"
+  rm -rf "${BASE:?}/$1"; mkdir -p "$BASE/$1/data" "$BASE/$1/tmp"
   render "$1" "$2"
   [ "$(id -u)" = 0 ] && chown -R mysql:mysql "$BASE/$1"
   return 0
@@ -142,8 +143,9 @@ up_replica() {
   if alive primary && alive replica; then log "replica topology already running"; return 0; fi
   stop_nodes replica
   fresh_node primary primary; fresh_node replica replica
-  init_db primary & local p1=$!; init_db replica & local p2=$!
-  wait $p1; wait $p2   # never a bare `wait`: it would wait for the servers as well
+  # One after the other: two bootstraps at once once failed on this machine (a vanished
+  # temporary table, "Unknown table 'mysql.tmp_user_sys'").
+  init_db primary; init_db replica
   launch primary; launch replica
   wait_until primary 60 "answering" answers primary; wait_until replica 60 "answering" answers replica
   { admin_sql; echo "CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY '$(cat "$REPL_PASSWORD_FILE")';"
