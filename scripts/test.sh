@@ -24,6 +24,8 @@ eval "$(scripts/cluster.sh test-env)"
 step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --all --check";                     cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"; cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "cargo check -p aethermart-core --no-default-features (embedders without generator and benchmarks)"
+cargo check -p aethermart-core --no-default-features --quiet
 step "cargo test --workspace";                      cargo test --workspace
 step "cargo doc --workspace --no-deps";             RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "all checks passed"

@@ -1,47 +1,17 @@
 //! `aethermart cluster …`: node states and network rules of a MariaDB cluster.
 
-use crate::{EXIT_OK, EXIT_PROBLEM, print_json};
+use crate::opt::ClusterCommand;
+use crate::output::print_json;
+use crate::{EXIT_OK, EXIT_PROBLEM};
 use aethermart_core::Error;
 use aethermart_core::cluster::{self, NodeState, NodeStatus};
 use aethermart_core::config::{MariaDbConfig, env_lookup};
-use clap::Subcommand;
-
-#[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
-    /// Every node of AETHERMART_MARIADB_URL (a host list names a cluster's nodes): role, state,
-    /// cluster size, whether it takes writes, replication threads, lag and GTID position.
-    ///
-    /// A node that cannot be reached is shown as down next to the others. Exits 1 when a node
-    /// is down, a Galera node is not Synced in the primary component, a replica's replication
-    /// is stopped, or no node takes writes.
-    ///
-    /// Example: aethermart cluster status --json
-    Status {
-        /// Print the nodes as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print nftables rules that let only the cluster's nodes reach MariaDB (3306), Galera
-    /// replication (4567 tcp/udp), IST (4568) and SST (4444); everything else is left alone.
-    ///
-    /// Load the output on every node with `nft -f FILE` (loading again replaces it).
-    ///
-    /// Example: aethermart cluster firewall --node 10.0.0.1 --node 10.0.0.2 --node 10.0.0.3
-    Firewall {
-        /// A node's address (IPv4 or IPv6); at least two.
-        #[arg(long = "node", value_name = "IP", required = true)]
-        nodes: Vec<String>,
-        /// An application host or network (10.0.1.0/24) that may reach MariaDB's 3306 as well.
-        #[arg(long = "client", value_name = "IP[/PREFIX]")]
-        clients: Vec<String>,
-    },
-}
 
 pub async fn run(command: ClusterCommand) -> Result<u8, Error> {
     match command {
         ClusterCommand::Status { json } => {
             let config = MariaDbConfig::from_lookup(env_lookup)?;
-            let nodes = cluster::status(&config).await;
+            let nodes = cluster::probe_nodes(&config).await;
             if json {
                 print_json(&nodes);
             } else {

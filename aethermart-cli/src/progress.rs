@@ -1,6 +1,6 @@
 //! Progress bars (one per table) for long jobs, drawn on stderr.
 
-use aethermart_core::generate::Progress;
+use aethermart_core::progress::Progress;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -24,6 +24,16 @@ pub const MONGODB_URI: &str = "AETHERMART_MONGODB_URI";
 pub const MARIADB_PASSWORD: &str = "MARIA_DB_PASS";
 /// The original system's MongoDB password variable; the password part of [`MONGODB_URI`].
 pub const MONGODB_PASSWORD: &str = "MONGO_ADMIN_PASS";
+/// Sync worker: changes claimed per batch (`--batch-size`).
+pub const SYNC_BATCH_SIZE: &str = "AETHERMART_SYNC_BATCH_SIZE";
+/// Sync worker: batches of one queue in flight at once (`--lanes`).
+pub const SYNC_LANES: &str = "AETHERMART_SYNC_LANES";
+/// Sync worker: milliseconds to wait after a batch that was not full (`--poll-ms`).
+pub const SYNC_POLL_MS: &str = "AETHERMART_SYNC_POLL_MS";
+/// Sync worker: longest wait in milliseconds while the queues are idle (`--max-idle-ms`).
+pub const SYNC_MAX_IDLE_MS: &str = "AETHERMART_SYNC_MAX_IDLE_MS";
+/// Sync worker: failed attempts before a change is dead-lettered (`--max-attempts`).
+pub const SYNC_MAX_ATTEMPTS: &str = "AETHERMART_SYNC_MAX_ATTEMPTS";
 /// Database name used when a URL has no path.
 pub const DEFAULT_DATABASE: &str = "aethermart";
 /// Default MariaDB port.

@@ -1,4 +1,5 @@
-//! Opening connections to both stores, with errors that name the server.
+//! Opening connections to both stores, with errors that name the server. A leaf: it connects
+//! to the node it is given; [`crate::cluster`] decides which node of a cluster that is.
 
 use crate::config::{CONNECT_TIMEOUT, ConfigError, MariaDbConfig, MongoConfig};
 use mongodb::bson::doc;
@@ -73,7 +74,7 @@ pub enum ConnectError {
     Config(#[from] ConfigError),
 }
 
-/// Pool sizing for [`mariadb_pool`].
+/// Pool sizing for [`node_pool`] and [`crate::cluster::writable_pool`].
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSize {
     /// Connections kept at most.
@@ -86,18 +87,10 @@ impl Default for PoolSize {
     }
 }
 
-/// Opens one MariaDB connection to the configured database (or to no database when
-/// `with_database` is false), failing fast with the server's `host:port` in the error. For a
-/// cluster it goes to the first node that takes writes ([`crate::cluster::writable_node`]).
-pub async fn mariadb_connection(
-    cfg: &MariaDbConfig,
-    with_database: bool,
-) -> Result<MySqlConnection, ConnectError> {
-    open_connection(&crate::cluster::writable_node(cfg).await?, with_database).await
-}
-
-/// [`mariadb_connection`] to the first node of `cfg`, whatever it is.
-pub(crate) async fn open_connection(
+/// Opens one MariaDB connection to the first node of `cfg` (or to no database when
+/// `with_database` is false), failing fast with the server's `host:port` in the error. To reach
+/// the node of a cluster that takes writes, use [`crate::cluster::writable_connection`].
+pub async fn node_connection(
     cfg: &MariaDbConfig,
     with_database: bool,
 ) -> Result<MySqlConnection, ConnectError> {
@@ -128,15 +121,11 @@ pub(crate) async fn connect_with(
     }
 }
 
-/// Opens a pool on the configured database after proving that one connection works, so that
-/// an unreachable server is reported at once with its address instead of as a pool timeout.
-///
-/// For a cluster the pool is on the first node that takes writes and stays there: right for a
-/// command that runs and exits. Long-running processes use [`crate::cluster::ClusterPool`],
-/// which follows the writable node.
-pub async fn mariadb_pool(cfg: &MariaDbConfig, size: PoolSize) -> Result<MySqlPool, ConnectError> {
-    let cfg = &crate::cluster::writable_node(cfg).await?;
-    let probe = open_connection(cfg, true).await?;
+/// Opens a pool on the first node of `cfg` after proving that one connection works, so that an
+/// unreachable server is reported at once with its address instead of as a pool timeout. For
+/// the node of a cluster that takes writes, use [`crate::cluster::writable_pool`].
+pub async fn node_pool(cfg: &MariaDbConfig, size: PoolSize) -> Result<MySqlPool, ConnectError> {
+    let probe = node_connection(cfg, true).await?;
     drop(probe.close().await);
     Ok(MySqlPoolOptions::new()
         .max_connections(size.max)

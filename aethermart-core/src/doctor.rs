@@ -1,5 +1,6 @@
 //! `aethermart doctor`: can both stores be reached, and are they set up the way the platform needs?
 
+use crate::cluster;
 use crate::config::Config;
 use crate::connect::{self, ConnectError};
 use mongodb::bson::{Document, doc};
@@ -230,7 +231,7 @@ pub fn mariadb_checks(s: &MariaDbSettings) -> Vec<Check> {
 
 async fn diagnose_mariadb(cfg: &Config) -> StoreReport {
     let endpoint = cfg.mariadb.endpoint();
-    let mut conn = match connect::mariadb_connection(&cfg.mariadb, false).await {
+    let mut conn = match cluster::writable_connection(&cfg.mariadb, false).await {
         Ok(c) => c,
         Err(e) => return StoreReport::down("MariaDB", endpoint, &e),
     };
@@ -238,7 +239,9 @@ async fn diagnose_mariadb(cfg: &Config) -> StoreReport {
         Ok(settings) => {
             let mut checks = mariadb_checks(&settings);
             if cfg.mariadb.is_cluster() {
-                checks.push(cluster_check(&crate::cluster::status(&cfg.mariadb).await));
+                checks.push(cluster_check(
+                    &crate::cluster::probe_nodes(&cfg.mariadb).await,
+                ));
             }
             StoreReport {
                 store: "MariaDB",

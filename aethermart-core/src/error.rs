@@ -1,8 +1,10 @@
 //! The crate-level error: one variant per module error, so the message says which step failed.
 
+#[cfg(feature = "bench")]
 use crate::bench::BenchError;
 use crate::config::ConfigError;
 use crate::connect::ConnectError;
+#[cfg(feature = "generate")]
 use crate::generate::{GenerateConfigError, LoadError};
 use crate::migrate::MigrateError;
 use crate::model::ValidationError;
@@ -36,9 +38,11 @@ pub enum Error {
     #[error(transparent)]
     Report(#[from] ReportError),
     /// Generator settings were invalid.
+    #[cfg(feature = "generate")]
     #[error(transparent)]
     GenerateConfig(#[from] GenerateConfigError),
     /// Loading generated data failed.
+    #[cfg(feature = "generate")]
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The migration or its verification failed.
@@ -56,13 +60,14 @@ pub enum Error {
     /// The sync loop failed.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
-    /// A lifecycle step (`aethermart up`) found a problem.
-    #[error("{0}")]
-    Up(String),
+    /// Measuring the sync latency failed.
+    #[error(transparent)]
+    Probe(#[from] crate::sync::ProbeError),
     /// Cluster firewall rules could not be rendered.
     #[error(transparent)]
     Firewall(#[from] crate::cluster::FirewallError),
     /// A benchmark failed.
+    #[cfg(feature = "bench")]
     #[error(transparent)]
     Bench(#[from] BenchError),
 }

@@ -6,10 +6,12 @@
 //! migration is idempotent. A failed step leaves a state that the next run repairs (a failed
 //! load needs `--fresh`: the error says so).
 
+use crate::cluster;
 use crate::config::Config;
 use crate::connect::{self, PoolSize};
-use crate::generate::{self, GenerateConfig, LoadOptions, Progress};
-use crate::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use crate::generate::{self, GenerateConfig, LoadOptions};
+use crate::migrate::{BulkMigrator, MigrateOptions, Migrator, VerifyReport};
+use crate::progress::Progress;
 use crate::schema::{MariaDbSchema, SchemaApplier};
 use crate::security::{self, Passwords};
 use serde::Serialize;
@@ -55,7 +57,33 @@ pub struct UpError {
     pub step: &'static str,
     /// Why.
     #[source]
-    pub source: Box<crate::Error>,
+    pub source: StepError,
+}
+
+/// Why a step of `up` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// The job the step runs failed.
+    #[error(transparent)]
+    Job(Box<crate::Error>),
+    /// Counting the customers (does the database already have data?) failed.
+    #[error("checking whether the database already has data failed: {0}")]
+    DataCheck(#[source] sqlx::Error),
+    /// The migration's verification found differences.
+    #[error("the stores differ after the migration: {}", differing(.0))]
+    StoresDiffer(VerifyReport),
+}
+
+/// `orders (3 mismatches), …` for the entities that differ.
+fn differing(report: &VerifyReport) -> String {
+    report
+        .entities
+        .iter()
+        .filter(|e| !e.equal())
+        .map(|e| format!("{} ({} mismatches)", e.entity, e.mismatches))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs the lifecycle; `on_step` hears each step start (to show progress).
@@ -77,7 +105,7 @@ pub async fn up(
     let fail = |step: &'static str| {
         move |e: crate::Error| UpError {
             step,
-            source: Box::new(e),
+            source: StepError::Job(Box::new(e)),
         }
     };
 
@@ -113,16 +141,15 @@ pub async fn up(
 
     on_step("generate");
     let t = Instant::now();
-    let pool = connect::mariadb_pool(&config.mariadb, PoolSize { max: 2 })
+    let pool = cluster::writable_pool(&config.mariadb, PoolSize { max: 2 })
         .await
         .map_err(|e| fail("generate")(e.into()))?;
     let customers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM Customers")
         .fetch_one(&pool)
         .await
-        .map_err(|e| {
-            fail("generate")(crate::Error::Up(format!(
-                "checking whether the database already has data failed: {e}"
-            )))
+        .map_err(|e| UpError {
+            step: "generate",
+            source: StepError::DataCheck(e),
         })?;
     pool.close().await;
     if customers == 0 {
@@ -183,7 +210,7 @@ pub async fn up(
         .await
         .map_err(|e| fail("migrate")(e.into()))?;
     let written: u64 = migration.entities.iter().map(|e| e.written).sum();
-    let refused: usize = migration.entities.iter().map(|e| e.rejected.len()).sum();
+    let refused: usize = migration.entities.iter().map(|e| e.refused.len()).sum();
     step(
         "migrate",
         t,
@@ -197,16 +224,10 @@ pub async fn up(
         .await
         .map_err(|e| fail("verify")(e.into()))?;
     if !verified.equal() {
-        return Err(fail("verify")(crate::Error::Up(format!(
-            "the stores differ after the migration: {}",
-            verified
-                .entities
-                .iter()
-                .filter(|e| !e.equal())
-                .map(|e| format!("{} ({} mismatches)", e.entity, e.mismatches))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))));
+        return Err(UpError {
+            step: "verify",
+            source: StepError::StoresDiffer(verified),
+        });
     }
     step("verify", t, "MariaDB and MongoDB hold the same".into());
     Ok(UpReport {

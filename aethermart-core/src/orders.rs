@@ -99,7 +99,7 @@ impl PlaceOrderError {
     /// True when nothing was written and the same call may succeed again (deadlock, lock wait
     /// timeout, no free connection).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Database(e) if is_transient(e))
+        matches!(self, Self::Database(e) if crate::retry::mariadb_not_committed(e))
     }
 }
 
@@ -124,20 +124,7 @@ pub enum CancelOrderError {
 impl CancelOrderError {
     /// True when nothing was written and the same call may succeed again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Database(e) if is_transient(e))
-    }
-}
-
-/// Deadlock, lock wait timeout, or no connection obtained: the statement was rolled back or never
-/// sent, so it may be sent again. A connection lost mid-statement is *not* transient: the
-/// statement may have committed.
-pub fn is_transient(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(db) => db
-            .try_downcast_ref::<MySqlDatabaseError>()
-            .is_some_and(|e| matches!(e.number(), errno::DEADLOCK | errno::LOCK_WAIT_TIMEOUT)),
-        _ => false,
+        matches!(self, Self::Database(e) if crate::retry::mariadb_not_committed(e))
     }
 }
 

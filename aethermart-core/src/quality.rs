@@ -2,9 +2,9 @@
 //! documents, keeps up to ten sample keys, and is logged to `data_quality_logs` with its
 //! severity. A failed `error` check makes the run fail.
 
-use crate::document::REVIEWS;
 use crate::migrate::{BulkMigrator, MigrateError, Migrator};
-use crate::sync::queue_table;
+use crate::projection::document::REVIEWS;
+use crate::projection::{Entity, ReadError};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use serde::Serialize;
@@ -289,10 +289,10 @@ async fn orphan_reviews(
 
 /// Queued changes older than `stale_after`: the sync is behind or not running.
 async fn stale_sync(pool: &MySqlPool, stale_after: Duration) -> Result<CheckResult, QualityError> {
-    let union: Vec<String> = crate::migrate::Entity::ALL
+    let union: Vec<String> = Entity::ALL
         .iter()
         .map(|&e| {
-            let q = queue_table(e);
+            let q = e.queue_table();
             format!(
                 "SELECT CONCAT('{q}:', entity_key) AS k, queue_id FROM {q} \
                  WHERE changed_at < NOW(6) - INTERVAL {} MICROSECOND",
@@ -331,12 +331,9 @@ async fn reconciliation(
     };
     let report = match reconciler.verify().await {
         Ok(report) => report,
-        Err(MigrateError::Read {
-            entity,
-            source: source @ (sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. }),
-        }) => {
+        Err(MigrateError::Read(fault @ ReadError::Row { .. })) => {
             result.failing = 1;
-            result.sample_keys = vec![format!("{entity}: {source}")];
+            result.sample_keys = vec![fault.to_string()];
             return Ok(result);
         }
         Err(e) => return Err(e.into()),
@@ -346,7 +343,7 @@ async fn reconciliation(
     for e in &report.entities {
         let queued: std::collections::HashSet<i64> = sqlx::query_scalar(&format!(
             "SELECT DISTINCT CAST(entity_key AS SIGNED) FROM {}",
-            queue_table(e.entity)
+            e.entity.queue_table()
         ))
         .fetch_all(pool)
         .await

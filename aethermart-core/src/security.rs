@@ -16,8 +16,7 @@
 use crate::config::MariaDbConfig;
 use crate::config::{ConfigError, Secret};
 use crate::connect::execute_script;
-use crate::migrate::Entity;
-use crate::sync::queue_table;
+use crate::projection::Entity;
 use sqlx::MySqlConnection;
 
 /// The administrator's password variable.
@@ -126,7 +125,10 @@ pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
     .map(|t| ("SELECT".to_owned(), on(t)))
     .collect();
     for entity in Entity::ALL {
-        grants.push(("SELECT, UPDATE, DELETE".to_owned(), on(queue_table(entity))));
+        grants.push((
+            "SELECT, UPDATE, DELETE".to_owned(),
+            on(entity.queue_table()),
+        ));
     }
     grants.push(("SELECT, INSERT".to_owned(), on("sync_dead_letters")));
     grants.push(("SELECT, INSERT, UPDATE".to_owned(), on("sync_home")));

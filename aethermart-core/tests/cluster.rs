@@ -9,13 +9,13 @@ use crate::support::{
 use aethermart_core::cluster::{self, ClusterPool, NodeState, Role};
 use aethermart_core::config::{Config, MariaDbConfig};
 use aethermart_core::connect::{self, ConnectError, PoolSize};
-use aethermart_core::generate::NoProgress;
-use aethermart_core::migrate::Entity;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::progress::NoProgress;
+use aethermart_core::projection::{Entity, Refused};
 use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
 use aethermart_core::security;
 use aethermart_core::sync::{
-    Acknowledged, ClaimedBatch, MongoSink, QueueSource, Refused, Sink, Source, SyncError,
+    Acknowledged, ClaimedBatch, MongoSink, QueueSource, RetryPolicy, Sink, Source, SyncError,
     SyncOptions, Syncer, Write,
 };
 use async_trait::async_trait;
@@ -55,7 +55,7 @@ impl Drop for Revive {
 }
 
 async fn node_pool(node: &MariaDbConfig) -> MySqlPool {
-    connect::mariadb_pool(node, PoolSize { max: 2 })
+    connect::node_pool(node, PoolSize { max: 2 })
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -92,7 +92,7 @@ async fn the_replica_follows_the_primary_refuses_application_writes_and_lagging_
     let [primary, replica]: [MariaDbConfig; 2] = env.config.mariadb.nodes().try_into().unwrap();
 
     // Roles as the nodes report them; writes go to the primary even though both are listed.
-    let nodes = cluster::status(&env.config.mariadb).await;
+    let nodes = cluster::probe_nodes(&env.config.mariadb).await;
     let roles: Vec<Role> = nodes.iter().map(|n| n.info().expect("up").role).collect();
     assert_eq!(roles, [Role::Primary, Role::Replica]);
     let writer = cluster::writable_node(&env.config.mariadb).await.unwrap();
@@ -102,7 +102,7 @@ async fn the_replica_follows_the_primary_refuses_application_writes_and_lagging_
     security::apply(&env.config.mariadb, &passwords())
         .await
         .unwrap();
-    let pool = connect::mariadb_pool(&env.config.mariadb, PoolSize { max: 2 })
+    let pool = cluster::writable_pool(&env.config.mariadb, PoolSize { max: 2 })
         .await
         .unwrap();
     sqlx::query(
@@ -175,7 +175,7 @@ async fn the_replica_follows_the_primary_refuses_application_writes_and_lagging_
     // The primary dies: shown as down next to the replica; no node takes writes, and the
     // error says why for each. Started again, replication resumes by itself.
     let dead = Revive::kill("primary");
-    let nodes = cluster::status(&env.config.mariadb).await;
+    let nodes = cluster::probe_nodes(&env.config.mariadb).await;
     assert!(
         matches!(nodes[0].state, NodeState::Down { .. }),
         "{nodes:?}"
@@ -191,7 +191,7 @@ async fn the_replica_follows_the_primary_refuses_application_writes_and_lagging_
         "{shown}"
     );
     dead.now();
-    let pool = connect::mariadb_pool(&env.config.mariadb, PoolSize { max: 2 })
+    let pool = cluster::writable_pool(&env.config.mariadb, PoolSize { max: 2 })
         .await
         .unwrap();
     sqlx::query("UPDATE Customers SET last_name = 'Costa' WHERE customer_id = 7")
@@ -235,7 +235,7 @@ async fn a_write_on_any_galera_node_appears_on_every_node() {
             nodes[i].endpoint()
         );
     }
-    let status = cluster::status(&env.config.mariadb).await;
+    let status = cluster::probe_nodes(&env.config.mariadb).await;
     for node in &status {
         let galera = node
             .info()
@@ -269,7 +269,7 @@ fn with_hosts(cfg: &MariaDbConfig, order: &[usize]) -> MariaDbConfig {
 async fn servers_of(nodes: &[MariaDbConfig]) -> Vec<String> {
     let mut servers = Vec::new();
     for node in nodes {
-        let status = cluster::probe(node).await;
+        let status = cluster::probe_node(node).await;
         servers.push(status.info().expect("node up").server.clone());
     }
     servers
@@ -340,7 +340,10 @@ async fn a_batch_acknowledged_after_the_sync_home_moved_queues_its_keys_again() 
         .execute(&pool)
         .await
         .unwrap();
-    batch.acknowledge(Vec::new()).await.unwrap();
+    batch
+        .acknowledge(Vec::new(), SyncOptions::default().retry_policy())
+        .await
+        .unwrap();
     let queued: Vec<(u64, String)> = sqlx::query_as(
         "SELECT entity_key, source_table FROM customer_sync_queue ORDER BY entity_key",
     )
@@ -427,9 +430,13 @@ impl ClaimedBatch for RecordedBatch {
     fn lag_seconds(&self) -> f64 {
         self.inner.lag_seconds()
     }
-    async fn acknowledge(self: Box<Self>, failed: Vec<Refused>) -> Result<Acknowledged, SyncError> {
+    async fn acknowledge(
+        self: Box<Self>,
+        failed: Vec<Refused>,
+        policy: RetryPolicy,
+    ) -> Result<Acknowledged, SyncError> {
         self.record();
-        self.inner.acknowledge(failed).await
+        self.inner.acknowledge(failed, policy).await
     }
     async fn abandon(self: Box<Self>) {
         self.record();
@@ -586,7 +593,12 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
                 log,
             };
             let worker = Syncer::new(Arc::new(source), sink, options);
-            (pool, tokio::spawn(async move { worker.run(stopped).await }))
+            (
+                pool,
+                tokio::spawn(
+                    async move { worker.run(crate::support::until_stopped(stopped)).await },
+                ),
+            )
         }
     };
     let reversed = Config {
@@ -710,7 +722,7 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
         sums.windows(2).all(|w| w[0] == w[1]),
         "nodes differ: {sums:?}"
     );
-    for node in cluster::status(&env.config.mariadb).await {
+    for node in cluster::probe_nodes(&env.config.mariadb).await {
         let galera = node.info().and_then(|i| i.galera.clone()).expect("node up");
         assert_eq!(
             (galera.state.as_str(), galera.cluster_size),

@@ -1,8 +1,8 @@
 //! Both servers are reachable, healthy per `doctor`, and bad addresses give errors naming them.
 
 use crate::support::{TestEnv, config};
+use aethermart_core::cluster;
 use aethermart_core::config::{Config, MARIADB_URL, MONGODB_URI, MariaDbConfig, MongoConfig};
-use aethermart_core::connect;
 use aethermart_core::doctor::{self, Verdict};
 use aethermart_core::model::*;
 use chrono::{TimeZone, Utc};
@@ -57,7 +57,7 @@ async fn wrong_password_is_an_error_that_does_not_show_it() {
     let cfg = config();
     let wrong = aethermart_core::config::Secret::new("definitely-Wrong-Pa55");
     let bad = cfg.mariadb.with_login(cfg.mariadb.user(), wrong);
-    let err = connect::mariadb_connection(&bad, false)
+    let err = cluster::writable_connection(&bad, false)
         .await
         .expect_err("login must fail");
     let msg = format!("{err} {err:?}");

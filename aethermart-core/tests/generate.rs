@@ -3,10 +3,11 @@
 
 use crate::support::{TestEnv, count, stock};
 use aethermart_core::generate::{
-    self, FakeGenerator, GenerateConfig, Generator, LoadError, LoadOptions, NoProgress, Table,
+    self, FakeGenerator, GenerateConfig, Generator, LoadError, LoadOptions, Table,
 };
 use aethermart_core::model::{CustomerId, NewOrderLine};
 use aethermart_core::orders;
+use aethermart_core::progress::NoProgress;
 use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
 use chrono::NaiveDate;
 use mongodb::bson::{Document, doc};

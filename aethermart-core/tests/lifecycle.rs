@@ -3,11 +3,12 @@
 
 use crate::support::{TestEnv, passwords, until_drained};
 use aethermart_core::config::Config;
-use aethermart_core::generate::{GenerateConfig, NoProgress};
+use aethermart_core::generate::GenerateConfig;
 use aethermart_core::lifecycle::{self, UpOptions};
 use aethermart_core::migrate::BulkMigrator;
 use aethermart_core::model::{CustomerId, NewOrderLine, ProductId};
 use aethermart_core::orders;
+use aethermart_core::progress::NoProgress;
 use aethermart_core::quality::{self, QualityOptions};
 use aethermart_core::sync::{MongoSink, QueueSource, SyncOptions, Syncer};
 use chrono::NaiveDate;
@@ -58,7 +59,8 @@ async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
         sync_options,
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(async move { syncer.run(stopped).await });
+    let worker =
+        tokio::spawn(async move { syncer.run(crate::support::until_stopped(stopped)).await });
 
     // Live changes, as the application makes them.
     let app = env.pool().await;

@@ -2,8 +2,9 @@
 //! after a crash, refused documents reported with their ids, lineage recorded.
 
 use crate::support::TestEnv;
-use aethermart_core::generate::{NoProgress, Progress};
-use aethermart_core::migrate::{BulkMigrator, Entity, MigrateOptions, Migrator};
+use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::progress::{NoProgress, Progress};
+use aethermart_core::projection::Entity;
 use mongodb::bson::{Document, doc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -237,12 +238,12 @@ async fn a_document_that_breaks_a_validator_is_reported_with_its_id() {
         .iter()
         .find(|e| e.entity == Entity::Orders)
         .unwrap();
-    assert_eq!(orders.rejected.len(), 1, "{:?}", orders.rejected);
-    assert_eq!(orders.rejected[0].id, 900001);
+    assert_eq!(orders.refused.len(), 1, "{:?}", orders.refused);
+    assert_eq!(orders.refused[0].key, 900001);
     assert!(
-        orders.rejected[0].reason.contains("validation"),
+        orders.refused[0].reason.contains("validation"),
         "{}",
-        orders.rejected[0].reason
+        orders.refused[0].reason
     );
     assert_eq!(orders.written, 1_000, "the other orders flowed on");
     let (rejected, status, error): (u64, String, Option<String>) = sqlx::query_as(

@@ -2,8 +2,8 @@
 //! broken on purpose for it, and every result is logged.
 
 use crate::support::seeded;
-use aethermart_core::generate::NoProgress;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::progress::NoProgress;
 use aethermart_core::quality::{self, CheckResult, QualityOptions, QualityReport};
 use mongodb::bson::{Document, doc};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 
 use crate::support::TestEnv;
 use aethermart_core::schema::{
-    MIGRATIONS, MariaDbSchema, Migration, MigrationState, SchemaApplier, SchemaError,
+    MariaDbSchema, SchemaApplier, SchemaError, SchemaVersion, VERSIONS, VersionState,
 };
 
 #[tokio::test]
@@ -11,25 +11,25 @@ async fn applying_twice_is_a_no_op_and_status_shows_all_applied() {
     let schema = MariaDbSchema::new(env.config.mariadb.clone());
     let before = schema.status().await.unwrap();
     assert!(
-        before.iter().all(|s| s.state == MigrationState::Pending),
+        before.iter().all(|s| s.state == VersionState::Pending),
         "{before:?}"
     );
 
     let first = schema.apply().await.unwrap();
     assert_eq!(
         first.applied,
-        (1..=MIGRATIONS.len() as u32).collect::<Vec<_>>()
+        (1..=VERSIONS.len() as u32).collect::<Vec<_>>()
     );
     let second = schema.apply().await.unwrap();
     assert!(
         second.applied.is_empty(),
         "second apply changed something: {second:?}"
     );
-    assert_eq!(second.already_applied, MIGRATIONS.len());
+    assert_eq!(second.already_applied, VERSIONS.len());
 
     let status = schema.status().await.unwrap();
     assert!(
-        status.iter().all(|s| s.state == MigrationState::Applied),
+        status.iter().all(|s| s.state == VersionState::Applied),
         "{status:?}"
     );
     let pool = env.pool().await;
@@ -77,28 +77,28 @@ async fn concurrent_appliers_apply_each_version_once() {
     all.sort_unstable();
     assert_eq!(
         all,
-        (1..=MIGRATIONS.len() as u32).collect::<Vec<_>>(),
+        (1..=VERSIONS.len() as u32).collect::<Vec<_>>(),
         "each version exactly once"
     );
 }
 
-static ORIGINAL: &[Migration] = &[Migration {
+static ORIGINAL: &[SchemaVersion] = &[SchemaVersion {
     version: 1,
     description: "t",
     sql: "CREATE TABLE t (x INT)",
 }];
-static EDITED: &[Migration] = &[Migration {
+static EDITED: &[SchemaVersion] = &[SchemaVersion {
     version: 1,
     description: "t",
     sql: "CREATE TABLE t (x BIGINT)",
 }];
-static FAILING: &[Migration] = &[
-    Migration {
+static FAILING: &[SchemaVersion] = &[
+    SchemaVersion {
         version: 1,
         description: "t",
         sql: "CREATE TABLE t (x INT)",
     },
-    Migration {
+    SchemaVersion {
         version: 2,
         description: "half",
         sql: "CREATE TABLE u (x INT); SELECT * FROM missing_table",
@@ -123,7 +123,7 @@ async fn an_edited_applied_script_is_refused() {
         "{err}"
     );
     let status = edited.status().await.unwrap();
-    assert!(matches!(status[0].state, MigrationState::Drift { .. }));
+    assert!(matches!(status[0].state, VersionState::Drift { .. }));
 }
 
 #[tokio::test]
@@ -145,8 +145,8 @@ async fn a_script_failing_half_way_leaves_the_database_marked_dirty() {
         "{again}"
     );
     let status = schema.status().await.unwrap();
-    assert_eq!(status[0].state, MigrationState::Applied);
-    assert_eq!(status[1].state, MigrationState::Dirty);
+    assert_eq!(status[0].state, VersionState::Applied);
+    assert_eq!(status[1].state, VersionState::Dirty);
 
     // The guarded teardown is the way out on a throwaway database.
     let refused = schema
@@ -156,7 +156,7 @@ async fn a_script_failing_half_way_leaves_the_database_marked_dirty() {
     assert!(matches!(refused, SchemaError::NotConfirmed { .. }));
     assert_eq!(
         schema.status().await.unwrap()[1].state,
-        MigrationState::Dirty,
+        VersionState::Dirty,
         "nothing dropped"
     );
     schema.teardown(true).await.unwrap();
@@ -166,6 +166,6 @@ async fn a_script_failing_half_way_leaves_the_database_marked_dirty() {
             .await
             .unwrap()
             .iter()
-            .all(|s| s.state == MigrationState::Pending)
+            .all(|s| s.state == VersionState::Pending)
     );
 }

@@ -2,10 +2,11 @@
 //! the migration and the sync worker with nothing more than the engineer role.
 
 use crate::support::{errno_of, passwords, seeded};
+use aethermart_core::cluster;
 use aethermart_core::config::Config;
-use aethermart_core::connect::{self, PoolSize};
-use aethermart_core::generate::NoProgress;
+use aethermart_core::connect::PoolSize;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::progress::NoProgress;
 use aethermart_core::security::{self, ANALYST_VIEWS};
 use aethermart_core::sync::{MongoSink, QueueSource, SyncOptions, Syncer};
 use sqlx::{MySqlPool, Row};
@@ -66,7 +67,7 @@ async fn the_analyst_reads_masked_views_only_and_the_engineer_runs_migration_and
         .config
         .mariadb
         .with_login("sarah", passwords.sarah().clone());
-    let sarah = connect::mariadb_pool(&sarah_config, PoolSize { max: 2 })
+    let sarah = cluster::writable_pool(&sarah_config, PoolSize { max: 2 })
         .await
         .expect("sarah logs in");
     let (initials, email, phone, city, country): (String, String, Option<String>, Option<String>, Option<String>) =
@@ -148,7 +149,7 @@ async fn the_analyst_reads_masked_views_only_and_the_engineer_runs_migration_and
     let (source, _) = QueueSource::connect(&as_maria, &options, 4)
         .await
         .expect("maria logs in");
-    let maria = connect::mariadb_pool(&maria_config, PoolSize { max: 2 })
+    let maria = cluster::writable_pool(&maria_config, PoolSize { max: 2 })
         .await
         .expect("maria logs in");
     let report = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options)

@@ -1,7 +1,7 @@
 //! Shared test setup: configuration from the environment, one uniquely named database per test.
 
 use aethermart_core::config::{Config, MARIADB_URL, MONGODB_URI};
-use aethermart_core::connect;
+use aethermart_core::{cluster, connect};
 use sqlx::MySqlPool;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -151,7 +151,7 @@ impl TestEnv {
                 .with_database(&name)
                 .expect("test database name"),
         };
-        let mut conn = connect::mariadb_connection(&config.mariadb, false)
+        let mut conn = cluster::writable_connection(&config.mariadb, false)
             .await
             .expect("MariaDB must be running for integration tests");
         drop_stale_databases(&mut conn, &config.mongodb).await;
@@ -166,7 +166,7 @@ impl TestEnv {
 
     /// A pool on this test's MariaDB database.
     pub async fn pool(&self) -> MySqlPool {
-        connect::mariadb_pool(&self.config.mariadb, Default::default())
+        cluster::writable_pool(&self.config.mariadb, Default::default())
             .await
             .expect("MariaDB pool")
     }
@@ -189,7 +189,7 @@ pub async fn seeded(test: &str) -> (TestEnv, MySqlPool) {
         .apply()
         .await
         .expect("schema applies to an empty database");
-    let pool = connect::mariadb_pool(&env.config.mariadb, connect::PoolSize { max: 24 })
+    let pool = cluster::writable_pool(&env.config.mariadb, connect::PoolSize { max: 24 })
         .await
         .expect("pool");
     sqlx::raw_sql(SEED).execute(&pool).await.expect("seed data");
@@ -244,7 +244,8 @@ pub async fn generated(test: &str, seed: u64, scale: f64) -> (TestEnv, MySqlPool
 
 /// [`generated`] into the databases of `env`.
 pub async fn generated_in(env: TestEnv, seed: u64, scale: f64) -> (TestEnv, MySqlPool) {
-    use aethermart_core::generate::{self, GenerateConfig, LoadOptions, NoProgress};
+    use aethermart_core::generate::{self, GenerateConfig, LoadOptions};
+    use aethermart_core::progress::NoProgress;
     use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
     MariaDbSchema::new(env.config.mariadb.clone())
         .apply()
@@ -271,9 +272,9 @@ pub fn passwords() -> aethermart_core::security::Passwords {
         .expect("all three passwords are set")
 }
 
-/// Entries waiting in all sync queues (`sync::status`).
+/// Entries waiting in all sync queues (`sync::queue_status`).
 pub async fn queued(pool: &MySqlPool) -> i64 {
-    aethermart_core::sync::status(pool)
+    aethermart_core::sync::queue_status(pool)
         .await
         .expect("read the sync queues")
         .iter()
@@ -295,4 +296,9 @@ pub async fn until_drained(pool: &MySqlPool, limit: std::time::Duration) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// A shutdown future for `Syncer::run`: resolves once `stop` says true (or its sender is gone).
+pub async fn until_stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

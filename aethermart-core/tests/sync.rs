@@ -2,12 +2,13 @@
 //! crashes, a MongoDB outage, poison changes, and the handoff with the initial migration.
 
 use crate::support::{self, TestEnv, queued, seeded, until_drained};
-use aethermart_core::generate::NoProgress;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
 use aethermart_core::model::{NewOrderLine, ProductId};
 use aethermart_core::orders;
+use aethermart_core::progress::NoProgress;
+use aethermart_core::projection::Refused;
 use aethermart_core::sync::{
-    MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write,
+    MongoSink, QueueSource, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write,
 };
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
@@ -90,7 +91,8 @@ async fn generated(test: &str, scale: f64) -> (TestEnv, MySqlPool) {
 /// Runs `syncer` in the background until the returned sender says stop.
 fn follow(syncer: Syncer) -> (watch::Sender<bool>, tokio::task::JoinHandle<SyncReport>) {
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(async move { syncer.run(rx).await.unwrap() });
+    let task =
+        tokio::spawn(async move { syncer.run(crate::support::until_stopped(rx)).await.unwrap() });
     (tx, task)
 }
 

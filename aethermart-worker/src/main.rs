@@ -4,9 +4,8 @@
 //! signals, logs, and the metrics endpoint.
 
 use aethermart_core::config::Config;
-use aethermart_core::sync::{
-    MongoSink, QueueSource, SyncError, SyncOptions, Syncer, serve_metrics,
-};
+use aethermart_core::projection::Entity;
+use aethermart_core::sync::{MongoSink, QueueSource, SyncArgs, SyncError, Syncer, serve_metrics};
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,21 +37,9 @@ struct Args {
     /// Drain the queues and exit instead of following them.
     #[arg(long)]
     once: bool,
-    /// Changes claimed per batch.
-    #[arg(long, default_value_t = SyncOptions::default().batch_size)]
-    batch_size: u32,
-    /// Batches of one queue in flight at once.
-    #[arg(long, default_value_t = SyncOptions::default().lanes)]
-    lanes: usize,
-    /// Milliseconds to wait after a batch that was not full.
-    #[arg(long, default_value_t = SyncOptions::default().poll_interval.as_millis() as u64)]
-    poll_ms: u64,
-    /// Longest wait in milliseconds while the queues are idle (waits double up to it).
-    #[arg(long, default_value_t = SyncOptions::default().max_idle_wait.as_millis() as u64)]
-    max_idle_ms: u64,
-    /// Failed attempts before a change moves to sync_dead_letters.
-    #[arg(long, default_value_t = SyncOptions::default().max_attempts)]
-    max_attempts: u32,
+    /// The loop's options (each also from its AETHERMART_SYNC_* variable).
+    #[command(flatten)]
+    sync: SyncArgs,
     /// Address of the metrics endpoint ("off" to serve none).
     #[arg(
         long,
@@ -101,15 +88,8 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Failure> {
     let start = |e: &dyn std::fmt::Display| Failure::Start(e.to_string());
     let config = Config::from_env().map_err(|e| start(&e))?;
-    let options = SyncOptions {
-        batch_size: args.batch_size.max(1),
-        lanes: args.lanes.max(1),
-        poll_interval: Duration::from_millis(args.poll_ms),
-        max_idle_wait: Duration::from_millis(args.max_idle_ms.max(args.poll_ms)),
-        max_attempts: args.max_attempts.max(1),
-        ..SyncOptions::default()
-    };
-    let queues = aethermart_core::migrate::Entity::ALL.len();
+    let options = args.sync.options();
+    let queues = Entity::ALL.len();
     let (source, mongo) = QueueSource::connect(&config, &options, queues)
         .await
         .map_err(|e| start(&e))?;
@@ -156,13 +136,12 @@ async fn run(args: Args) -> Result<(), Failure> {
         }
         Some(tokio::spawn(serve_metrics(listener, syncer.metrics())))
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let signal = shutdown_signal().await;
-        tracing::info!(signal, "stopping after the batch in flight");
-        stop_tx.send_replace(true);
-    });
-    let result = syncer.run(stop_rx).await;
+    let result = syncer
+        .run(async {
+            let signal = shutdown_signal().await;
+            tracing::info!(signal, "stopping after the batch in flight");
+        })
+        .await;
     if let Some(m) = metrics {
         m.abort();
     }

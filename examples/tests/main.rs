@@ -1,10 +1,11 @@
 //! The example programs, run against the real servers (start them with `scripts/test.sh` or
 //! `scripts/services.sh up`; without them this test fails, it never skips).
 
+use aethermart_core::cluster;
 use aethermart_core::config::Config;
-use aethermart_core::connect;
-use aethermart_core::generate::{GenerateConfig, NoProgress};
+use aethermart_core::generate::GenerateConfig;
 use aethermart_core::lifecycle::{self, UpOptions};
+use aethermart_core::progress::NoProgress;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
@@ -76,7 +77,7 @@ async fn the_examples_run_against_the_real_servers() {
     lifecycle::up(&config, options, Arc::new(NoProgress), &|_| {})
         .await
         .expect("the platform is up");
-    let pool = connect::mariadb_pool(&config.mariadb, Default::default())
+    let pool = cluster::writable_pool(&config.mariadb, Default::default())
         .await
         .unwrap();
     sqlx::query(

@@ -7,12 +7,14 @@ mod sync;
 
 pub use sync::{SyncBench, SyncFigures, SyncLatency, sync_throughput};
 
+use crate::cluster;
 use crate::config::{Config, MariaDbConfig};
 use crate::connect::{self, ConnectError, PoolSize};
-use crate::generate::{self, GenerateConfig, LoadError, LoadOptions, LoadSummary, Progress};
+use crate::generate::{self, GenerateConfig, LoadError, LoadOptions, LoadSummary};
 use crate::migrate::{BulkMigrator, MigrateError, MigrateOptions, MigrationReport, Migrator};
 use crate::model::{CustomerId, NewOrderLine, ProductId};
 use crate::orders::{self, PlaceOrderError};
+use crate::progress::Progress;
 use crate::schema::{MariaDbSchema, SchemaApplier, SchemaError};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -51,7 +53,31 @@ pub enum BenchError {
     Sync(#[from] crate::sync::SyncError),
     /// A client task panicked or was cancelled.
     #[error("a benchmark client stopped unexpectedly: {0}")]
-    Client(String),
+    Client(#[source] tokio::task::JoinError),
+    /// A worker thread or its runtime could not be started.
+    #[error("starting a benchmark worker thread failed: {0}")]
+    Thread(#[source] std::io::Error),
+    /// A worker thread panicked, or ended before it was ready without an error.
+    #[error("a benchmark worker thread stopped unexpectedly")]
+    WorkerGone,
+    /// Not every change reached MongoDB in time.
+    #[error("only {arrived} of {total} changes reached MongoDB within {seconds} s")]
+    NotSynced {
+        /// Changes seen in MongoDB.
+        arrived: usize,
+        /// Changes made.
+        total: usize,
+        /// The wait.
+        seconds: u64,
+    },
+    /// The backlog was not drained in time.
+    #[error("{left} changes still queued after {seconds} s")]
+    NotDrained {
+        /// Changes left.
+        left: i64,
+        /// The wait.
+        seconds: u64,
+    },
 }
 
 /// Settings of [`place_order_throughput`].
@@ -130,7 +156,7 @@ pub struct MigrateFigures {
 }
 
 impl MigrateFigures {
-    /// Migration documents/s as a fraction of the raw insert rate.
+    /// SchemaVersion documents/s as a fraction of the raw insert rate.
     pub fn ratio(&self) -> f64 {
         self.migration.documents_per_second() / self.raw_insert_per_second.max(1e-9)
     }
@@ -152,7 +178,7 @@ pub async fn migrate_throughput(
         .migrate(MigrateOptions::default(), progress)
         .await?;
     let docs: Vec<Document> = mongo
-        .collection::<Document>(crate::document::ORDERS)
+        .collection::<Document>(crate::projection::document::ORDERS)
         .find(doc! {})
         .await
         .map_err(BenchError::Mongo)?
@@ -160,9 +186,13 @@ pub async fn migrate_throughput(
         .await
         .map_err(BenchError::Mongo)?;
     // The same validator and indexes as `orders`: the limit for inserting exactly these documents.
-    crate::migrate::create_like(&mongo, crate::document::ORDERS, "raw_insert_bench")
-        .await
-        .map_err(MigrateError::from)?;
+    crate::migrate::create_like(
+        &mongo,
+        crate::projection::document::ORDERS,
+        "raw_insert_bench",
+    )
+    .await
+    .map_err(MigrateError::from)?;
     let scratch = mongo.collection::<Document>("raw_insert_bench");
     let started = Instant::now();
     for chunk in docs.chunks(1_000) {
@@ -247,7 +277,7 @@ pub async fn place_order_throughput(
     schema.teardown(true).await?;
     schema.apply().await?;
     let max_clients = settings.clients.iter().copied().max().unwrap_or(1);
-    let pool = connect::mariadb_pool(
+    let pool = cluster::writable_pool(
         &config,
         PoolSize {
             max: max_clients as u32 + 2,
@@ -299,10 +329,7 @@ pub async fn place_order_throughput(
             .collect();
         let mut latencies = Vec::new();
         for task in tasks {
-            latencies.extend(
-                task.await
-                    .map_err(|e| BenchError::Client(e.to_string()))??,
-            );
+            latencies.extend(task.await.map_err(BenchError::Client)??);
         }
         let elapsed = started.elapsed().as_secs_f64();
         latencies.sort_unstable();

@@ -5,14 +5,15 @@
 //! that thread (`/proc/thread-self/schedstat`) is the worker's CPU time, drivers included.
 
 use super::{BenchError, fresh_bench_databases, quantile_ms};
+use crate::cluster;
 use crate::config::Config;
 use crate::connect::{self, PoolSize};
-use crate::document::CUSTOMER_PROFILES;
-use crate::generate::NoProgress;
-use crate::migrate::{BulkMigrator, Entity, MigrateOptions, Migrator};
+use crate::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use crate::progress::NoProgress;
+use crate::projection::document::CUSTOMER_PROFILES;
+use crate::projection::{Entity, Refused};
 use crate::sync::{
-    MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write,
-    WriteOp,
+    MongoSink, QueueSource, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write, WriteOp,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -102,7 +103,7 @@ pub async fn sync_throughput(
 ) -> Result<SyncFigures, BenchError> {
     let bench = fresh_bench_databases(config).await?;
     let mongo = connect::mongodb_database(&bench.mongodb).await?;
-    let pool = connect::mariadb_pool(&bench.mariadb, PoolSize { max: 8 }).await?;
+    let pool = cluster::writable_pool(&bench.mariadb, PoolSize { max: 8 }).await?;
     let seed = format!(
         "INSERT INTO Customers (first_name, last_name, email)
            SELECT 'Bench', CONCAT('Customer ', seq), CONCAT('sync', seq, '@example.com') FROM seq_1_to_{c};
@@ -190,7 +191,7 @@ async fn latency_run(
         });
     }
     while let Some(r) = writers.join_next().await {
-        r.map_err(|e| BenchError::Client(e.to_string()))??;
+        r.map_err(BenchError::Client)??;
     }
     let writing = started.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -207,10 +208,11 @@ async fn latency_run(
         })
         .collect();
     if latencies.len() < total {
-        return Err(BenchError::Client(format!(
-            "only {} of {total} changes reached MongoDB within 60 s",
-            latencies.len()
-        )));
+        return Err(BenchError::NotSynced {
+            arrived: latencies.len(),
+            total,
+            seconds: 60,
+        });
     }
     latencies.sort_unstable();
     let figures = SyncLatency {
@@ -256,9 +258,7 @@ async fn drain_rate(
             break;
         }
         if Instant::now() > deadline {
-            return Err(BenchError::Client(format!(
-                "{left} changes still queued after 600 s"
-            )));
+            return Err(BenchError::NotDrained { left, seconds: 600 });
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -409,7 +409,7 @@ impl WorkerThread {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| BenchError::Client(e.to_string()))?;
+                    .map_err(BenchError::Thread)?;
                 runtime.block_on(async move {
                     let (source, mongo) = QueueSource::connect(&config, &options, 1).await?;
                     let inner = MongoSink::new(mongo);
@@ -421,17 +421,19 @@ impl WorkerThread {
                         .with_entities(&[Entity::Customers]);
                     let cpu_at_start = thread_cpu();
                     let _ = ready_tx.send(());
-                    let report = syncer.run(stop_rx).await?;
+                    let mut stop_rx = stop_rx;
+                    let stopped = async move {
+                        let _ = stop_rx.wait_for(|s| *s).await;
+                    };
+                    let report = syncer.run(stopped).await?;
                     Ok((report, thread_cpu().saturating_sub(cpu_at_start)))
                 })
             });
-        let handle = spawned.map_err(|e| BenchError::Client(e.to_string()))?;
+        let handle = spawned.map_err(BenchError::Thread)?;
         match ready_rx.await {
             Ok(()) => Ok(Self { stop, handle }),
             // The thread ended before it was ready: report its error.
-            Err(_) => Err(join(handle).err().unwrap_or_else(|| {
-                BenchError::Client("the worker thread stopped before it started".into())
-            })),
+            Err(_) => Err(join(handle).err().unwrap_or(BenchError::WorkerGone)),
         }
     }
 
@@ -441,16 +443,14 @@ impl WorkerThread {
         let handle = self.handle;
         tokio::task::spawn_blocking(move || join(handle))
             .await
-            .map_err(|e| BenchError::Client(e.to_string()))?
+            .map_err(BenchError::Client)?
     }
 }
 
 fn join(
     handle: std::thread::JoinHandle<Result<(SyncReport, Duration), BenchError>>,
 ) -> Result<(SyncReport, Duration), BenchError> {
-    handle
-        .join()
-        .map_err(|_| BenchError::Client("the worker thread panicked".into()))?
+    handle.join().map_err(|_| BenchError::WorkerGone)?
 }
 
 /// CPU time of the calling thread so far (`/proc/thread-self/schedstat`, nanoseconds on CPU).

@@ -2,8 +2,8 @@
 //! client should write to or read reports from, and nftables rules for the nodes' traffic.
 //!
 //! A [`MariaDbConfig`] whose URL lists several hosts names the nodes of one cluster in order of
-//! preference: the nodes of a Galera cluster, or a primary and its replicas. [`probe`] asks one
-//! node what it is; [`status`] asks all of them at once (a dead node is reported as down, next to
+//! preference: the nodes of a Galera cluster, or a primary and its replicas. [`probe_node`] asks one
+//! node what it is; [`probe_nodes`] asks all of them at once (a dead node is reported as down, next to
 //! the others). [`writable_node`] is the first node, in the configured order, that takes writes:
 //! - a Galera node when `wsrep_ready=ON`, its state is `Synced` and its component is `Primary`
 //!   (a node cut off from the majority, joining, or donating a state transfer does not),
@@ -235,7 +235,7 @@ impl NodeStatus {
 
 /// Asks one node (a single-node configuration, see [`MariaDbConfig::nodes`]) what it is.
 /// Never fails: a node that cannot be asked is [`NodeState::Down`].
-pub async fn probe(node: &MariaDbConfig) -> NodeStatus {
+pub async fn probe_node(node: &MariaDbConfig) -> NodeStatus {
     let endpoint = node.endpoint();
     let state = match tokio::time::timeout(PROBE_TIMEOUT, ask(node)).await {
         Ok(Ok(info)) => NodeState::Up(Box::new(info)),
@@ -248,15 +248,34 @@ pub async fn probe(node: &MariaDbConfig) -> NodeStatus {
 }
 
 /// Asks every node of `cfg` at once; in the configured order.
-pub async fn status(cfg: &MariaDbConfig) -> Vec<NodeStatus> {
+pub async fn probe_nodes(cfg: &MariaDbConfig) -> Vec<NodeStatus> {
     let nodes = cfg.nodes();
-    futures_util::future::join_all(nodes.iter().map(probe)).await
+    futures_util::future::join_all(nodes.iter().map(probe_node)).await
 }
 
 /// The first node, in the configured order, that takes writes (see the module docs). A
 /// single-node configuration is returned as it is, unprobed: its errors come from connecting.
 pub async fn writable_node(cfg: &MariaDbConfig) -> Result<MariaDbConfig, ConnectError> {
     Ok(writable_nodes(cfg).await?.swap_remove(0))
+}
+
+/// Opens one connection to [`writable_node`] (with its database, or to no database when
+/// `with_database` is false), failing fast with the server's `host:port` in the error.
+pub async fn writable_connection(
+    cfg: &MariaDbConfig,
+    with_database: bool,
+) -> Result<MySqlConnection, ConnectError> {
+    connect::node_connection(&writable_node(cfg).await?, with_database).await
+}
+
+/// Opens a pool on [`writable_node`] (see [`connect::node_pool`]). The pool stays on that node:
+/// right for a command that runs and exits. Long-running processes use [`ClusterPool`], which
+/// follows the writable node.
+pub async fn writable_pool(
+    cfg: &MariaDbConfig,
+    size: connect::PoolSize,
+) -> Result<sqlx::MySqlPool, ConnectError> {
+    connect::node_pool(&writable_node(cfg).await?, size).await
 }
 
 /// [`writable_node`] first, then every other node that takes writes (other Galera nodes), from
@@ -267,7 +286,7 @@ pub(crate) async fn writable_nodes(
     if !cfg.is_cluster() {
         return Ok(vec![cfg.clone()]);
     }
-    let statuses = status(cfg).await;
+    let statuses = probe_nodes(cfg).await;
     let first = choose_writer(&statuses)?;
     let others = (0..statuses.len()).filter(|&i| i != first && statuses[i].takes_writes().is_ok());
     let nodes = cfg.nodes();
@@ -283,7 +302,7 @@ pub async fn replica_node(
     cfg: &MariaDbConfig,
     max_lag: Duration,
 ) -> Result<(MariaDbConfig, Duration), ConnectError> {
-    let statuses = status(cfg).await;
+    let statuses = probe_nodes(cfg).await;
     let within = |s: &NodeStatus| match &s.state {
         NodeState::Up(info) => info.serves_reads_within(max_lag),
         NodeState::Down { error } => Err(format!("down: {error}")),

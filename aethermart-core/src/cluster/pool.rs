@@ -1,6 +1,6 @@
 //! [`ClusterPool`]: a MariaDB pool that follows the cluster's writable node.
 
-use super::{NodeStatus, PROBE_TIMEOUT, SERVER_IDENTITY, choose_writer, status};
+use super::{NodeStatus, PROBE_TIMEOUT, SERVER_IDENTITY, choose_writer, probe_nodes};
 use crate::config::{CONNECT_TIMEOUT, MariaDbConfig};
 use crate::connect::{self, ConnectError, PoolSize};
 use sqlx::Connection;
@@ -121,10 +121,10 @@ impl ClusterPool {
     /// for a cluster starts the monitor. Must run inside a Tokio runtime.
     pub async fn connect(cfg: &MariaDbConfig, size: PoolSize) -> Result<Self, ConnectError> {
         if !cfg.is_cluster() {
-            return Ok(connect::mariadb_pool(cfg, size).await?.into());
+            return Ok(connect::node_pool(cfg, size).await?.into());
         }
         let nodes = cfg.nodes();
-        let statuses = status(cfg).await;
+        let statuses = probe_nodes(cfg).await;
         let first = choose_writer(&statuses)?;
         let known: Vec<String> = statuses.iter().map(server_of).collect();
         if let Some(twice) = known
@@ -135,7 +135,7 @@ impl ClusterPool {
         {
             return Err(ConnectError::SameServerTwice { server: twice });
         }
-        let proof = connect::open_connection(&nodes[first], true).await?;
+        let proof = connect::node_connection(&nodes[first], true).await?;
         drop(proof.close().await);
         let target = Arc::new(Target {
             start: Instant::now(),
@@ -292,7 +292,8 @@ async fn monitor(cluster: Weak<Cluster>, pool: MySqlPool, fit_at_connect: Vec<St
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        let statuses = futures_util::future::join_all(cluster.nodes.iter().map(super::probe)).await;
+        let statuses =
+            futures_util::future::join_all(cluster.nodes.iter().map(super::probe_node)).await;
         let current = cluster.current.load(Ordering::SeqCst);
         let fit_now = fit_servers(&statuses);
         if let Ok(mut recent) = cluster.recently_fit.write() {

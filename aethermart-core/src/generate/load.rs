@@ -3,13 +3,15 @@
 //! the next batches are being generated. Memory holds only the batches in flight.
 
 use super::{BookingRequest, CustomerBatch, Generator, OrderBatch, Table};
+use crate::cluster;
 use crate::config::MariaDbConfig;
-use crate::connect::{self, ConnectError};
-use crate::document::{self, CUSTOMER_PROFILES, REVIEWS};
+use crate::connect::ConnectError;
 use crate::model::{
     Address, Category, Customer, LineItem, Order, OrderItem, Product, Service, ServiceBooking,
 };
-use crate::schema::{MariaDbSchema, MigrationState, SchemaApplier, SchemaError};
+use crate::progress::Progress;
+use crate::projection::document::{self, CUSTOMER_PROFILES, REVIEWS};
+use crate::schema::{MariaDbSchema, SchemaApplier, SchemaError, VersionState};
 use mongodb::bson::{Document, doc};
 use sqlx::{Connection, MySql, MySqlConnection, QueryBuilder};
 use std::collections::BTreeMap;
@@ -22,22 +24,6 @@ use tokio::sync::mpsc;
 const ROWS_PER_STATEMENT: usize = 1_000;
 /// MongoDB batches waiting to be written; bounds memory when MongoDB is slower.
 const MONGO_QUEUE: usize = 8;
-
-/// Reports progress of a load; the CLI draws bars with it. All methods default to nothing.
-pub trait Progress: Send + Sync {
-    /// `table` starts; `total` rows when known in advance.
-    fn begin(&self, _table: &'static str, _total: Option<u64>) {}
-    /// `rows` more rows of `table` are written.
-    fn advance(&self, _table: &'static str, _rows: u64) {}
-    /// `table` is complete.
-    fn finish(&self, _table: &'static str) {}
-}
-
-/// Progress that goes nowhere.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
 
 /// How to load.
 #[derive(Debug, Clone, Copy)]
@@ -113,7 +99,7 @@ pub enum LoadError {
     },
     /// A loader task panicked.
     #[error("a loader task stopped unexpectedly: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Rows written to one table or collection.
@@ -300,7 +286,7 @@ pub async fn load(
 
     drop(ctx);
     drop(mongo_tx);
-    let mongodb_seconds = writer.await.map_err(|e| LoadError::Task(e.to_string()))??;
+    let mongodb_seconds = writer.await.map_err(LoadError::Task)??;
     progress.finish("preferences");
     progress.finish("reviews");
 
@@ -347,10 +333,10 @@ async fn preflight(
     replace_documents: bool,
 ) -> Result<(), LoadError> {
     let status = MariaDbSchema::new(mariadb.clone()).status().await?;
-    if status.iter().any(|s| s.state != MigrationState::Applied) {
+    if status.iter().any(|s| s.state != VersionState::Applied) {
         return Err(LoadError::SchemaNotApplied(mariadb.database().to_owned()));
     }
-    let mut conn = connect::mariadb_connection(mariadb, true).await?;
+    let mut conn = cluster::writable_connection(mariadb, true).await?;
     for table in MARIADB_TABLES {
         let any: Option<i32> = sqlx::query_scalar(&format!("SELECT 1 FROM {table} LIMIT 1"))
             .fetch_optional(&mut conn)
@@ -385,7 +371,7 @@ async fn preflight(
 /// A connection for loading history: orders written here already happened, so their stock
 /// effect is in `Products.stock` and the take-stock trigger must not apply it again.
 async fn history_connection(mariadb: &MariaDbConfig) -> Result<MySqlConnection, LoadError> {
-    let mut conn = connect::mariadb_connection(mariadb, true).await?;
+    let mut conn = cluster::writable_connection(mariadb, true).await?;
     sqlx::query("SET @aethermart_loading_history = 1, foreign_key_checks = 0")
         .execute(&mut conn)
         .await
@@ -454,11 +440,7 @@ async fn run_stage(
     let mut conns = Vec::new();
     let mut first_error = None;
     for task in tasks {
-        match task
-            .await
-            .map_err(|e| LoadError::Task(e.to_string()))
-            .and_then(|r| r)
-        {
+        match task.await.map_err(LoadError::Task).and_then(|r| r) {
             Ok(conn) => conns.push(conn),
             Err(e) => {
                 first_error.get_or_insert(e);

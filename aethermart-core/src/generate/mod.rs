@@ -12,8 +12,9 @@ mod fake_gen;
 mod load;
 
 pub use fake_gen::FakeGenerator;
-pub use load::{LoadError, LoadOptions, LoadSummary, NoProgress, Progress, TableLoad, load};
+pub use load::{LoadError, LoadOptions, LoadSummary, TableLoad, load};
 
+use crate::cluster;
 use crate::config::Config;
 use crate::connect;
 use crate::model::{
@@ -21,6 +22,7 @@ use crate::model::{
     ServiceBooking, ServiceId,
 };
 use crate::model::{Order, OrderItem};
+use crate::progress::Progress;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::fmt;
 use std::sync::Arc;
@@ -265,7 +267,7 @@ async fn record_lineage(
         step: "recording the lineage",
         source,
     };
-    let mut conn = connect::mariadb_connection(&config.mariadb, true).await?;
+    let mut conn = cluster::writable_connection(&config.mariadb, true).await?;
     for (target, written, status, error) in rows {
         sqlx::query(
             "INSERT INTO data_lineage_tracker (run_id, job, source_tables, target, rows_written, \

@@ -2,23 +2,20 @@
 //! checkpoints after every acknowledged batch, runs entities in parallel (bounded), records one
 //! lineage row per entity run.
 
-use super::source::{self, Lookups, Selection};
 use super::verify::{self, VerifyReport};
-use super::{
-    Entity, EntityReport, MigrateError, MigrateOptions, MigrationReport, Migrator, Rejected,
-};
+use super::{EntityReport, MigrateError, MigrateOptions, MigrationReport, Migrator, collections};
+use crate::cluster;
 use crate::config::MariaDbConfig;
 use crate::connect::{self, PoolSize};
-use crate::generate::Progress;
-use crate::migrate::collections;
-use crate::mongo_write::{self, CommandError, DUPLICATE_KEY, VALIDATION_FAILED, WriteError};
-use crate::schema::{MariaDbSchema, MigrationState, SchemaApplier};
+use crate::mongo_write::{self, DUPLICATE_KEY, VALIDATION_FAILED, WriteError};
+use crate::progress::Progress;
+use crate::projection::{self, Entity, Lookups, ReadError, Refused, Selection};
+use crate::schema::{MariaDbSchema, SchemaApplier, VersionState};
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Semaphore;
 
 /// The bulk MariaDB → MongoDB migration.
 #[derive(Debug, Clone)]
@@ -39,8 +36,8 @@ impl BulkMigrator {
     /// on any of them sees it.
     async fn take_handoff_lock(&self) -> Result<HandoffLock, MigrateError> {
         let mut locked = Vec::new();
-        for node in crate::cluster::writable_nodes(&self.mariadb).await? {
-            let mut conn = connect::mariadb_connection(&node, true).await?;
+        for node in cluster::writable_nodes(&self.mariadb).await? {
+            let mut conn = connect::node_connection(&node, true).await?;
             self.lock_on(&mut conn).await?;
             locked.push(conn);
         }
@@ -53,7 +50,7 @@ impl BulkMigrator {
 
     async fn lock_on(&self, conn: &mut MySqlConnection) -> Result<(), MigrateError> {
         let granted: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
-            .bind(crate::sync::migration_lock(self.mariadb.database()))
+            .bind(crate::handoff::migration_lock(self.mariadb.database()))
             .fetch_one(&mut *conn)
             .await
             .map_err(MigrateError::State)?;
@@ -66,7 +63,7 @@ impl BulkMigrator {
 
     async fn pool(&self, options: &MigrateOptions) -> Result<MySqlPool, MigrateError> {
         let max = (options.parallel_entities.max(1) as u32) * 2 + 2;
-        Ok(connect::mariadb_pool(&self.mariadb, PoolSize { max }).await?)
+        Ok(cluster::writable_pool(&self.mariadb, PoolSize { max }).await?)
     }
 }
 
@@ -89,7 +86,7 @@ struct HandoffLock {
 async fn drop_covered_changes(conn: &mut MySqlConnection) -> Result<u64, MigrateError> {
     let mut dropped = 0;
     for entity in Entity::ALL {
-        let queue = crate::sync::queue_table(entity);
+        let queue = entity.queue_table();
         let high_water: Option<u64> =
             sqlx::query_scalar(&format!("SELECT MAX(queue_id) FROM {queue}"))
                 .fetch_one(&mut *conn)
@@ -126,7 +123,7 @@ impl Migrator for BulkMigrator {
     ) -> Result<MigrationReport, MigrateError> {
         let started = Instant::now();
         let status = MariaDbSchema::new(self.mariadb.clone()).status().await?;
-        if status.iter().any(|s| s.state != MigrationState::Applied) {
+        if status.iter().any(|s| s.state != VersionState::Applied) {
             return Err(MigrateError::SchemaNotApplied(
                 self.mariadb.database().to_owned(),
             ));
@@ -140,53 +137,43 @@ impl Migrator for BulkMigrator {
             drop_covered_changes(&mut handoff.main).await?
         };
         let pool = self.pool(&options).await?;
-        let lookups = Arc::new(
-            Lookups::load(&pool, &self.mongo)
-                .await
-                .map_err(|e| MigrateError::Task(e.to_string()))?,
-        );
+        let lookups = Arc::new(Lookups::load(&pool, &self.mongo).await?);
         let run_id = crate::lineage::new_run_id();
-        let limit = Arc::new(Semaphore::new(options.parallel_entities.max(1)));
-        // A JoinSet aborts its tasks when dropped: stopping `migrate` stops every entity.
+        let jobs = Entity::ALL.map(|entity| EntityJob {
+            entity,
+            pool: pool.clone(),
+            mongo: self.mongo.clone(),
+            lookups: lookups.clone(),
+            run_id: run_id.clone(),
+            options,
+            progress: progress.clone(),
+        });
+        // At most `parallel_entities` entities at once: the next starts when one ends. A
+        // JoinSet aborts its tasks when dropped: stopping `migrate` stops every entity.
+        let mut waiting = jobs.into_iter();
         let mut tasks = tokio::task::JoinSet::new();
-        for entity in Entity::ALL {
-            let job = EntityJob {
-                entity,
-                pool: pool.clone(),
-                mongo: self.mongo.clone(),
-                lookups: lookups.clone(),
-                run_id: run_id.clone(),
-                options,
-                progress: progress.clone(),
-            };
-            let limit = limit.clone();
-            tasks.spawn(async move {
-                let _permit = limit
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| MigrateError::Task(e.to_string()))?;
-                job.run().await
-            });
+        for job in waiting.by_ref().take(options.parallel_entities.max(1)) {
+            tasks.spawn(job.run());
         }
         let mut entities = Vec::new();
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
-            match joined
-                .map_err(|e| MigrateError::Task(e.to_string()))
-                .and_then(|r| r)
-            {
+            if let Some(job) = waiting.next() {
+                tasks.spawn(job.run());
+            }
+            match joined.map_err(MigrateError::Task).and_then(|r| r) {
                 Ok(report) => entities.push(report),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
-        entities.sort_by_key(|e| Entity::ALL.iter().position(|x| *x == e.entity));
+        entities.sort_by_key(|e| e.entity);
         pool.close().await;
         // Workers must have stayed paused throughout: the lock must still be ours.
         let still_ours: Option<i64> =
             sqlx::query_scalar("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
-                .bind(crate::sync::migration_lock(self.mariadb.database()))
+                .bind(crate::handoff::migration_lock(self.mariadb.database()))
                 .fetch_one(&mut handoff.main)
                 .await
                 .map_err(MigrateError::State)?;
@@ -235,7 +222,7 @@ impl EntityJob {
             entity: self.entity,
             read: 0,
             written: 0,
-            rejected: Vec::new(),
+            refused: Vec::new(),
             seconds: 0.0,
             resumed_after: 0,
         };
@@ -263,13 +250,13 @@ impl EntityJob {
         report.resumed_after = after;
         let total: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM {} WHERE {} > ?",
-            table(self.entity),
-            key(self.entity)
+            self.entity.table(),
+            self.entity.key_column()
         ))
         .bind(after)
         .fetch_one(&self.pool)
         .await
-        .map_err(|source| MigrateError::Read {
+        .map_err(|source| ReadError::Query {
             entity: self.entity,
             source,
         })?;
@@ -292,9 +279,8 @@ impl EntityJob {
         let reader = tokio::spawn(async move {
             let mut after = after;
             while let Some(page) =
-                source::read_page(&pool, entity, Selection::After { after, limit }, &lookups)
-                    .await
-                    .map_err(|source| MigrateError::Read { entity, source })?
+                projection::read_page(&pool, entity, Selection::After { after, limit }, &lookups)
+                    .await?
             {
                 after = page.last_key;
                 if tx.send(page).await.is_err() {
@@ -307,10 +293,10 @@ impl EntityJob {
         while let Some(page) = rx.recv().await {
             report.read += page.docs.len() as u64;
             let write_started = Instant::now();
-            let (written, rejected) = self.write(&page.docs).await?;
+            let (written, refused) = self.write(&page.docs).await?;
             writing += write_started.elapsed().as_secs_f64();
             report.written += written;
-            report.rejected.extend(rejected);
+            report.refused.extend(refused);
             sqlx::query(
                 "UPDATE migration_checkpoints SET high_water = ? WHERE entity = ? AND run_id = ?",
             )
@@ -323,9 +309,7 @@ impl EntityJob {
             self.progress
                 .advance(self.entity.name(), page.docs.len() as u64);
         }
-        reader
-            .await
-            .map_err(|e| MigrateError::Task(e.to_string()))??;
+        reader.await.map_err(MigrateError::Task)??;
         tracing::info!(entity = %self.entity, writing_seconds = writing, "entity copied");
         sqlx::query(
             "UPDATE migration_checkpoints SET finished = TRUE WHERE entity = ? AND run_id = ?",
@@ -347,26 +331,21 @@ impl EntityJob {
     /// A document is *refused* (reported with its id, the rest flowing on) only for a validation
     /// failure or a duplicate in a unique index other than `_id`; any other write error fails
     /// the batch, so the checkpoint does not move past it.
-    async fn write(&self, docs: &[(i64, Document)]) -> Result<(u64, Vec<Rejected>), MigrateError> {
-        let mut rejected = Vec::new();
-        let conflicts: Vec<&(i64, Document)> = if self.entity == Entity::Customers {
+    async fn write(&self, docs: &[(i64, Document)]) -> Result<(u64, Vec<Refused>), MigrateError> {
+        let mut refused = Vec::new();
+        let conflicts: Vec<&(i64, Document)> = if self.entity.merges() {
             docs.iter().collect()
         } else {
             let inserts: Vec<&Document> = docs.iter().map(|(_, d)| d).collect();
             let errors = self.command(doc! { "insert": self.entity.collection(), "documents": inserts, "ordered": false }).await?;
             let mut conflicts = Vec::new();
-            for WriteError {
-                index,
-                code,
-                reason,
-            } in errors
-            {
-                match docs.get(index) {
-                    Some(d) if code == DUPLICATE_KEY => conflicts.push(d),
-                    Some((id, _)) if code == VALIDATION_FAILED => {
-                        rejected.push(self.refused(*id, reason))
+            for e in errors {
+                match docs.get(e.index) {
+                    Some(d) if e.code == DUPLICATE_KEY => conflicts.push(d),
+                    Some((id, _)) if e.code == VALIDATION_FAILED => {
+                        refused.push(self.refused(*id, e.reason))
                     }
-                    _ => return Err(self.batch_failed(code, reason)),
+                    _ => return Err(self.batch_failed(e)),
                 }
             }
             conflicts
@@ -375,7 +354,7 @@ impl EntityJob {
             let updates: Vec<Document> = conflicts
                 .iter()
                 .map(|(id, d)| {
-                    let u = if self.entity == Entity::Customers {
+                    let u = if self.entity.merges() {
                         doc! { "$set": d }
                     } else {
                         d.clone()
@@ -384,29 +363,24 @@ impl EntityJob {
                 })
                 .collect();
             let errors = self.command(doc! { "update": self.entity.collection(), "updates": updates, "ordered": false }).await?;
-            for WriteError {
-                index,
-                code,
-                reason,
-            } in errors
-            {
-                match conflicts.get(index) {
+            for e in errors {
+                match conflicts.get(e.index) {
                     // On an upsert by _id a duplicate key can only come from another unique index.
-                    Some((id, _)) if code == VALIDATION_FAILED || code == DUPLICATE_KEY => {
-                        rejected.push(self.refused(*id, reason))
+                    Some((id, _)) if e.code == VALIDATION_FAILED || e.code == DUPLICATE_KEY => {
+                        refused.push(self.refused(*id, e.reason))
                     }
-                    _ => return Err(self.batch_failed(code, reason)),
+                    _ => return Err(self.batch_failed(e)),
                 }
             }
         }
-        Ok(((docs.len() - rejected.len()) as u64, rejected))
+        Ok(((docs.len() - refused.len()) as u64, refused))
     }
 
-    fn batch_failed(&self, code: i32, reason: String) -> MigrateError {
-        MigrateError::WriteRejected {
+    /// A statement refused for a reason that is not its document's: the batch fails.
+    fn batch_failed(&self, statement: WriteError) -> MigrateError {
+        MigrateError::Write {
             entity: self.entity,
-            code,
-            reason,
+            source: mongo_write::CommandError::Statement(statement),
         }
     }
 
@@ -414,18 +388,15 @@ impl EntityJob {
     async fn command(&self, command: Document) -> Result<Vec<WriteError>, MigrateError> {
         mongo_write::run(&self.mongo, command)
             .await
-            .map_err(|e| match e {
-                CommandError::Driver(source) => MigrateError::Write {
-                    entity: self.entity,
-                    source,
-                },
-                CommandError::WriteConcern { code, reason } => self.batch_failed(code, reason),
+            .map_err(|source| MigrateError::Write {
+                entity: self.entity,
+                source,
             })
     }
 
-    fn refused(&self, id: i64, reason: String) -> Rejected {
-        tracing::warn!(entity = %self.entity, id, %reason, "document refused by MongoDB");
-        Rejected { id, reason }
+    fn refused(&self, key: i64, reason: String) -> Refused {
+        tracing::warn!(entity = %self.entity, key, %reason, "document refused by MongoDB");
+        Refused { key, reason }
     }
 
     /// The key to start after: the checkpoint when resuming, else 0 (and the checkpoint reset).
@@ -473,16 +444,16 @@ impl EntityJob {
         report: &EntityReport,
         error: Option<&MigrateError>,
     ) -> Result<(), MigrateError> {
-        let (status, message) = match (error, report.rejected.first()) {
+        let (status, message) = match (error, report.refused.first()) {
             (Some(e), _) => ("failed", Some(e.to_string())),
             (None, Some(first)) => {
                 let ids: Vec<String> = report
-                    .rejected
+                    .refused
                     .iter()
                     .take(50)
-                    .map(|r| r.id.to_string())
+                    .map(|r| r.key.to_string())
                     .collect();
-                let more = if report.rejected.len() > 50 {
+                let more = if report.refused.len() > 50 {
                     ", …"
                 } else {
                     ""
@@ -491,7 +462,7 @@ impl EntityJob {
                     "complete",
                     Some(format!(
                         "{} documents refused: _id {}{more}; first reason: {}",
-                        report.rejected.len(),
+                        report.refused.len(),
                         ids.join(", "),
                         first.reason
                     )),
@@ -505,7 +476,7 @@ impl EntityJob {
         )
         .bind(report.read)
         .bind(report.written)
-        .bind(report.rejected.len() as u64)
+        .bind(report.refused.len() as u64)
         .bind(status)
         .bind(message)
         .bind(lineage_id)
@@ -521,23 +492,3 @@ const PAGES_AHEAD: usize = 2;
 
 /// Largest page: a write command must stay under 16 MiB and 100,000 operations.
 const MAX_BATCH: u32 = 5_000;
-
-/// The source table whose key pages the entity.
-pub(super) fn table(entity: Entity) -> &'static str {
-    match entity {
-        Entity::Customers => "Customers",
-        Entity::Products => "Products",
-        Entity::Services => "Services",
-        Entity::Orders => "Orders",
-    }
-}
-
-/// Its key column.
-pub(super) fn key(entity: Entity) -> &'static str {
-    match entity {
-        Entity::Customers => "customer_id",
-        Entity::Products => "product_id",
-        Entity::Services => "service_id",
-        Entity::Orders => "order_id",
-    }
-}

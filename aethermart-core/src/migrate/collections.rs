@@ -5,7 +5,7 @@
 //! formats (e-mail, country code, URL) are already enforced by MariaDB's CHECK constraints and
 //! the model, and regex validation made writes about 30 times slower on the test server.
 
-use crate::document::{CUSTOMER_PROFILES, ORDERS, PRODUCTS, REVIEWS, SERVICES};
+use crate::projection::document::{CUSTOMER_PROFILES, ORDERS, PRODUCTS, REVIEWS, SERVICES};
 use mongodb::bson::{Bson, Document, doc};
 
 /// Creating a collection, its validator or an index failed.

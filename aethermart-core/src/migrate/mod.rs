@@ -1,10 +1,9 @@
 //! The initial bulk migration MariaDB → MongoDB (the original `migrate2.py`, done properly):
 //! the [`Migrator`] trait, the [`BulkMigrator`] implementation, collection setup (validators
-//! and indexes) and verification.
+//! and indexes) and verification. Documents come from [`crate::projection`].
 
 mod bulk;
 mod collections;
-pub(crate) mod source;
 mod verify;
 
 pub use bulk::BulkMigrator;
@@ -12,71 +11,12 @@ pub use collections::{CollectionSetupError, create_like, setup_collections};
 pub use verify::{EntityVerification, VerifyReport};
 
 use crate::connect::ConnectError;
-use crate::generate::Progress;
+use crate::mongo_write::CommandError;
+use crate::progress::Progress;
+use crate::projection::{Entity, LookupError, ReadError, Refused};
 use async_trait::async_trait;
 use serde::Serialize;
-use std::fmt;
 use std::sync::Arc;
-
-/// What the migration copies, one MongoDB collection each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Entity {
-    /// `Customers` + addresses + order summary → `customer_profiles` (preferences kept).
-    Customers,
-    /// `Products` (+ category path, rating summary from `reviews`) → `products`.
-    Products,
-    /// `Services` (+ category path) → `services`.
-    Services,
-    /// `Orders` + `Order_Items` → `orders` with embedded lines.
-    Orders,
-}
-
-impl Entity {
-    /// Every entity, in the order they are reported.
-    pub const ALL: [Self; 4] = [
-        Self::Customers,
-        Self::Products,
-        Self::Services,
-        Self::Orders,
-    ];
-
-    /// The entity's name (also its checkpoint key).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Customers => "customers",
-            Self::Products => "products",
-            Self::Services => "services",
-            Self::Orders => "orders",
-        }
-    }
-
-    /// Target collection.
-    pub const fn collection(self) -> &'static str {
-        match self {
-            Self::Customers => crate::document::CUSTOMER_PROFILES,
-            Self::Products => crate::document::PRODUCTS,
-            Self::Services => crate::document::SERVICES,
-            Self::Orders => crate::document::ORDERS,
-        }
-    }
-
-    /// Source tables, for lineage.
-    pub const fn sources(self) -> &'static str {
-        match self {
-            Self::Customers => "Customers,Customer_Addresses,Orders",
-            Self::Products => "Products,Categories,reviews",
-            Self::Services => "Services,Categories",
-            Self::Orders => "Orders,Order_Items,Products,Services",
-        }
-    }
-}
-
-impl fmt::Display for Entity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// How to migrate.
 #[derive(Debug, Clone, Copy)]
@@ -99,15 +39,6 @@ impl Default for MigrateOptions {
     }
 }
 
-/// A document MongoDB refused (e.g. its validator), with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rejected {
-    /// The document's `_id` (the row's key).
-    pub id: i64,
-    /// MongoDB's error message.
-    pub reason: String,
-}
-
 /// What one entity's migration did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityReport {
@@ -117,8 +48,8 @@ pub struct EntityReport {
     pub read: u64,
     /// Documents written (inserted or updated) in this run.
     pub written: u64,
-    /// Documents MongoDB refused, with their ids.
-    pub rejected: Vec<Rejected>,
+    /// Documents MongoDB refused, with their keys.
+    pub refused: Vec<Refused>,
     /// Seconds this entity took.
     pub seconds: f64,
     /// The key this run started after (0 unless resumed).
@@ -146,7 +77,7 @@ impl MigrationReport {
 
     /// True when no document was refused.
     pub fn clean(&self) -> bool {
-        self.entities.iter().all(|e| e.rejected.is_empty())
+        self.entities.iter().all(|e| e.refused.is_empty())
     }
 }
 
@@ -173,41 +104,37 @@ pub enum MigrateError {
     /// Setting up the collections failed.
     #[error(transparent)]
     Setup(#[from] CollectionSetupError),
-    /// Reading MariaDB failed.
-    #[error("reading {entity} from MariaDB failed: {source}")]
-    Read {
-        /// The entity.
-        entity: Entity,
-        /// The server's error.
-        #[source]
-        source: sqlx::Error,
-    },
-    /// Writing to MongoDB failed (not a per-document refusal: the whole batch).
+    /// Reading the category paths or ratings failed.
+    #[error(transparent)]
+    Lookups(#[from] LookupError),
+    /// Reading MariaDB failed, or a row cannot become a document.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Writing to MongoDB failed as a whole (not a per-document refusal): the checkpoint stays
+    /// before the batch.
     #[error("writing {entity} to MongoDB failed: {source}")]
     Write {
+        /// The entity.
+        entity: Entity,
+        /// The command's failure.
+        #[source]
+        source: CommandError,
+    },
+    /// Reading documents back from MongoDB (verification) failed.
+    #[error("reading {entity} from MongoDB failed: {source}")]
+    MongoRead {
         /// The entity.
         entity: Entity,
         /// The driver's error.
         #[source]
         source: mongodb::error::Error,
     },
-    /// MongoDB did not accept a batch for a reason that is not the documents' fault (write
-    /// conflict, not primary, write concern not met, …): the checkpoint stays before it.
-    #[error("writing {entity} to MongoDB failed (code {code}): {reason}")]
-    WriteRejected {
-        /// The entity.
-        entity: Entity,
-        /// MongoDB's error code.
-        code: i32,
-        /// MongoDB's message.
-        reason: String,
-    },
     /// Recording checkpoints or lineage failed.
     #[error("recording migration state failed: {0}")]
     State(#[source] sqlx::Error),
-    /// A migration task stopped unexpectedly.
+    /// A migration task stopped unexpectedly (panicked or was cancelled).
     #[error("a migration task stopped unexpectedly: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Copies the relational data into MongoDB documents.

@@ -1,9 +1,10 @@
 //! [`SchemaApplier`] for MariaDB: `schema_history` table, `GET_LOCK`, dirty flag.
 
 use super::{
-    ApplyReport, MIGRATIONS, Migration, MigrationState, MigrationStatus, Recorded, SchemaApplier,
-    SchemaError, compare,
+    ApplyReport, Recorded, SchemaApplier, SchemaError, SchemaVersion, VERSIONS, VersionState,
+    VersionStatus, compare,
 };
+use crate::cluster;
 use crate::config::MariaDbConfig;
 use crate::connect;
 use async_trait::async_trait;
@@ -23,22 +24,22 @@ const HISTORY_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_history (
     execution_ms  BIGINT UNSIGNED NULL
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4";
 
-/// Applies [`MIGRATIONS`] (or a given list) to the database named in a [`MariaDbConfig`],
+/// Applies [`VERSIONS`] (or a given list) to the database named in a [`MariaDbConfig`],
 /// creating the database if needed.
 #[derive(Debug, Clone)]
 pub struct MariaDbSchema {
     config: MariaDbConfig,
-    migrations: &'static [Migration],
+    migrations: &'static [SchemaVersion],
 }
 
 impl MariaDbSchema {
     /// The platform's embedded schema on the configured database.
     pub fn new(config: MariaDbConfig) -> Self {
-        Self::with_migrations(config, MIGRATIONS)
+        Self::with_migrations(config, VERSIONS)
     }
 
     /// Another list of scripts (tests, or a service that extends the schema).
-    pub fn with_migrations(config: MariaDbConfig, migrations: &'static [Migration]) -> Self {
+    pub fn with_migrations(config: MariaDbConfig, migrations: &'static [SchemaVersion]) -> Self {
         Self { config, migrations }
     }
 
@@ -48,7 +49,7 @@ impl MariaDbSchema {
 
     /// Connects to the server and creates the database when it does not exist yet.
     async fn connect(&self) -> Result<MySqlConnection, SchemaError> {
-        let mut conn = connect::mariadb_connection(&self.config, false).await?;
+        let mut conn = cluster::writable_connection(&self.config, false).await?;
         let create = format!(
             "CREATE DATABASE IF NOT EXISTS `{0}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; USE `{0}`",
             self.database()
@@ -124,43 +125,43 @@ impl MariaDbSchema {
         // Refuse before touching anything if the recorded history is not a clean prefix.
         for s in &status {
             match &s.state {
-                MigrationState::Drift { .. } => {
+                VersionState::Drift { .. } => {
                     return Err(SchemaError::Drift {
                         version: s.version,
                         description: s.description.clone(),
                     });
                 }
-                MigrationState::Dirty => return Err(SchemaError::Dirty { version: s.version }),
-                MigrationState::Unknown { description } => {
+                VersionState::Dirty => return Err(SchemaError::Dirty { version: s.version }),
+                VersionState::Unknown { description } => {
                     return Err(SchemaError::UnknownVersion {
                         version: s.version,
                         description: description.clone(),
                     });
                 }
-                MigrationState::Applied | MigrationState::Pending => {}
+                VersionState::Applied | VersionState::Pending => {}
             }
         }
         let last_applied = status
             .iter()
-            .filter(|s| s.state == MigrationState::Applied)
+            .filter(|s| s.state == VersionState::Applied)
             .map(|s| s.version)
             .max();
         if let Some(s) = status.iter().find(|s| {
-            s.state == MigrationState::Pending && last_applied.is_some_and(|l| s.version < l)
+            s.state == VersionState::Pending && last_applied.is_some_and(|l| s.version < l)
         }) {
             return Err(SchemaError::OutOfOrder { version: s.version });
         }
         let mut report = ApplyReport {
             already_applied: status
                 .iter()
-                .filter(|s| s.state == MigrationState::Applied)
+                .filter(|s| s.state == VersionState::Applied)
                 .count(),
             ..ApplyReport::default()
         };
         for m in self.migrations {
             let pending = status
                 .iter()
-                .any(|s| s.version == m.version && s.state == MigrationState::Pending);
+                .any(|s| s.version == m.version && s.state == VersionState::Pending);
             if !pending {
                 continue;
             }
@@ -211,8 +212,8 @@ impl MariaDbSchema {
 
 #[async_trait]
 impl SchemaApplier for MariaDbSchema {
-    async fn status(&self) -> Result<Vec<MigrationStatus>, SchemaError> {
-        let mut conn = connect::mariadb_connection(&self.config, false).await?;
+    async fn status(&self) -> Result<Vec<VersionStatus>, SchemaError> {
+        let mut conn = cluster::writable_connection(&self.config, false).await?;
         let exists: Option<String> = sqlx::query_scalar(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'schema_history'",
         )
@@ -253,7 +254,7 @@ impl SchemaApplier for MariaDbSchema {
                 database: self.database().to_owned(),
             });
         }
-        let mut conn = connect::mariadb_connection(&self.config, false).await?;
+        let mut conn = cluster::writable_connection(&self.config, false).await?;
         self.lock(&mut conn).await?;
         tracing::info!(
             database = self.database(),

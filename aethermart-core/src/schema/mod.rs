@@ -1,6 +1,6 @@
 //! Versioned, checksummed schema scripts and the [`SchemaApplier`] that applies them.
 //!
-//! The scripts in the repository's `sql/` folder are embedded at build time ([`MIGRATIONS`]).
+//! The scripts in the repository's `sql/` folder are embedded at build time ([`VERSIONS`]).
 //! Applying records each version in `schema_history` with the SHA-256 of its text; an applied
 //! script whose text has changed since is refused, as is a database left half-way by a failed
 //! script (MariaDB commits DDL implicitly, so a failed script cannot be rolled back).
@@ -16,7 +16,7 @@ use std::fmt;
 
 /// One embedded schema script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Migration {
+pub struct SchemaVersion {
     /// Position in the sequence, from 1, no gaps.
     pub version: u32,
     /// What the script does.
@@ -25,7 +25,7 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-impl Migration {
+impl SchemaVersion {
     /// Hex SHA-256 of the script text, as recorded in `schema_history`.
     pub fn checksum(&self) -> String {
         Sha256::digest(self.sql.as_bytes())
@@ -36,43 +36,43 @@ impl Migration {
 }
 
 /// The platform's schema, in order.
-pub static MIGRATIONS: &[Migration] = &[
-    Migration {
+pub static VERSIONS: &[SchemaVersion] = &[
+    SchemaVersion {
         version: 1,
         description: "relational core: customers, addresses, categories, products, services, orders, bookings",
         sql: include_str!("../../sql/0001_relational_core.sql"),
     },
-    Migration {
+    SchemaVersion {
         version: 2,
         description: "business logic: sp_PlaceOrder, sp_CancelOrder, stock and guard triggers, reporting views",
         sql: include_str!("../../sql/0002_business_logic.sql"),
     },
-    Migration {
+    SchemaVersion {
         version: 3,
         description: "semantic search: the descriptive text of products and services",
         sql: include_str!("../../sql/0003_semantic_search.sql"),
     },
-    Migration {
+    SchemaVersion {
         version: 4,
         description: "migration state: checkpoints and the lineage tracker",
         sql: include_str!("../../sql/0004_migration_state.sql"),
     },
-    Migration {
+    SchemaVersion {
         version: 5,
         description: "sync capture: queues filled by triggers, dead letters",
         sql: include_str!("../../sql/0005_sync_capture.sql"),
     },
-    Migration {
+    SchemaVersion {
         version: 6,
         description: "governance: the masked customer view",
         sql: include_str!("../../sql/0006_governance.sql"),
     },
-    Migration {
+    SchemaVersion {
         version: 7,
         description: "data quality: the log of every check",
         sql: include_str!("../../sql/0007_data_quality.sql"),
     },
-    Migration {
+    SchemaVersion {
         version: 8,
         description: "high availability: the node the sync workers claim on",
         sql: include_str!("../../sql/0008_sync_home.sql"),
@@ -81,7 +81,7 @@ pub static MIGRATIONS: &[Migration] = &[
 
 /// Where one script stands in a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MigrationState {
+pub enum VersionState {
     /// Applied with the same text as now.
     Applied,
     /// Not applied yet.
@@ -100,7 +100,7 @@ pub enum MigrationState {
     },
 }
 
-impl fmt::Display for MigrationState {
+impl fmt::Display for VersionState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Applied => f.write_str("applied"),
@@ -114,13 +114,13 @@ impl fmt::Display for MigrationState {
 
 /// One line of [`SchemaApplier::status`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigrationStatus {
+pub struct VersionStatus {
     /// Script version.
     pub version: u32,
     /// Script description.
     pub description: String,
     /// Where it stands.
-    pub state: MigrationState,
+    pub state: VersionState,
 }
 
 /// The result of [`SchemaApplier::apply`].
@@ -224,7 +224,7 @@ pub enum SchemaError {
 #[async_trait]
 pub trait SchemaApplier: Send + Sync {
     /// Each known and recorded version with its state.
-    async fn status(&self) -> Result<Vec<MigrationStatus>, SchemaError>;
+    async fn status(&self) -> Result<Vec<VersionStatus>, SchemaError>;
     /// Applies every pending version in order.
     async fn apply(&self) -> Result<ApplyReport, SchemaError>;
     /// Drops and recreates the database, empty. Refuses unless `confirmed` is true.
@@ -232,19 +232,19 @@ pub trait SchemaApplier: Send + Sync {
 }
 
 /// Compares what a database recorded with the known scripts (pure; unit-tested).
-pub fn compare(known: &[Migration], recorded: &[Recorded]) -> Vec<MigrationStatus> {
-    let mut out: Vec<MigrationStatus> = known
+pub fn compare(known: &[SchemaVersion], recorded: &[Recorded]) -> Vec<VersionStatus> {
+    let mut out: Vec<VersionStatus> = known
         .iter()
         .map(|m| {
             let state = match recorded.iter().find(|r| r.version == m.version) {
-                None => MigrationState::Pending,
-                Some(r) if !r.finished => MigrationState::Dirty,
-                Some(r) if r.checksum != m.checksum() => MigrationState::Drift {
+                None => VersionState::Pending,
+                Some(r) if !r.finished => VersionState::Dirty,
+                Some(r) if r.checksum != m.checksum() => VersionState::Drift {
                     recorded: r.checksum.clone(),
                 },
-                Some(_) => MigrationState::Applied,
+                Some(_) => VersionState::Applied,
             };
-            MigrationStatus {
+            VersionStatus {
                 version: m.version,
                 description: m.description.to_owned(),
                 state,
@@ -253,10 +253,10 @@ pub fn compare(known: &[Migration], recorded: &[Recorded]) -> Vec<MigrationStatu
         .collect();
     for r in recorded {
         if !known.iter().any(|m| m.version == r.version) {
-            out.push(MigrationStatus {
+            out.push(VersionStatus {
                 version: r.version,
                 description: r.description.clone(),
-                state: MigrationState::Unknown {
+                state: VersionState::Unknown {
                     description: r.description.clone(),
                 },
             });
@@ -283,7 +283,7 @@ pub struct Recorded {
 mod tests {
     use super::*;
 
-    fn recorded(m: &Migration, finished: bool) -> Recorded {
+    fn recorded(m: &SchemaVersion, finished: bool) -> Recorded {
         Recorded {
             version: m.version,
             description: m.description.into(),
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn versions_are_sequential_from_one() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
+        for (i, m) in VERSIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.description);
             assert!(
                 !m.sql.contains('\r'),
@@ -306,17 +306,14 @@ mod tests {
 
     #[test]
     fn compare_finds_pending_applied_drift_dirty_and_unknown() {
-        let all = compare(MIGRATIONS, &[]);
-        assert!(all.iter().all(|s| s.state == MigrationState::Pending));
+        let all = compare(VERSIONS, &[]);
+        assert!(all.iter().all(|s| s.state == VersionState::Pending));
 
-        let mut rec = vec![
-            recorded(&MIGRATIONS[0], true),
-            recorded(&MIGRATIONS[1], false),
-        ];
-        let status = compare(MIGRATIONS, &rec);
-        assert_eq!(status[0].state, MigrationState::Applied);
-        assert_eq!(status[1].state, MigrationState::Dirty);
-        assert_eq!(status[2].state, MigrationState::Pending);
+        let mut rec = vec![recorded(&VERSIONS[0], true), recorded(&VERSIONS[1], false)];
+        let status = compare(VERSIONS, &rec);
+        assert_eq!(status[0].state, VersionState::Applied);
+        assert_eq!(status[1].state, VersionState::Dirty);
+        assert_eq!(status[2].state, VersionState::Pending);
 
         rec[0].checksum = "0".repeat(64);
         rec.push(Recorded {
@@ -325,18 +322,18 @@ mod tests {
             checksum: String::new(),
             finished: true,
         });
-        let status = compare(MIGRATIONS, &rec);
-        assert!(matches!(status[0].state, MigrationState::Drift { .. }));
+        let status = compare(VERSIONS, &rec);
+        assert!(matches!(status[0].state, VersionState::Drift { .. }));
         assert_eq!(status.last().map(|s| s.version), Some(99));
         assert!(matches!(
             status.last().map(|s| &s.state),
-            Some(MigrationState::Unknown { .. })
+            Some(VersionState::Unknown { .. })
         ));
     }
 
     #[test]
     fn checksum_is_sha256_hex() {
-        let m = Migration {
+        let m = SchemaVersion {
             version: 1,
             description: "x",
             sql: "",

@@ -1,6 +1,6 @@
 //! [`SyncMetrics`] (Prometheus) and a minimal HTTP endpoint serving `/metrics` and `/healthz`.
 
-use crate::migrate::Entity;
+use crate::projection::Entity;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -28,7 +28,7 @@ type HistogramFamily = Family<QueueLabel, Histogram, fn() -> Histogram>;
 
 fn label(entity: Entity) -> QueueLabel {
     QueueLabel {
-        queue: super::queue_table(entity).to_owned(),
+        queue: entity.queue_table().to_owned(),
     }
 }
 
@@ -176,7 +176,7 @@ impl SyncMetrics {
         let kind = if transient { "transient" } else { "permanent" };
         self.errors
             .get_or_create(&ErrorLabel {
-                queue: super::queue_table(entity).to_owned(),
+                queue: entity.queue_table().to_owned(),
                 kind: kind.to_owned(),
             })
             .inc();

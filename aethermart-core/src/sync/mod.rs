@@ -15,22 +15,35 @@
 //!
 //! Guarantees: at-least-once delivery plus an idempotent sink give an exactly-once effect; per
 //! key, the document ends equal to the last committed row, whatever the order of the events.
-//! A change whose document keeps failing moves to `sync_dead_letters` after
-//! [`SyncOptions::max_attempts`] and stops blocking the others. Transient failures (MariaDB
-//! deadlock, lock wait, lost connection; MongoDB network errors) are retried with backoff.
-//! While an initial migration runs, workers pause: the migration holds a lock they check.
+//! The loop owns the policy, whatever the source: a change whose document keeps failing is
+//! retried later ([`RetryPolicy`]) and moves to the dead letters after
+//! [`SyncOptions::max_attempts`], so it stops blocking the others; transient failures (MariaDB
+//! deadlock, lock wait, lost connection; MongoDB network errors, see [`crate::retry`]) are
+//! retried with a backoff. While an initial migration runs, workers pause: the migration holds
+//! a lock they check.
+//!
+//! Documents are built by [`crate::projection`], the same code the migration uses.
 
+#[cfg(feature = "cli")]
+mod args;
 mod metrics;
 mod mongo_sink;
+mod probe;
 mod queue;
 mod syncer;
+#[cfg(test)]
+mod tests;
 
+#[cfg(feature = "cli")]
+pub use args::SyncArgs;
 pub use metrics::{SyncMetrics, serve_metrics};
 pub use mongo_sink::MongoSink;
+pub use probe::{ProbeError, QueueStatus, measure_latency, queue_status};
 pub use queue::QueueSource;
 pub use syncer::{SyncReport, Syncer};
 
-use crate::migrate::Entity;
+use crate::mongo_write::CommandError;
+use crate::projection::{Entity, LookupError, ReadError, Refused};
 use async_trait::async_trait;
 use mongodb::bson::Document;
 use serde::Serialize;
@@ -57,15 +70,6 @@ pub struct Write {
     pub op: WriteOp,
 }
 
-/// A document the sink refused (it will be retried, then dead-lettered), with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Refused {
-    /// The document's `_id`.
-    pub key: i64,
-    /// Why.
-    pub reason: String,
-}
-
 /// What acknowledging a batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Acknowledged {
@@ -89,9 +93,15 @@ pub trait ClaimedBatch: Send {
     fn changes(&self) -> u64;
     /// Seconds from the oldest claimed change's commit to now.
     fn lag_seconds(&self) -> f64;
-    /// Records the outcome: entries of the keys in `failed` are kept for a retry (or
-    /// dead-lettered after too many attempts), all other claimed entries are removed.
-    async fn acknowledge(self: Box<Self>, failed: Vec<Refused>) -> Result<Acknowledged, SyncError>;
+    /// Records the outcome: the changes of the keys in `failed` failed once more, and `policy`
+    /// decides, per change and from its earlier attempts, whether it is retried later or
+    /// dead-lettered; all other claimed changes are done. Keys whose document the source
+    /// could not build count as failed too.
+    async fn acknowledge(
+        self: Box<Self>,
+        failed: Vec<Refused>,
+        policy: RetryPolicy,
+    ) -> Result<Acknowledged, SyncError>;
     /// Gives the batch back untouched (e.g. the sink is unreachable).
     async fn abandon(self: Box<Self>);
 }
@@ -145,7 +155,7 @@ pub struct SyncOptions {
     pub backoff: Duration,
     /// Longest backoff.
     pub max_backoff: Duration,
-    /// Attempts before a failing change moves to `sync_dead_letters`.
+    /// Attempts before a failing change moves to the dead letters.
     pub max_attempts: u32,
 }
 
@@ -169,6 +179,47 @@ impl SyncOptions {
     pub fn pool_size(&self, queues: usize) -> u32 {
         (queues * self.lanes.max(1) * 3 + 2) as u32
     }
+
+    /// The policy for changes whose document failed.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+        }
+    }
+}
+
+/// What happens to a change whose document failed (it could not be built, or the sink refused
+/// it): the loop decides, every source records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Failed attempts after which a change is dead-lettered (at least 1).
+    pub max_attempts: u32,
+}
+
+/// The decision for one failed change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Claim it again after this delay.
+    RetryAfter(Duration),
+    /// Move it to the dead letters: it stops blocking the others.
+    DeadLetter,
+}
+
+impl RetryPolicy {
+    /// Longest wait before a failed change is retried.
+    pub const MAX_DELAY: Duration = Duration::from_secs(60);
+
+    /// The decision for a change that failed once more after `earlier` failed attempts: the
+    /// delay doubles with the attempts (0.2 s, 0.4 s, 0.8 s, … at most a minute) until the
+    /// attempts reach `max_attempts`.
+    pub fn after_failure(&self, earlier: u32) -> Disposition {
+        if earlier.saturating_add(1) >= self.max_attempts {
+            Disposition::DeadLetter
+        } else {
+            let millis = (100u64 << (earlier + 1).min(9)).min(Self::MAX_DELAY.as_millis() as u64);
+            Disposition::RetryAfter(Duration::from_millis(millis))
+        }
+    }
 }
 
 /// Why syncing failed.
@@ -178,7 +229,7 @@ pub enum SyncError {
     /// A store could not be reached at start.
     #[error(transparent)]
     Connect(#[from] crate::connect::ConnectError),
-    /// A MariaDB statement failed.
+    /// A MariaDB statement of the source failed (claiming, recording).
     #[error("{step} failed: {source}")]
     MariaDb {
         /// What was being done.
@@ -187,59 +238,59 @@ pub enum SyncError {
         #[source]
         source: sqlx::Error,
     },
+    /// Reading the changed rows failed, or one of them cannot become a document.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// Reading the category paths or ratings failed.
     #[error("reading lookups failed: {0}")]
-    Lookups(String),
-    /// MongoDB failed as a whole (not a per-document refusal).
-    #[error("writing to MongoDB collection {collection} failed: {reason}")]
+    Lookups(#[source] LookupError),
+    /// MongoDB failed a write command as a whole (not a per-document refusal).
+    #[error("writing to MongoDB collection {collection} failed: {source}")]
     MongoDb {
         /// The collection.
         collection: String,
-        /// Whether retrying may succeed (network, election, write concern).
-        transient: bool,
-        /// The driver's message.
-        reason: String,
+        /// The command's failure.
+        #[source]
+        source: CommandError,
     },
     /// MongoDB refused the whole batch for a reason that lies in its documents (too large,
     /// invalid field names, …): the documents are then written one by one.
-    #[error("MongoDB refused a batch for {collection} (code {code}): {reason}")]
+    #[error("MongoDB refused a batch for {collection}: {source}")]
     MongoDbRefused {
         /// The collection.
         collection: String,
-        /// MongoDB's error code.
-        code: i32,
-        /// MongoDB's message.
-        reason: String,
+        /// The command's failure.
+        #[source]
+        source: CommandError,
     },
     /// A sink of another kind failed.
-    #[error("the sink failed: {reason}")]
+    #[error("the sink failed: {source}")]
     Sink {
         /// Whether retrying may succeed.
         transient: bool,
         /// Why.
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The sync probe found a problem.
-    #[error("{0}")]
-    Probe(String),
     /// A worker task stopped unexpectedly.
     #[error("a sync task stopped unexpectedly: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl SyncError {
-    /// True when retrying the same work may succeed.
+    /// True when retrying the same work may succeed (see [`crate::retry`]).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::MariaDb { source, .. } => mariadb_transient(source),
-            Self::MongoDb { transient, .. } | Self::Sink { transient, .. } => *transient,
+            Self::MariaDb { source, .. } | Self::Read(ReadError::Query { source, .. }) => {
+                crate::retry::mariadb_idempotent(source)
+            }
+            Self::MongoDb { source, .. } => source.is_retryable(),
+            Self::Sink { transient, .. } => *transient,
             Self::Lookups(_) | Self::Connect(_) => true,
-            Self::Task(_) | Self::MongoDbRefused { .. } | Self::Probe(_) => false,
+            _ => false,
         }
     }
-}
 
-impl SyncError {
     /// True when a sink refused a batch because of the documents in it (see [`Sink`]).
     pub fn is_document_error(&self) -> bool {
         matches!(
@@ -255,167 +306,6 @@ impl SyncError {
     /// True when the error comes from one row's values (it cannot become a document), not
     /// from the servers or the setup: such a change is retried, then dead-lettered.
     pub fn is_row_error(&self) -> bool {
-        matches!(
-            self,
-            Self::MariaDb {
-                source: sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. },
-                ..
-            }
-        )
-    }
-}
-
-/// Deadlock (1213, also a Galera certification conflict), lock wait timeout (1205), a Galera
-/// node not ready (1047), lost or refused connections, pool timeouts: errors after which the
-/// same statement may succeed (on the same node, or on another one a cluster pool moved to).
-fn mariadb_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            let code = db
-                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .map(|m| m.number());
-            // 1213 deadlock, 1205 lock wait, 1053/1077/1927 shutdown or killed, 2006/2013 gone,
-            // 1040/1203 too many connections, 1047 Galera node not prepared for queries.
-            matches!(
-                code,
-                Some(1213 | 1205 | 1053 | 1077 | 1927 | 2006 | 2013 | 1040 | 1203 | 1047)
-            )
-        }
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_) => true,
-        _ => false,
-    }
-}
-
-/// The queue table of an entity's collection.
-pub const fn queue_table(entity: Entity) -> &'static str {
-    match entity {
-        Entity::Customers => "customer_sync_queue",
-        Entity::Products => "product_sync_queue",
-        Entity::Services => "service_sync_queue",
-        Entity::Orders => "order_sync_queue",
-    }
-}
-
-/// The name of a MariaDB user lock private to `database` (named locks are server-wide and at
-/// most 64 characters, so the database name is hashed).
-pub(crate) fn lock_name(database: &str, what: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let hash = Sha256::digest(database.as_bytes());
-    let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("amt:{hex}:{what}")
-}
-
-/// The lock an initial migration holds while it runs; workers pause while it is taken.
-pub(crate) fn migration_lock(database: &str) -> String {
-    lock_name(database, "migration")
-}
-
-/// Where one queue stands.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QueueStatus {
-    /// The queue table.
-    pub queue: &'static str,
-    /// The collection it feeds.
-    pub collection: &'static str,
-    /// Entries waiting (including those waiting for a retry).
-    pub pending: u64,
-    /// Entries that failed at least once and wait for a retry.
-    pub retrying: u64,
-    /// Age in seconds of the oldest waiting entry (0 when empty).
-    pub oldest_seconds: f64,
-    /// Changes of this queue in `sync_dead_letters`.
-    pub dead_letters: u64,
-}
-
-/// Reads every queue's depth, retries, age and dead letters (`aethermart sync status`).
-pub async fn status(pool: &sqlx::MySqlPool) -> Result<Vec<QueueStatus>, SyncError> {
-    let mut out = Vec::new();
-    for entity in Entity::ALL {
-        let queue = queue_table(entity);
-        let (pending, retrying, oldest): (i64, Option<rust_decimal::Decimal>, Option<i64>) =
-            sqlx::query_as(&format!(
-                "SELECT COUNT(*), SUM(attempts > 0), \
-                 TIMESTAMPDIFF(MICROSECOND, MIN(changed_at), NOW(6)) FROM {queue}"
-            ))
-            .fetch_one(pool)
-            .await
-            .map_err(|source| SyncError::MariaDb {
-                step: "reading the queues",
-                source,
-            })?;
-        let dead: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sync_dead_letters WHERE queue = ?")
-                .bind(queue)
-                .fetch_one(pool)
-                .await
-                .map_err(|source| SyncError::MariaDb {
-                    step: "reading the dead letters",
-                    source,
-                })?;
-        out.push(QueueStatus {
-            queue,
-            collection: entity.collection(),
-            pending: pending.max(0) as u64,
-            retrying: retrying.and_then(|d| u64::try_from(d).ok()).unwrap_or(0),
-            oldest_seconds: oldest.unwrap_or(0).max(0) as f64 / 1e6,
-            dead_letters: dead.max(0) as u64,
-        });
-    }
-    Ok(out)
-}
-
-/// Touches a customer in MariaDB (its `updated_at`, nothing else) and waits until MongoDB's
-/// profile shows the new time: the end-to-end latency of the sync right now (a worker must be
-/// running). `aethermart sync probe`.
-pub async fn probe(
-    pool: &sqlx::MySqlPool,
-    mongo: &mongodb::Database,
-    customer: u64,
-    timeout: Duration,
-) -> Result<Duration, SyncError> {
-    use mongodb::bson::doc;
-    let step = |step| move |source| SyncError::MariaDb { step, source };
-    let mut tx = pool.begin().await.map_err(step("touching the customer"))?;
-    let touched = sqlx::query("UPDATE Customers SET updated_at = NOW(6) WHERE customer_id = ?")
-        .bind(customer)
-        .execute(&mut *tx)
-        .await
-        .map_err(step("touching the customer"))?
-        .rows_affected();
-    if touched == 0 {
-        return Err(SyncError::Probe(format!(
-            "customer {customer} does not exist"
-        )));
-    }
-    let updated: chrono::NaiveDateTime =
-        sqlx::query_scalar("SELECT updated_at FROM Customers WHERE customer_id = ?")
-            .bind(customer)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(step("reading the customer"))?;
-    tx.commit().await.map_err(step("committing the touch"))?;
-    let committed = std::time::Instant::now();
-    let profiles = mongo.collection::<mongodb::bson::Document>(crate::document::CUSTOMER_PROFILES);
-    let expected = crate::document::date(updated.and_utc());
-    loop {
-        let seen = profiles
-            .find_one(doc! { "_id": crate::document::key(customer), "updated_at": expected })
-            .await
-            .map_err(|e| SyncError::Probe(format!("reading the profile failed: {e}")))?;
-        if seen.is_some() {
-            return Ok(committed.elapsed());
-        }
-        if committed.elapsed() > timeout {
-            return Err(SyncError::Probe(format!(
-                "the change did not reach MongoDB within {} s: is aethermart-worker running?",
-                timeout.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        matches!(self, Self::Read(e) if e.is_row_fault())
     }
 }

@@ -2,11 +2,11 @@
 //! unordered `delete` command per batch and collection, majority write concern. Both are
 //! idempotent; the commands are MongoDB 6-compatible (8.0's `bulkWrite` is not needed).
 
-use super::{Refused, Sink, SyncError, Write, WriteOp};
-use crate::mongo_write::{self, CommandError};
+use super::{Sink, SyncError, Write, WriteOp};
+use crate::mongo_write;
+use crate::projection::Refused;
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
-use mongodb::error::ErrorKind;
 
 /// Writes documents into a MongoDB database.
 #[derive(Debug, Clone)]
@@ -20,74 +20,22 @@ impl MongoSink {
         Self { db }
     }
 
+    /// Runs a write command; a failure of the whole command is refused for its documents
+    /// ([`SyncError::MongoDbRefused`]) or not ([`SyncError::MongoDb`]), as
+    /// [`mongo_write::CommandError::lies_in_documents`] decides.
     async fn run(
         &self,
         collection: &str,
         command: Document,
     ) -> Result<Vec<mongo_write::WriteError>, SyncError> {
-        let errors = mongo_write::run(&self.db, command).await.map_err(|e| {
-            let code = match &e {
-                CommandError::Driver(d) => match &*d.kind {
-                    ErrorKind::Command(c) => Some(c.code),
-                    _ => None,
-                },
-                CommandError::WriteConcern { .. } => None,
-            };
-            match code {
-                Some(code) if DOCUMENT_CODES.contains(&code) => SyncError::MongoDbRefused {
-                    collection: collection.to_owned(),
-                    code,
-                    reason: e.to_string(),
-                },
-                _ => SyncError::MongoDb {
-                    collection: collection.to_owned(),
-                    transient: match &e {
-                        CommandError::WriteConcern { .. } => true,
-                        CommandError::Driver(d) => driver_transient(d),
-                    },
-                    reason: e.to_string(),
-                },
+        mongo_write::run(&self.db, command).await.map_err(|source| {
+            let collection = collection.to_owned();
+            if source.lies_in_documents() {
+                SyncError::MongoDbRefused { collection, source }
+            } else {
+                SyncError::MongoDb { collection, source }
             }
-        })?;
-        // A statement refused for a passing reason (an election, a shutdown) is no fault of
-        // its document: the whole batch is retried instead of counting an attempt.
-        if let Some(e) = errors.iter().find(|e| RETRYABLE_CODES.contains(&e.code)) {
-            return Err(SyncError::MongoDb {
-                collection: collection.to_owned(),
-                transient: true,
-                reason: format!("code {}: {}", e.code, e.reason),
-            });
-        }
-        Ok(errors)
-    }
-}
-
-/// Errors after which the same write may succeed: NotWritablePrimary, InterruptedAtShutdown,
-/// InterruptedDueToReplStateChange, PrimarySteppedDown, ShutdownInProgress, HostUnreachable,
-/// HostNotFound, NetworkTimeout, SocketException, NotPrimaryNoSecondaryOk,
-/// NotPrimaryOrSecondary, ExceededTimeLimit, MaxTimeMSExpired, WriteConcernFailed.
-const RETRYABLE_CODES: [i32; 14] = [
-    10107, 11600, 11602, 189, 91, 6, 7, 89, 9001, 13435, 13436, 262, 50, 64,
-];
-
-/// Errors that lie in the documents of a batch: BadValue, FailedToParse, TypeMismatch,
-/// DollarPrefixedFieldName, DocumentValidationFailure, BSONObjectTooLarge, DuplicateKey, …
-const DOCUMENT_CODES: [i32; 12] = [2, 9, 14, 17, 52, 55, 56, 57, 121, 10334, 11000, 17419];
-
-/// Network trouble, no server to select, elections, shutdowns, write concern not met: worth
-/// retrying. Anything else (a malformed command, an authorization failure) is not.
-fn driver_transient(e: &mongodb::error::Error) -> bool {
-    if e.contains_label("RetryableWriteError") {
-        return true;
-    }
-    match &*e.kind {
-        ErrorKind::Io(_)
-        | ErrorKind::ServerSelection { .. }
-        | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::DnsResolve { .. } => true,
-        ErrorKind::Command(c) => RETRYABLE_CODES.contains(&c.code),
-        ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)) => true,
-        _ => false,
+        })
     }
 }
 

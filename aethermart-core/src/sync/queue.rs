@@ -16,12 +16,12 @@
 //! is none, or moves it to its own node when the home stopped taking writes. Workers converge
 //! on one node whatever order their URLs list the nodes in.
 
-use super::{Acknowledged, ClaimedBatch, Refused, Source, SyncError, Write, WriteOp, queue_table};
+use super::{
+    Acknowledged, ClaimedBatch, Disposition, RetryPolicy, Source, SyncError, Write, WriteOp,
+};
 use crate::cluster::ClusterPool;
 use crate::connect::{execute_script, sql_literal};
-use crate::document;
-use crate::migrate::Entity;
-use crate::migrate::source::{self, Lookups, Selection};
+use crate::projection::{self, Entity, Lookups, Refused, Selection, document};
 use async_trait::async_trait;
 use sqlx::MySql;
 use sqlx::Row;
@@ -47,19 +47,16 @@ pub struct QueueSource {
     mariadb: ClusterPool,
     mongo: mongodb::Database,
     database: String,
-    max_attempts: u32,
 }
 
 impl QueueSource {
     /// Claims from the queues of the pool's database (`database` is its name, for the lock
-    /// names); `mongo` is read for the products' rating summaries. A change fails at most
-    /// `max_attempts` times before it is dead-lettered. `mariadb` is a [`sqlx::MySqlPool`] or a
-    /// [`ClusterPool`].
+    /// names); `mongo` is read for the products' rating summaries. `mariadb` is a
+    /// [`sqlx::MySqlPool`] or a [`ClusterPool`].
     pub fn new(
         mariadb: impl Into<ClusterPool>,
         database: impl Into<String>,
         mongo: mongodb::Database,
-        max_attempts: u32,
     ) -> Self {
         Self {
             run_id: crate::lineage::new_run_id(),
@@ -67,7 +64,6 @@ impl QueueSource {
             mariadb: mariadb.into(),
             mongo,
             database: database.into(),
-            max_attempts: max_attempts.max(1),
         }
     }
 
@@ -139,12 +135,7 @@ impl QueueSource {
         };
         let pool = ClusterPool::connect(&config.mariadb, size).await?;
         let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
-        let source = Self::new(
-            pool,
-            config.mariadb.database(),
-            mongo.clone(),
-            options.max_attempts,
-        );
+        let source = Self::new(pool, config.mariadb.database(), mongo.clone());
         Ok((source, mongo))
     }
 
@@ -155,7 +146,7 @@ impl QueueSource {
 
     /// Key locks are named `<prefix><key>`.
     fn key_lock_prefix(&self, entity: Entity) -> String {
-        super::lock_name(&self.database, &format!("{}:", entity.name()))
+        crate::handoff::lock_name(&self.database, &format!("{}:", entity.name()))
     }
 
     /// Reads the current state of `keys`: a write per key, and the keys whose document could
@@ -197,16 +188,13 @@ impl QueueSource {
                 };
                 Lookups::load_for_products(self.mariadb.pool(), &self.mongo, products)
                     .await
-                    .map_err(|e| SyncError::Lookups(e.to_string()))?
+                    .map_err(SyncError::Lookups)?
             }
             Entity::Customers | Entity::Orders => Lookups::default(),
         };
-        let page = source::read_page(self.mariadb.pool(), entity, Selection::Keys(keys), &lookups)
-            .await
-            .map_err(|source| SyncError::MariaDb {
-                step: "reading the changed rows",
-                source,
-            })?;
+        let page =
+            projection::read_page(self.mariadb.pool(), entity, Selection::Keys(keys), &lookups)
+                .await?;
         let mut present: HashMap<i64, mongodb::bson::Document> = page
             .map(|p| p.docs.into_iter().collect())
             .unwrap_or_default();
@@ -216,7 +204,7 @@ impl QueueSource {
                 let key = document::key(k);
                 let op = match present.remove(&key) {
                     // Profiles are merged: preferences live only in MongoDB.
-                    Some(d) if entity == Entity::Customers => WriteOp::Merge(d),
+                    Some(d) if entity.merges() => WriteOp::Merge(d),
                     Some(d) => WriteOp::Replace(d),
                     None => WriteOp::Delete,
                 };
@@ -245,8 +233,8 @@ impl Source for QueueSource {
         entity: Entity,
         limit: u32,
     ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError> {
-        let queue = queue_table(entity);
-        let busy = &self.busy[Entity::ALL.iter().position(|e| *e == entity).unwrap_or(0)];
+        let queue = entity.queue_table();
+        let busy = &self.busy[entity.index()];
         let cluster = self.mariadb.server().is_some();
         // An idle queue costs one primary-key read, no transaction.
         if !busy.load(Ordering::Relaxed) {
@@ -273,7 +261,6 @@ impl Source for QueueSource {
             conn: Some(conn),
             entity,
             queue,
-            max_attempts: self.max_attempts,
             entries: Vec::new(),
             writes: Vec::new(),
             unreadable: Vec::new(),
@@ -305,7 +292,7 @@ impl Source for QueueSource {
              FROM {queue} WHERE retry_at IS NULL OR retry_at <= NOW(6) \
              ORDER BY queue_id LIMIT {limit} FOR UPDATE SKIP LOCKED",
             prefix = self.key_lock_prefix(entity),
-            migration = super::migration_lock(&self.database),
+            migration = crate::handoff::migration_lock(&self.database),
         );
         let rows = sqlx::Executor::fetch_all(&mut **conn, sql.as_str())
             .await
@@ -389,7 +376,7 @@ impl Source for QueueSource {
     }
 
     async fn pending(&self, entity: Entity) -> Result<u64, SyncError> {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", queue_table(entity)))
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", entity.queue_table()))
             .fetch_one(self.mariadb.pool())
             .await
             .map_err(db_err("counting the queue"))?;
@@ -413,7 +400,6 @@ struct Claim {
     conn: Option<PoolConnection<MySql>>,
     entity: Entity,
     queue: &'static str,
-    max_attempts: u32,
     entries: Vec<Entry>,
     writes: Vec<Write>,
     /// Keys whose document could not be built: they count as failed attempts.
@@ -442,7 +428,11 @@ impl Claim {
         }
     }
 
-    async fn record(&mut self, failed: &[Refused]) -> Result<Acknowledged, SyncError> {
+    async fn record(
+        &mut self,
+        failed: &[Refused],
+        policy: RetryPolicy,
+    ) -> Result<Acknowledged, SyncError> {
         let reasons: BTreeMap<u64, String> = failed
             .iter()
             .chain(&self.unreadable)
@@ -451,13 +441,16 @@ impl Claim {
         let entries = std::mem::take(&mut self.entries);
         let (mut done, mut retry, mut dead) = (Vec::new(), Vec::new(), Vec::new());
         for e in &entries {
-            match reasons.get(&e.key) {
+            match reasons
+                .get(&e.key)
+                .map(|r| (r, policy.after_failure(e.attempts)))
+            {
                 None => done.push(e.queue_id),
-                Some(reason) if e.attempts + 1 >= self.max_attempts => dead.push((e, reason)),
-                Some(reason) => retry.push((e, reason)),
+                Some((reason, Disposition::DeadLetter)) => dead.push((e, reason)),
+                Some((reason, Disposition::RetryAfter(delay))) => retry.push((e, reason, delay)),
             }
         }
-        let (queue, max_attempts) = (self.queue, self.max_attempts);
+        let queue = self.queue;
         let written = self
             .writes
             .iter()
@@ -493,22 +486,20 @@ impl Claim {
             String::new()
         };
         let conn = self.conn();
-        for (e, reason) in &retry {
-            // Backoff grows with the attempts: 0.2 s, 0.4 s, 0.8 s, … (at most a minute).
-            let delay_ms = (100u64 << (e.attempts + 1).min(9)).min(60_000);
+        for (e, reason, delay) in &retry {
             sqlx::query(&format!(
                 "UPDATE {queue} SET attempts = attempts + 1, last_error = ?, \
-                 retry_at = NOW(6) + INTERVAL ? * 1000 MICROSECOND WHERE queue_id = ?"
+                 retry_at = NOW(6) + INTERVAL ? MICROSECOND WHERE queue_id = ?"
             ))
             .bind(reason.as_str())
-            .bind(delay_ms)
+            .bind(delay.as_micros() as u64)
             .bind(e.queue_id)
             .execute(&mut **conn)
             .await
             .map_err(db_err("recording a failed attempt"))?;
         }
         for (e, reason) in &dead {
-            tracing::warn!(queue, key = e.key, attempts = max_attempts, %reason, "change moved to sync_dead_letters");
+            tracing::warn!(queue, key = e.key, attempts = e.attempts + 1, %reason, "change moved to sync_dead_letters");
             sqlx::query(&format!(
                 "INSERT INTO sync_dead_letters (queue, entity_key, operation, source_table, changed_at, attempts, error) \
                  SELECT ?, entity_key, operation, source_table, changed_at, attempts + 1, ? FROM {queue} WHERE queue_id = ?"
@@ -595,8 +586,9 @@ impl ClaimedBatch for Claim {
     async fn acknowledge(
         mut self: Box<Self>,
         failed: Vec<Refused>,
+        policy: RetryPolicy,
     ) -> Result<Acknowledged, SyncError> {
-        let result = self.record(&failed).await;
+        let result = self.record(&failed, policy).await;
         if result.is_err() {
             self.finish().await;
         }

@@ -1,8 +1,9 @@
 //! [`Syncer`]: the loops that move changes from a [`Source`] to a [`Sink`], a few per queue.
 
-use super::{Refused, Sink, Source, SyncError, SyncMetrics, SyncOptions};
-use crate::migrate::Entity;
+use super::{Sink, Source, SyncError, SyncMetrics, SyncOptions, Write};
+use crate::projection::{Entity, Refused};
 use serde::Serialize;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -97,9 +98,18 @@ impl Syncer {
         self.metrics.clone()
     }
 
-    /// Follows the queues until `stop` turns true (or its sender is dropped). A batch being
-    /// applied when the stop arrives is finished first (or, if it fails, given back).
-    pub async fn run(&self, stop: watch::Receiver<bool>) -> Result<SyncReport, SyncError> {
+    /// Follows the queues until `shutdown` resolves (e.g. on a signal). A batch being applied
+    /// when it does is finished first (or, if it fails, given back): a stop never leaves a
+    /// write in flight whose key another worker could then write from a newer state.
+    pub async fn run(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<SyncReport, SyncError> {
+        let (stop_tx, stop) = watch::channel(false);
+        let relay = tokio::spawn(async move {
+            shutdown.await;
+            stop_tx.send_replace(true);
+        });
         let depth = {
             let (me, mut stop) = (self.clone(), stop.clone());
             tokio::spawn(async move {
@@ -120,6 +130,7 @@ impl Syncer {
         };
         let result = self.all(Mode::Follow, stop).await;
         depth.abort();
+        relay.abort();
         result
     }
 
@@ -150,10 +161,7 @@ impl Syncer {
         let mut report = SyncReport::default();
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
-            match joined
-                .map_err(|e| SyncError::Task(e.to_string()))
-                .and_then(|r| r)
-            {
+            match joined.map_err(SyncError::Task).and_then(|r| r) {
                 Ok(r) => report.add(&r),
                 Err(e) => {
                     stop_all.send_replace(true);
@@ -246,7 +254,9 @@ impl Syncer {
         let documents = (batch.writes().len() - refused.len()) as u64;
         let lag = batch.lag_seconds();
         let applied_at = Instant::now();
-        let ack = batch.acknowledge(refused).await?;
+        let ack = batch
+            .acknowledge(refused, self.options.retry_policy())
+            .await?;
         self.metrics.batch(
             entity,
             &ack,
@@ -278,11 +288,7 @@ impl Syncer {
 
     /// Applies the writes; when the sink refuses the batch because of its documents, applies
     /// them one by one so that only the writes that fail count as refused.
-    async fn apply(
-        &self,
-        collection: &str,
-        writes: &[super::Write],
-    ) -> Result<Vec<Refused>, SyncError> {
+    async fn apply(&self, collection: &str, writes: &[Write]) -> Result<Vec<Refused>, SyncError> {
         match self.sink.apply(collection, writes).await {
             Err(e) if e.is_document_error() && writes.len() > 1 => {
                 tracing::warn!(collection, error = %e, "batch refused as a whole; isolating the failing documents");

@@ -7,8 +7,9 @@
 //! `eval "$(scripts/services.sh env)"; cargo run -p aethermart-examples --bin embed_syncer`
 
 use aethermart_core::config::Config;
+use aethermart_core::projection::Refused;
 use aethermart_core::sync::{
-    MongoSink, QueueSource, Refused, Sink, SyncError, SyncOptions, Syncer, Write, WriteOp,
+    MongoSink, QueueSource, Sink, SyncError, SyncOptions, Syncer, Write, WriteOp,
 };
 use async_trait::async_trait;
 use std::process::ExitCode;

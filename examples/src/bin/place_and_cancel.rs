@@ -4,8 +4,8 @@
 //! `eval "$(scripts/services.sh env)"; cargo run -p aethermart-examples --bin place_and_cancel -- 1 2`
 //! (customer id, product id).
 
+use aethermart_core::cluster;
 use aethermart_core::config::Config;
-use aethermart_core::connect;
 use aethermart_core::model::{CustomerId, NewOrderLine, ProductId};
 use aethermart_core::orders::{self, PlaceOrderError};
 use std::process::ExitCode;
@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
 
 async fn run(customer: u64, product: u64) -> Result<(), aethermart_core::Error> {
     let config = Config::from_env()?;
-    let pool = connect::mariadb_pool(&config.mariadb, Default::default()).await?;
+    let pool = cluster::writable_pool(&config.mariadb, Default::default()).await?;
     let lines = [NewOrderLine::Product {
         product_id: ProductId(product),
         quantity: 1,

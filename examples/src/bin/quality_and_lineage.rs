@@ -6,6 +6,7 @@
 //!
 //! `eval "$(scripts/services.sh env)"; cargo run -p aethermart-examples --bin quality_and_lineage`
 
+use aethermart_core::cluster;
 use aethermart_core::config::Config;
 use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::lineage::{self, Namespaces};
@@ -27,7 +28,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<bool, aethermart_core::Error> {
     let config = Config::from_env()?;
-    let pool = connect::mariadb_pool(&config.mariadb, PoolSize { max: 4 }).await?;
+    let pool = cluster::writable_pool(&config.mariadb, PoolSize { max: 4 }).await?;
     let mongo = connect::mongodb_database(&config.mongodb).await?;
     let reconciler = BulkMigrator::new(config.mariadb.clone(), mongo.clone());
     let report = quality::run_checks(&pool, &mongo, &reconciler, QualityOptions::default()).await?;

@@ -1,0 +1,21 @@
+//! `aethermart security apply`.
+
+use crate::EXIT_OK;
+use crate::opt::SecurityCommand;
+use aethermart_core::config::{MariaDbConfig, env_lookup};
+use aethermart_core::{Error, security};
+
+pub async fn run(command: SecurityCommand) -> Result<u8, Error> {
+    let SecurityCommand::Apply = command;
+    let passwords = security::Passwords::from_lookup(env_lookup)?;
+    let config = MariaDbConfig::from_lookup(env_lookup)?;
+    security::apply(&config, &passwords).await?;
+    println!(
+        "roles {}, {}, {} and users alex, sarah, maria applied on database {}",
+        security::ADMIN_ROLE,
+        security::ANALYST_ROLE,
+        security::ENGINEER_ROLE,
+        config.database()
+    );
+    Ok(EXIT_OK)
+}
