@@ -92,6 +92,7 @@ async fn a_customer_profile_round_trips_through_mongodb_and_decimals_through_mar
             last_order_at: Some(Utc.timestamp_opt(1_760_000_000, 0).unwrap()),
         },
         preferences: Preferences::default(),
+        created_at: Utc.timestamp_opt(1_750_000_000, 0).unwrap(),
         updated_at: Utc.timestamp_opt(1_760_000_100, 0).unwrap(),
     };
     let coll = env
@@ -100,7 +101,7 @@ async fn a_customer_profile_round_trips_through_mongodb_and_decimals_through_mar
         .collection::<CustomerProfile>("customer_profiles");
     coll.insert_one(&profile).await.unwrap();
     let back = coll
-        .find_one(doc! { "customer_id": 42_i64 })
+        .find_one(doc! { "_id": 42_i64 })
         .await
         .unwrap()
         .expect("stored profile");

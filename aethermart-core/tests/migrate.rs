@@ -3,8 +3,10 @@
 
 use crate::support::TestEnv;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::model::CustomerProfile;
 use aethermart_core::progress::{NoProgress, Progress};
 use aethermart_core::projection::Entity;
+use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +55,16 @@ async fn a_migration_leaves_equal_stores_and_running_it_again_changes_nothing() 
         .await
         .unwrap();
     assert_eq!(with_prefs, 500);
+    // Every migrated profile is exactly what the model describes (embedders read them typed).
+    let profiles: Vec<CustomerProfile> = mongo
+        .collection::<CustomerProfile>("customer_profiles")
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .expect("every stored profile decodes as a CustomerProfile");
+    assert_eq!(profiles.len(), 500);
     let order = mongo
         .collection::<Document>("orders")
         .find_one(doc! {})

@@ -10,6 +10,7 @@ mod ids;
 mod order;
 mod profile;
 mod review;
+mod stored;
 mod validation;
 
 pub use catalog::{Category, CategoryTree, Product, Service};

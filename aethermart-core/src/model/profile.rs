@@ -45,14 +45,18 @@ impl From<&Address> for ProfileAddress {
     }
 }
 
-/// A customer's order history in brief.
+/// A customer's order history in brief, as a profile's `orders` field stores it: `{count,
+/// lifetime_value (Decimal128), last_order_at (date or null)}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OrderSummary {
     /// Orders placed (cancelled ones included).
+    #[serde(rename = "count")]
     pub order_count: u64,
     /// Sum of the totals of orders not cancelled or returned.
+    #[serde(with = "super::stored::decimal128")]
     pub lifetime_value: Decimal,
     /// When the latest order was placed.
+    #[serde(with = "super::stored::optional_date")]
     pub last_order_at: Option<DateTime<Utc>>,
 }
 
@@ -80,10 +84,15 @@ pub struct Preferences {
     pub favourite_categories: Vec<String>,
 }
 
-/// The `customer_profiles` document.
+/// A `customer_profiles` document exactly as stored (the migration and the sync write it,
+/// `projection::document::profile_fields` plus the MongoDB-only `preferences`): read one with
+/// `collection::<CustomerProfile>("customer_profiles")`. Money is BSON `Decimal128`, times are
+/// BSON dates (milliseconds). A profile whose relational fields have not been migrated yet
+/// (only `preferences`) does not decode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerProfile {
-    /// The customer (also the document `_id`).
+    /// The customer: the document's `_id`.
+    #[serde(rename = "_id")]
     pub customer_id: CustomerId,
     /// Given name.
     pub first_name: String,
@@ -97,9 +106,14 @@ pub struct CustomerProfile {
     pub addresses: Vec<ProfileAddress>,
     /// Order history in brief.
     pub orders: OrderSummary,
-    /// Flexible preferences.
+    /// Flexible preferences (only in MongoDB; the defaults when none were set).
+    #[serde(default)]
     pub preferences: Preferences,
-    /// When the source rows last changed.
+    /// When the customer was created.
+    #[serde(with = "super::stored::date")]
+    pub created_at: DateTime<Utc>,
+    /// When the customer's row last changed.
+    #[serde(with = "super::stored::date")]
     pub updated_at: DateTime<Utc>,
 }
 

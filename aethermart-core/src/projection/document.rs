@@ -395,6 +395,26 @@ mod tests {
             2
         );
         assert_eq!(d.get("phone"), Some(&Bson::Null));
+
+        // The stored document (fields, _id, preferences) is exactly a `CustomerProfile`.
+        let prefs = Preferences {
+            newsletter: true,
+            contact: ContactChannel::Email,
+            favourite_categories: vec!["Audio".into()],
+        };
+        let mut stored = preferences_document(c.id, &prefs);
+        stored.extend(d);
+        let profile: crate::model::CustomerProfile =
+            bson::from_document(stored.clone()).expect("a stored profile decodes");
+        assert_eq!(profile.customer_id, c.id);
+        assert_eq!(profile.orders.lifetime_value, Decimal::new(1_000, 2));
+        assert_eq!((profile.created_at, &profile.preferences), (t, &prefs));
+        let encoded = bson::to_document(&profile).unwrap();
+        assert_eq!(
+            crate::projection::content_hash(&encoded),
+            crate::projection::content_hash(&stored),
+            "encodes to the same document: {encoded} vs {stored}"
+        );
     }
 
     #[test]
