@@ -39,7 +39,7 @@ say "Health of both stores"
 run aethermart doctor
 
 say "The whole platform in one command: fresh schema, data (scale $SCALE, seed $SEED), roles, migration, verification"
-for user in ALEX SARAH MARIA; do    # random passwords, from the environment only
+for user in ALEX SARAH MARIA WORKER; do    # random passwords, from the environment only
   export "AETHERMART_${user}_PASSWORD=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
 done
 run aethermart up --fresh --yes --scale "$SCALE" --seed "$SEED"
@@ -50,9 +50,15 @@ echo "\$ mariadb -u sarah $db -e 'SELECT * FROM v_customers_masked LIMIT 3; SELE
 MYSQL_PWD="$AETHERMART_SARAH_PASSWORD" mariadb -h 127.0.0.1 -P "${AETHERMART_LOCAL_MARIADB_PORT:-13306}" -u sarah "$db" \
   -e 'SELECT * FROM v_customers_masked LIMIT 3; SELECT email FROM Customers LIMIT 1' 2>&1 || true
 
-say "The sync worker: applies every change captured in MariaDB to MongoDB (metrics on :$METRICS_PORT)"
+# The worker logs in with its own service account, which holds exactly what it needs.
+as_worker() {
+  AETHERMART_MARIADB_URL="${AETHERMART_MARIADB_URL/\/\/aethermart@/\/\/aethermart_worker@}" \
+    MARIA_DB_PASS="$AETHERMART_WORKER_PASSWORD" "$@"
+}
+
+say "The sync worker (account aethermart_worker): applies every change captured in MariaDB to MongoDB (metrics on :$METRICS_PORT)"
 WORKER_LOG=.state/worker.log
-AETHERMART_METRICS_ADDR=127.0.0.1:$METRICS_PORT setsid aethermart-worker >"$WORKER_LOG" 2>&1 < /dev/null &
+AETHERMART_METRICS_ADDR=127.0.0.1:$METRICS_PORT as_worker setsid aethermart-worker >"$WORKER_LOG" 2>&1 < /dev/null &
 WORKER_PID=$!
 trap 'kill -TERM "$WORKER_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do
@@ -120,7 +126,7 @@ scripts/cluster.sh up galera
   run aethermart cluster status
   run aethermart up --fresh --yes --scale 0.01 --seed "$SEED"
   HA_LOG=.state/worker-ha.log
-  AETHERMART_METRICS_ADDR=off setsid aethermart-worker >"$HA_LOG" 2>&1 < /dev/null &
+  AETHERMART_METRICS_ADDR=off as_worker setsid aethermart-worker >"$HA_LOG" 2>&1 < /dev/null &
   ha_worker=$!
   trap 'kill -TERM "$ha_worker" 2>/dev/null || true' EXIT
   run aethermart sync probe --customer 1

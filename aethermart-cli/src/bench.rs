@@ -108,21 +108,33 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
                 print_json(&figures);
                 return Ok(EXIT_OK);
             }
+            let ms = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.4}"));
             println!(
-                "{:>10} {:>12} {:>9} {:>9} {:>9} {:>16}",
-                "changes/s", "achieved/s", "p50 ms", "p99 ms", "max ms", "worker CPU ms/chg"
+                "{:>10} {:>12} {:>9} {:>9} {:>9} {:>18} {:>19}",
+                "changes/s",
+                "achieved/s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "worker CPU ms/chg",
+                "MariaDB CPU ms/chg"
             );
             for r in &figures.latency {
                 println!(
-                    "{:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>16.4}",
+                    "{:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>18.4} {:>19}",
                     r.rate,
                     r.achieved_rate,
                     r.p50_ms,
                     r.p99_ms,
                     r.max_ms,
-                    r.worker_cpu_ms_per_change
+                    r.worker_cpu_ms_per_change,
+                    ms(r.mariadb_cpu_ms_per_change)
                 );
             }
+            println!(
+                "MariaDB CPU per change while one worker drains the backlog (the claim path): {} ms",
+                ms(figures.one_worker_mariadb_cpu_ms_per_change)
+            );
             println!(
                 "drain of {} queued changes: one worker {:.0} changes/s, two workers {:.0} changes/s; \
                  raw bulk upsert {:.0} documents/s; one worker = {:.0}% of raw",

@@ -38,7 +38,7 @@ pub enum Command {
     ///
     /// Steps: teardown (only with --fresh --yes) -> schema apply -> generate (into an empty
     /// database; existing data is kept) -> security apply (when AETHERMART_ALEX_PASSWORD,
-    /// AETHERMART_SARAH_PASSWORD and AETHERMART_MARIA_PASSWORD are set) -> migrate -> verify.
+    /// AETHERMART_SARAH_PASSWORD, AETHERMART_MARIA_PASSWORD and AETHERMART_WORKER_PASSWORD are set) -> migrate -> verify.
     /// Each step is timed; a failure stops at the step and names it. Safe to run again. Then
     /// start `aethermart-worker` to keep MongoDB in step.
     ///
@@ -188,7 +188,8 @@ pub enum SecurityCommand {
     /// Create or update the roles, their grants on the database, and the users.
     ///
     /// Passwords come from AETHERMART_ALEX_PASSWORD, AETHERMART_SARAH_PASSWORD and
-    /// AETHERMART_MARIA_PASSWORD; all three are checked before anything changes. Safe to run
+    /// AETHERMART_MARIA_PASSWORD and AETHERMART_WORKER_PASSWORD (the sync worker's service account); all
+    /// four are checked before anything changes. Safe to run
     /// again (it also completes a run that stopped halfway).
     ///
     /// Example: aethermart security apply

@@ -11,10 +11,12 @@ pub async fn run(command: SecurityCommand) -> Result<u8, Error> {
     let config = MariaDbConfig::from_lookup(env_lookup)?;
     security::apply(&config, &passwords).await?;
     println!(
-        "roles {}, {}, {} and users alex, sarah, maria applied on database {}",
+        "roles {}, {}, {}, {} and users alex, sarah, maria, {} applied on database {}",
         security::ADMIN_ROLE,
         security::ANALYST_ROLE,
         security::ENGINEER_ROLE,
+        security::WORKER_ROLE,
+        security::WORKER_USER,
         config.database()
     );
     Ok(EXIT_OK)

@@ -35,16 +35,23 @@ pub async fn run(command: SyncCommand) -> Result<u8, Error> {
                 print_json(&queues);
             } else {
                 println!(
-                    "{:<22} {:<18} {:>9} {:>9} {:>11} {:>13}",
-                    "queue", "collection", "pending", "retrying", "oldest s", "dead letters"
+                    "{:<22} {:<18} {:>9} {:>9} {:>7} {:>11} {:>13}",
+                    "queue",
+                    "collection",
+                    "pending",
+                    "retrying",
+                    "parked",
+                    "oldest s",
+                    "dead letters"
                 );
                 for q in &queues {
                     println!(
-                        "{:<22} {:<18} {:>9} {:>9} {:>11.3} {:>13}",
+                        "{:<22} {:<18} {:>9} {:>9} {:>7} {:>11.3} {:>13}",
                         q.queue,
                         q.collection,
                         q.pending,
                         q.retrying,
+                        q.parked,
                         q.oldest_seconds,
                         q.dead_letters
                     );

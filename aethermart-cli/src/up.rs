@@ -12,13 +12,9 @@ use std::sync::Arc;
 
 pub async fn run(args: UpArgs) -> Result<u8, Error> {
     let config = Config::from_env()?;
-    let passwords = match [
-        security::ALEX_PASSWORD,
-        security::SARAH_PASSWORD,
-        security::MARIA_PASSWORD,
-    ]
-    .iter()
-    .all(|v| env_lookup(v).is_none())
+    let passwords = match security::Passwords::VARIABLES
+        .iter()
+        .all(|v| env_lookup(v).is_none())
     {
         true => None,
         false => Some(security::Passwords::from_lookup(env_lookup)?),

@@ -121,7 +121,7 @@ fn schema_apply_status_and_guarded_teardown() {
     let out = run(&["schema", "apply"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains("applied schema versions [1, 2, 3, 4, 5, 6, 7, 8]"),
+        text(&out).contains("applied schema versions [1, 2, 3, 4, 5, 6, 7, 8, 9]"),
         "{}",
         text(&out)
     );
@@ -168,6 +168,7 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
         ("AETHERMART_ALEX_PASSWORD", "Alex-S3cret-Adm1n"),
         ("AETHERMART_SARAH_PASSWORD", "Sarah-S3cret-An4lyst"),
         ("AETHERMART_MARIA_PASSWORD", "Maria-S3cret-Eng1neer"),
+        ("AETHERMART_WORKER_PASSWORD", "Worker-S3cret-Serv1ce"),
     ];
     let mut env: Vec<(&str, &str)> = vec![
         ("AETHERMART_MARIADB_URL", url.as_str()),
@@ -228,6 +229,7 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
             ("AETHERMART_ALEX_PASSWORD", "x"),
             ("AETHERMART_SARAH_PASSWORD", ""),
             ("AETHERMART_MARIA_PASSWORD", "y"),
+            ("AETHERMART_WORKER_PASSWORD", "z"),
         ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -71,7 +71,7 @@ pub mod doctor;
 pub mod error;
 #[cfg(feature = "generate")]
 pub mod generate;
-mod handoff;
+pub mod handoff;
 #[cfg(feature = "generate")]
 pub mod lifecycle;
 pub mod lineage;

@@ -190,7 +190,11 @@ pub async fn up(
             security::apply(&config.mariadb, passwords)
                 .await
                 .map_err(|e| fail("security")(e.into()))?;
-            step("security", t, "roles and users alex, sarah, maria".into());
+            step(
+                "security",
+                t,
+                "roles and users alex, sarah, maria, aethermart_worker".into(),
+            );
         }
         None => step(
             "security",

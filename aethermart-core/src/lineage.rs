@@ -76,31 +76,19 @@ type RawRow = (
 #[error("reading data_lineage_tracker failed: {0}")]
 pub struct LineageError(#[source] pub sqlx::Error);
 
-/// The newest `limit` rows, or all rows of one run.
+/// The newest `limit` rows (at most 10,000), or all rows of one run, read through
+/// `sp_ReadLineage` (no locks; the engineer needs only EXECUTE).
 pub async fn read(
     pool: &MySqlPool,
     run: Option<&str>,
     limit: u32,
 ) -> Result<Vec<LineageRow>, LineageError> {
-    let columns = "lineage_id, run_id, job, source_tables, target, rows_read, rows_written, \
-                   rows_rejected, started_at, finished_at, status, error";
-    let rows: Vec<RawRow> = match run {
-        Some(run) => sqlx::query_as(&format!(
-            "SELECT {columns} FROM data_lineage_tracker WHERE run_id = ? ORDER BY lineage_id"
-        ))
+    let rows: Vec<RawRow> = sqlx::query_as("CALL sp_ReadLineage(?, ?)")
         .bind(run)
-        .fetch_all(pool)
-        .await
-        .map_err(LineageError)?,
-        None => sqlx::query_as(&format!(
-            "SELECT * FROM (SELECT {columns} FROM data_lineage_tracker \
-                 ORDER BY lineage_id DESC LIMIT ?) newest ORDER BY lineage_id"
-        ))
         .bind(limit)
         .fetch_all(pool)
         .await
-        .map_err(LineageError)?,
-    };
+        .map_err(LineageError)?;
     Ok(rows
         .into_iter()
         .map(|r| LineageRow {

@@ -1,17 +1,19 @@
-//! Role-based access (milestone 6): three roles and their users, applied idempotently by
+//! Role-based access (milestone 6): four roles and their accounts, applied idempotently by
 //! `aethermart security apply`.
 //!
-//! | role | user | may |
+//! | role | account | may |
 //! |---|---|---|
 //! | `aethermart_admin` | `alex` | everything on the platform's database, and grant it |
 //! | `aethermart_analyst` | `sarah` | read the masked and aggregate views only ([`ANALYST_VIEWS`]), no table holding personal data |
-//! | `aethermart_engineer` | `maria` | exactly what the migration and the sync worker need ([`engineer_grants`]) |
+//! | `aethermart_engineer` | `maria` | inspect the pipeline through materialised views and operate it through procedures ([`engineer_grants`]): no table of the pipeline directly, so she can neither rewrite its state nor lock rows the workers need |
+//! | `aethermart_worker` | `aethermart_worker` | exactly what the migration and the sync worker need ([`worker_grants`]); a service account, never a person's |
 //!
 //! Passwords come only from the environment ([`ALEX_PASSWORD`], [`SARAH_PASSWORD`],
-//! [`MARIA_PASSWORD`]); all three are checked before anything is changed. Roles and users are
-//! server-wide; their grants are per database. MariaDB applies account statements one by one
-//! (they are not transactional), so `apply` only uses statements that can be repeated: a run
-//! stopped halfway is completed by running it again.
+//! [`MARIA_PASSWORD`], [`WORKER_PASSWORD`]); all four are checked before anything is changed.
+//! Roles and users are server-wide; their grants are per database. Connections are capped per
+//! account ([`WORKER_MAX_CONNECTIONS`], [`PERSON_MAX_CONNECTIONS`]). MariaDB applies account
+//! statements one by one (they are not transactional), so `apply` only uses statements that can
+//! be repeated: a run stopped halfway is completed by running it again.
 
 use crate::config::MariaDbConfig;
 use crate::config::{ConfigError, Secret};
@@ -25,6 +27,8 @@ pub const ALEX_PASSWORD: &str = "AETHERMART_ALEX_PASSWORD";
 pub const SARAH_PASSWORD: &str = "AETHERMART_SARAH_PASSWORD";
 /// The data engineer's password variable.
 pub const MARIA_PASSWORD: &str = "AETHERMART_MARIA_PASSWORD";
+/// The sync worker's (service account) password variable.
+pub const WORKER_PASSWORD: &str = "AETHERMART_WORKER_PASSWORD";
 
 /// The administration role.
 pub const ADMIN_ROLE: &str = "aethermart_admin";
@@ -32,6 +36,29 @@ pub const ADMIN_ROLE: &str = "aethermart_admin";
 pub const ANALYST_ROLE: &str = "aethermart_analyst";
 /// The data engineering role.
 pub const ENGINEER_ROLE: &str = "aethermart_engineer";
+/// The sync worker's role (the migration and `aethermart-worker`).
+pub const WORKER_ROLE: &str = "aethermart_worker";
+/// The sync worker's account (a service account: no person logs in with it).
+pub const WORKER_USER: &str = "aethermart_worker";
+
+/// Connections the worker account may hold at once: four workers with the default options
+/// (26 each, see [`crate::sync::SyncOptions::pool_size`]) and one migration (about 14).
+pub const WORKER_MAX_CONNECTIONS: u32 = 128;
+/// Connections a person's account (`sarah`, `maria`) may hold at once.
+pub const PERSON_MAX_CONNECTIONS: u32 = 8;
+
+/// What the engineer reads of the pipeline: materialised views, through which a locking read
+/// locks nothing the workers use.
+pub const ENGINEER_VIEWS: &[&str] = &[
+    "v_sync_queue_status",
+    "v_sync_dead_letters",
+    "v_migration_checkpoints",
+];
+
+/// The procedures through which the engineer operates the pipeline (definer's rights; each
+/// validates its input and records who called it in `sync_operator_log`).
+pub const ENGINEER_PROCEDURES: &[&str] =
+    &["sp_RequestResync", "sp_ResolveDeadLetter", "sp_ReadLineage"];
 
 /// The views an analyst may read: masked or aggregate, no personal data in the clear.
 pub const ANALYST_VIEWS: &[&str] = &[
@@ -43,22 +70,23 @@ pub const ANALYST_VIEWS: &[&str] = &[
     "v_SemanticSearchText",
 ];
 
-/// The three users' passwords.
+/// The four accounts' passwords.
 #[derive(Clone)]
 pub struct Passwords {
     alex: Secret,
     sarah: Secret,
     maria: Secret,
+    worker: Secret,
 }
 
 impl std::fmt::Debug for Passwords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Passwords { alex: ***, sarah: ***, maria: *** }")
+        f.write_str("Passwords { alex: ***, sarah: ***, maria: ***, worker: *** }")
     }
 }
 
 impl Passwords {
-    /// Reads the three variables through `lookup` (see [`crate::config::env_lookup`]); a missing
+    /// Reads the four variables through `lookup` (see [`crate::config::env_lookup`]); a missing
     /// or empty one is named in the error.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |var: &'static str| {
@@ -74,7 +102,21 @@ impl Passwords {
             alex: get(ALEX_PASSWORD)?,
             sarah: get(SARAH_PASSWORD)?,
             maria: get(MARIA_PASSWORD)?,
+            worker: get(WORKER_PASSWORD)?,
         })
+    }
+
+    /// The variables [`Passwords::from_lookup`] reads.
+    pub const VARIABLES: [&'static str; 4] = [
+        ALEX_PASSWORD,
+        SARAH_PASSWORD,
+        MARIA_PASSWORD,
+        WORKER_PASSWORD,
+    ];
+
+    /// The worker's password (to log in as [`WORKER_USER`]).
+    pub fn worker(&self) -> &Secret {
+        &self.worker
     }
 
     /// The administrator's password (to log in as `alex`).
@@ -106,10 +148,11 @@ pub struct SecurityError {
     pub source: sqlx::Error,
 }
 
-/// `(privileges, object)` pairs of the engineer role inside `database`: read every table the
-/// migration and the worker read, write only their own state (queues, dead letters, the sync
-/// home, checkpoints, lineage).
-pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
+/// `(privileges, object)` pairs of the worker role inside `database`: read every table the
+/// migration and the worker read, write only the pipeline's state (queues, dead letters, the
+/// sync home, checkpoints, lineage), and lock the key slots and the handoff row (`SELECT` is
+/// what a locking read needs).
+pub fn worker_grants(database: &str) -> Vec<(String, String)> {
     let on = |table: &str| format!("`{database}`.`{table}`");
     let mut grants: Vec<(String, String)> = [
         "Customers",
@@ -120,13 +163,18 @@ pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
         "Orders",
         "Order_Items",
         "schema_history",
+        "sync_key_slots",
+        "sync_handoff",
+        "v_sync_queue_status",
+        "v_sync_dead_letters",
     ]
     .iter()
     .map(|t| ("SELECT".to_owned(), on(t)))
     .collect();
     for entity in Entity::ALL {
+        // INSERT: in a cluster, an acknowledgement queues its keys again when the home moved.
         grants.push((
-            "SELECT, UPDATE, DELETE".to_owned(),
+            "SELECT, INSERT, UPDATE, DELETE".to_owned(),
             on(entity.queue_table()),
         ));
     }
@@ -136,14 +184,55 @@ pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
         "SELECT, INSERT, UPDATE".to_owned(),
         on("migration_checkpoints"),
     ));
-    // Lineage: new rows, and closing its own (the columns `migrate` sets when an entity ends).
+    // Lineage: new rows, and closing its own (the columns `migrate` sets when an entity ends;
+    // a trigger keeps closed rows unchanged).
     grants.push((
         "SELECT, INSERT, UPDATE (rows_read, rows_written, rows_rejected, finished_at, status, error)"
             .to_owned(),
         on("data_lineage_tracker"),
     ));
+    grants.push((
+        "EXECUTE".to_owned(),
+        format!("PROCEDURE `{database}`.`sp_ReadLineage`"),
+    ));
     grants
 }
+
+/// `(privileges, object)` pairs of the engineer role inside `database`: the pipeline's views
+/// ([`ENGINEER_VIEWS`]) and procedures ([`ENGINEER_PROCEDURES`]), nothing else.
+pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
+    ENGINEER_VIEWS
+        .iter()
+        .map(|v| ("SELECT".to_owned(), format!("`{database}`.`{v}`")))
+        .chain(ENGINEER_PROCEDURES.iter().map(|p| {
+            (
+                "EXECUTE".to_owned(),
+                format!("PROCEDURE `{database}`.`{p}`"),
+            )
+        }))
+        .collect()
+}
+
+/// Tables the engineer role held privileges on before schema version 9 (it ran the worker):
+/// revoked by [`apply`], so an upgraded database keeps none of them.
+const ENGINEER_FORMER_TABLES: &[&str] = &[
+    "Customers",
+    "Customer_Addresses",
+    "Categories",
+    "Products",
+    "Services",
+    "Orders",
+    "Order_Items",
+    "schema_history",
+    "customer_sync_queue",
+    "product_sync_queue",
+    "service_sync_queue",
+    "order_sync_queue",
+    "sync_dead_letters",
+    "sync_home",
+    "migration_checkpoints",
+    "data_lineage_tracker",
+];
 
 /// Creates (or updates) the roles, their grants on the configured database, and the users
 /// `alex`, `sarah` and `maria` with their passwords and default roles (any host). Runs on a
@@ -161,7 +250,7 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
     let conn = &mut conn;
     let mut steps: Vec<(String, String)> = Vec::new();
     let mut step = |what: &str, sql: String| steps.push((what.to_owned(), sql));
-    for role in [ADMIN_ROLE, ANALYST_ROLE, ENGINEER_ROLE] {
+    for role in [ADMIN_ROLE, ANALYST_ROLE, ENGINEER_ROLE, WORKER_ROLE] {
         step(
             &format!("create role {role}"),
             format!("CREATE ROLE IF NOT EXISTS {role}"),
@@ -183,10 +272,32 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
             format!("GRANT {privileges} ON {object} TO {ENGINEER_ROLE}"),
         );
     }
-    for (user, role, password) in [
-        ("alex", ADMIN_ROLE, &passwords.alex),
-        ("sarah", ANALYST_ROLE, &passwords.sarah),
-        ("maria", ENGINEER_ROLE, &passwords.maria),
+    for (privileges, object) in worker_grants(database) {
+        step(
+            &format!("grant {privileges} on {object} to the worker role"),
+            format!("GRANT {privileges} ON {object} TO {WORKER_ROLE}"),
+        );
+    }
+    for (user, role, password, max_connections) in [
+        ("alex", ADMIN_ROLE, &passwords.alex, 0),
+        (
+            "sarah",
+            ANALYST_ROLE,
+            &passwords.sarah,
+            PERSON_MAX_CONNECTIONS,
+        ),
+        (
+            "maria",
+            ENGINEER_ROLE,
+            &passwords.maria,
+            PERSON_MAX_CONNECTIONS,
+        ),
+        (
+            WORKER_USER,
+            WORKER_ROLE,
+            &passwords.worker,
+            WORKER_MAX_CONNECTIONS,
+        ),
     ] {
         // Only the password's hash travels (mysql_native_password): never the password in
         // statement text, process lists or server logs, and nothing to escape.
@@ -196,8 +307,11 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
             format!("CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY PASSWORD '{hash}'"),
         );
         step(
-            &format!("set the password of {user}"),
-            format!("ALTER USER '{user}'@'%' IDENTIFIED BY PASSWORD '{hash}'"),
+            &format!("set the password and connection cap of {user}"),
+            format!(
+                "ALTER USER '{user}'@'%' IDENTIFIED BY PASSWORD '{hash}' \
+                 WITH MAX_USER_CONNECTIONS {max_connections}"
+            ),
         );
         step(
             &format!("grant {role} to {user}"),
@@ -213,6 +327,21 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
         execute_script(conn, &sql)
             .await
             .map_err(|source| SecurityError { step: what, source })?;
+    }
+    // What the engineer held before version 9 (she ran the worker) goes, table by table; a
+    // table she held nothing on answers "no such grant" (1147), which is fine.
+    for table in ENGINEER_FORMER_TABLES {
+        let sql = format!("REVOKE ALL PRIVILEGES ON `{database}`.`{table}` FROM {ENGINEER_ROLE}");
+        match execute_script(conn, &sql).await {
+            Ok(()) => {}
+            Err(e) if crate::orders::server_error(&e).is_some_and(|(n, _)| n == 1147) => {}
+            Err(source) => {
+                return Err(SecurityError {
+                    step: format!("revoke the engineer's former privileges on {table}"),
+                    source,
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -248,9 +377,17 @@ mod tests {
     }
 
     #[test]
-    fn the_engineer_writes_only_platform_state() {
-        let grants = engineer_grants("db");
-        for (privileges, object) in &grants {
+    fn the_engineer_reads_views_and_calls_procedures_only_and_the_worker_writes_only_pipeline_state()
+     {
+        for (privileges, object) in engineer_grants("db") {
+            let view = privileges == "SELECT"
+                && ENGINEER_VIEWS
+                    .iter()
+                    .any(|v| object.ends_with(&format!("`{v}`")));
+            let procedure = privileges == "EXECUTE" && object.starts_with("PROCEDURE ");
+            assert!(view || procedure, "{privileges} on {object}");
+        }
+        for (privileges, object) in worker_grants("db") {
             let writes = privileges.contains("INSERT")
                 || privileges.contains("UPDATE")
                 || privileges.contains("DELETE");

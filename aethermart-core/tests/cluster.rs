@@ -15,8 +15,8 @@ use aethermart_core::projection::{Entity, Refused};
 use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
 use aethermart_core::security;
 use aethermart_core::sync::{
-    Acknowledged, ClaimedBatch, MongoSink, QueueSource, RetryPolicy, Sink, Source, SyncError,
-    SyncOptions, Syncer, Write,
+    Acknowledged, Backlog, ClaimedBatch, MongoSink, QueueSource, RetryPolicy, Sink, Source,
+    SyncError, SyncOptions, Syncer, Write,
 };
 use async_trait::async_trait;
 use sqlx::MySqlPool;
@@ -124,7 +124,10 @@ async fn the_replica_follows_the_primary_refuses_application_writes_and_lagging_
 
     // Application users (admin role included) cannot write on the replica: 1290 read-only.
     let passwords = passwords();
-    for (user, password) in [("alex", passwords.alex()), ("maria", passwords.maria())] {
+    for (user, password) in [
+        ("alex", passwords.alex()),
+        (security::WORKER_USER, passwords.worker()),
+    ] {
         let login = node_pool(&replica.with_login(user, password.clone())).await;
         let write = sqlx::query("UPDATE customer_sync_queue SET attempts = attempts + 1")
             .execute(&login)
@@ -411,8 +414,8 @@ impl Source for Recorded {
         }))
     }
 
-    async fn pending(&self, entity: Entity) -> Result<u64, SyncError> {
-        self.inner.pending(entity).await
+    async fn backlog(&self, entity: Entity) -> Result<Backlog, SyncError> {
+        self.inner.backlog(entity).await
     }
 }
 

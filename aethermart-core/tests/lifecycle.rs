@@ -36,23 +36,23 @@ async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
         ]
     );
 
-    // The worker runs as maria, with the engineer role only.
-    let maria = env
-        .config
-        .mariadb
-        .with_login("maria", passwords().maria().clone());
+    // The worker runs on its service account, with the worker role only.
+    let worker = env.config.mariadb.with_login(
+        aethermart_core::security::WORKER_USER,
+        passwords().worker().clone(),
+    );
     let sync_options = SyncOptions {
         poll_interval: Duration::from_millis(2),
         max_idle_wait: Duration::from_millis(20),
         ..SyncOptions::default()
     };
-    let as_maria = Config {
-        mariadb: maria,
+    let as_worker = Config {
+        mariadb: worker,
         mongodb: env.config.mongodb.clone(),
     };
-    let (source, mongo) = QueueSource::connect(&as_maria, &sync_options, 4)
+    let (source, mongo) = QueueSource::connect(&as_worker, &sync_options, 4)
         .await
-        .expect("maria logs in");
+        .expect("the worker logs in");
     let syncer = Syncer::new(
         Arc::new(source),
         Arc::new(MongoSink::new(mongo.clone())),

@@ -9,6 +9,7 @@ mod cluster;
 mod connectivity;
 mod constraints;
 mod generate;
+mod integrity;
 mod lifecycle;
 mod migrate;
 mod orders;

@@ -125,48 +125,48 @@ async fn the_analyst_reads_masked_views_only_and_the_engineer_runs_migration_and
         "aggregates are readable"
     );
 
-    // maria: the migration and the worker run with the engineer role alone.
-    let maria_config = env
+    // The migration and the worker run with the worker role alone, on the service account.
+    let worker_config = env
         .config
         .mariadb
-        .with_login("maria", passwords.maria().clone());
+        .with_login(security::WORKER_USER, passwords.worker().clone());
     let mongo = env.mongo().await;
-    let migrator = BulkMigrator::new(maria_config.clone(), mongo.clone());
+    let migrator = BulkMigrator::new(worker_config.clone(), mongo.clone());
     let report = migrator
         .migrate(MigrateOptions::default(), Arc::new(NoProgress))
         .await
-        .expect("maria migrates");
+        .expect("the worker account migrates");
     assert!(report.clean());
     sqlx::query("UPDATE Customers SET phone = '+34 600 000 009' WHERE customer_id = 1")
         .execute(&admin)
         .await
         .unwrap();
     let options = SyncOptions::default();
-    let as_maria = Config {
-        mariadb: maria_config.clone(),
+    let as_worker = Config {
+        mariadb: worker_config.clone(),
         mongodb: env.config.mongodb.clone(),
     };
-    let (source, _) = QueueSource::connect(&as_maria, &options, 4)
+    let (source, _) = QueueSource::connect(&as_worker, &options, 4)
         .await
-        .expect("maria logs in");
-    let maria = cluster::writable_pool(&maria_config, PoolSize { max: 2 })
+        .expect("the worker logs in");
+    let worker = cluster::writable_pool(&worker_config, PoolSize { max: 2 })
         .await
-        .expect("maria logs in");
+        .expect("the worker logs in");
     let report = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options)
         .drain()
         .await
-        .expect("maria's worker drains the queues");
+        .expect("the worker drains the queues");
     assert!(report.changes >= 1, "{report:?}");
     let verified = migrator.verify().await.unwrap();
     assert!(verified.equal(), "{verified:?}");
-    // Least privilege: she cannot change the business data or the schema.
+    // Least privilege: it cannot change the business data or the schema.
     for sql in [
         "DELETE FROM Customers WHERE customer_id = 2",
         "UPDATE Products SET price = 0",
         "DROP TABLE Orders",
     ] {
         assert_eq!(
-            errno_of(sqlx::query(sql).execute(&maria).await),
+            errno_of(sqlx::query(sql).execute(&worker).await),
             1142,
             "{sql}"
         );

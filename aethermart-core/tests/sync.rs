@@ -35,6 +35,7 @@ fn fast() -> SyncOptions {
         backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         max_attempts: 3,
+        drain_wait: Duration::from_secs(10),
     }
 }
 

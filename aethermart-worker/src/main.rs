@@ -34,7 +34,7 @@ struct Args {
     /// Connect to both stores, report, and exit.
     #[arg(long)]
     check: bool,
-    /// Drain the queues and exit instead of following them.
+    /// Apply what is due, report what is parked for a later retry, and exit.
     #[arg(long)]
     once: bool,
     /// The loop's options (each also from its AETHERMART_SYNC_* variable).
@@ -106,9 +106,18 @@ async fn run(args: Args) -> Result<(), Failure> {
             changes = report.changes,
             documents = report.documents,
             dead_lettered = report.dead_lettered,
+            parked = report.parked,
+            next_retry_in_s = report.next_retry_in_ms.map(|ms| ms as f64 / 1e3),
             seconds = started.elapsed().as_secs_f64(),
             "queues drained"
         );
+        if report.parked > 0 {
+            eprintln!(
+                "{} changes parked for a later retry (the first in {:.0} s) are left queued",
+                report.parked,
+                report.next_retry_in_ms.unwrap_or(0) as f64 / 1e3
+            );
+        }
         return Ok(());
     }
     let metrics = if args.metrics_addr == "off" {

@@ -69,6 +69,9 @@ pub struct SyncLatency {
     pub max_ms: f64,
     /// The worker thread's CPU time per change, ms.
     pub worker_cpu_ms_per_change: f64,
+    /// The MariaDB server process's CPU time per change, ms (the writers' updates and their
+    /// capture included), when the server runs on this machine.
+    pub mariadb_cpu_ms_per_change: Option<f64>,
 }
 
 /// The figures of [`sync_throughput`].
@@ -80,6 +83,9 @@ pub struct SyncFigures {
     pub backlog: u32,
     /// One worker draining the backlog, changes/s.
     pub one_worker_per_second: f64,
+    /// The MariaDB server's CPU time per change while one worker drains the backlog, ms (the
+    /// claim path alone: the backlog was queued before), when the server runs on this machine.
+    pub one_worker_mariadb_cpu_ms_per_change: Option<f64>,
     /// Two workers draining the backlog, changes/s.
     pub two_workers_per_second: f64,
     /// The same MongoDB server upserting the same profile documents in batches of the same
@@ -126,14 +132,16 @@ pub async fn sync_throughput(
         latency.push(latency_run(&bench, &pool, settings, run as u32 + 1, rate).await?);
     }
     let backlog = settings.backlog.clamp(1, settings.customers.max(1));
-    let one = drain_rate(&bench, &pool, settings, 1, backlog, "+8").await?;
-    let two = drain_rate(&bench, &pool, settings, 2, backlog, "+9").await?;
+    let server = ServerProcess::find(&pool).await;
+    let (one, one_cpu) = drain_rate(&bench, &pool, settings, 1, backlog, "+8", &server).await?;
+    let (two, _) = drain_rate(&bench, &pool, settings, 2, backlog, "+9", &server).await?;
     let raw = raw_upsert_rate(&mongo, settings.options.batch_size, settings.options.lanes).await?;
     pool.close().await;
     Ok(SyncFigures {
         latency,
         backlog,
         one_worker_per_second: one,
+        one_worker_mariadb_cpu_ms_per_change: one_cpu,
         two_workers_per_second: two,
         raw_upsert_per_second: raw,
     })
@@ -169,6 +177,8 @@ async fn latency_run(
         acked: acked.clone(),
     });
     let worker = WorkerThread::start(bench.clone(), settings.options, Some(recorder)).await?;
+    let server = ServerProcess::find(pool).await;
+    let server_at_start = server.cpu();
     let started = Instant::now();
     const WRITERS: usize = 4;
     let customers = settings.customers.max(1) as usize;
@@ -199,6 +209,7 @@ async fn latency_run(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (report, cpu) = worker.stop().await?;
+    let server_cpu = server.cpu_since(server_at_start);
     let mut latencies: Vec<Duration> = committed
         .iter()
         .zip(acked.iter())
@@ -223,6 +234,7 @@ async fn latency_run(
         p99_ms: quantile_ms(&latencies, 0.99),
         max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
         worker_cpu_ms_per_change: cpu.as_secs_f64() * 1e3 / report.changes.max(1) as f64,
+        mariadb_cpu_ms_per_change: server_cpu.map(|c| c.as_secs_f64() * 1e3 / total.max(1) as f64),
     };
     tracing::info!(?figures, ?report, "sync latency run finished");
     Ok(figures)
@@ -236,7 +248,8 @@ async fn drain_rate(
     workers: usize,
     backlog: u32,
     prefix: &str,
-) -> Result<f64, BenchError> {
+    server: &ServerProcess,
+) -> Result<(f64, Option<f64>), BenchError> {
     let mut running = Vec::new();
     for _ in 0..workers {
         running.push(WorkerThread::start(bench.clone(), settings.options, None).await?);
@@ -247,6 +260,7 @@ async fn drain_rate(
         .execute(pool)
         .await
         .map_err(BenchError::Seed)?;
+    let server_at_start = server.cpu();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);
     loop {
@@ -260,21 +274,25 @@ async fn drain_rate(
         if Instant::now() > deadline {
             return Err(BenchError::NotDrained { left, seconds: 600 });
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // Counting the queue costs the server too: every 20 ms keeps it small.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let server_cpu = server.cpu_since(server_at_start);
     for w in running {
         w.stop().await?;
     }
     let per_second = f64::from(backlog) / seconds;
+    let cpu_ms_per_change = server_cpu.map(|c| c.as_secs_f64() * 1e3 / f64::from(backlog));
     tracing::info!(
         workers,
         backlog,
         seconds,
         per_second,
+        ?cpu_ms_per_change,
         "sync drain run finished"
     );
-    Ok(per_second)
+    Ok((per_second, cpu_ms_per_change))
 }
 
 /// Upserts the stored profiles (merged with `$set`, as the worker does) into a scratch
@@ -451,6 +469,38 @@ fn join(
     handle: std::thread::JoinHandle<Result<(SyncReport, Duration), BenchError>>,
 ) -> Result<(SyncReport, Duration), BenchError> {
     handle.join().map_err(|_| BenchError::WorkerGone)?
+}
+
+/// The MariaDB server process, when it runs on this machine (its pid file is readable): its
+/// CPU time is read from `/proc`, as the worker's is.
+struct ServerProcess(Option<u32>);
+
+impl ServerProcess {
+    async fn find(pool: &sqlx::MySqlPool) -> Self {
+        let pid_file: Option<String> = sqlx::query_scalar("SELECT CAST(@@pid_file AS CHAR)")
+            .fetch_one(pool)
+            .await
+            .ok();
+        let pid = pid_file
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|p| p.trim().parse().ok());
+        Self(pid)
+    }
+
+    /// User + system CPU time of every thread of the server so far (`/proc/PID/stat`, in
+    /// clock ticks of 1/100 s, the fixed `USER_HZ` of Linux's `/proc`).
+    fn cpu(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0?)).ok()?;
+        // Fields after the command name (which may hold spaces) start at ") ".
+        let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
+    }
+
+    fn cpu_since(&self, start: Option<Duration>) -> Option<Duration> {
+        Some(self.cpu()?.saturating_sub(start?))
+    }
 }
 
 /// CPU time of the calling thread so far (`/proc/thread-self/schedstat`, nanoseconds on CPU).

@@ -30,10 +30,11 @@ impl BulkMigrator {
         Self { mariadb, mongo }
     }
 
-    /// Takes the lock that tells sync workers a migration is running, on a connection of its
-    /// own (closing it releases the lock, also when the process dies). User locks belong to one
-    /// server, so in a cluster it is also taken on every other node that takes writes: a worker
-    /// on any of them sees it.
+    /// Takes the handoff row (`sync_handoff`, see [`crate::handoff`]) that tells sync workers a
+    /// migration is running, in a transaction on a connection of its own (closing it releases
+    /// the row, also when the process dies). Taking it waits for the batches in flight. Row
+    /// locks belong to one server, so in a cluster it is also taken on every other node that
+    /// takes writes: a worker on any of them sees it.
     async fn take_handoff_lock(&self) -> Result<HandoffLock, MigrateError> {
         let mut locked = Vec::new();
         for node in cluster::writable_nodes(&self.mariadb).await? {
@@ -49,15 +50,22 @@ impl BulkMigrator {
     }
 
     async fn lock_on(&self, conn: &mut MySqlConnection) -> Result<(), MigrateError> {
-        let granted: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
-            .bind(crate::handoff::migration_lock(self.mariadb.database()))
-            .fetch_one(&mut *conn)
+        connect::execute_script(
+            conn,
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION",
+        )
+        .await
+        .map_err(MigrateError::State)?;
+        match sqlx::query_scalar::<_, u8>(crate::handoff::MIGRATION_HANDOFF)
+            .fetch_optional(&mut *conn)
             .await
-            .map_err(MigrateError::State)?;
-        if granted == Some(1) {
-            Ok(())
-        } else {
-            Err(MigrateError::Busy(self.mariadb.database().to_owned()))
+        {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(MigrateError::HandoffMissing),
+            Err(e) if crate::orders::server_error(&e).is_some_and(|(n, _)| n == 1205) => {
+                Err(MigrateError::Busy(self.mariadb.database().to_owned()))
+            }
+            Err(e) => Err(MigrateError::State(e)),
         }
     }
 
@@ -131,12 +139,13 @@ impl Migrator for BulkMigrator {
         collections::setup_collections(&self.mongo).await?;
         // Held until the end: sync workers pause while it is taken (see `sync`).
         let mut handoff = self.take_handoff_lock().await?;
+        let pool = self.pool(&options).await?;
         let dropped = if options.resume {
             0
         } else {
-            drop_covered_changes(&mut handoff.main).await?
+            let mut conn = pool.acquire().await.map_err(MigrateError::State)?;
+            drop_covered_changes(&mut conn).await?
         };
-        let pool = self.pool(&options).await?;
         let lookups = Arc::new(Lookups::load(&pool, &self.mongo).await?);
         let run_id = crate::lineage::new_run_id();
         let jobs = Entity::ALL.map(|entity| EntityJob {
@@ -170,13 +179,12 @@ impl Migrator for BulkMigrator {
         }
         entities.sort_by_key(|e| e.entity);
         pool.close().await;
-        // Workers must have stayed paused throughout: the lock must still be ours.
-        let still_ours: Option<i64> =
-            sqlx::query_scalar("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
-                .bind(crate::handoff::migration_lock(self.mariadb.database()))
-                .fetch_one(&mut handoff.main)
-                .await
-                .map_err(MigrateError::State)?;
+        // Workers must have stayed paused throughout: the transaction holding the handoff row
+        // must still be open on its connection (a dropped connection fails the query).
+        let still_ours = sqlx::query_scalar::<_, i64>("SELECT CAST(@@in_transaction AS SIGNED)")
+            .fetch_one(&mut handoff.main)
+            .await
+            .ok();
         drop(handoff.main.close().await);
         for conn in handoff.others {
             drop(conn.close().await);

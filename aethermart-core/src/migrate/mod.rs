@@ -91,13 +91,20 @@ pub enum MigrateError {
     /// The MariaDB schema is not fully applied (the migration's state tables come with it).
     #[error("the schema of `{0}` is not fully applied: run `aethermart schema apply` first")]
     SchemaNotApplied(String),
-    /// Another migration of the same database holds the handoff lock.
-    #[error("another migration of `{0}` is running")]
+    /// Another migration of the same database holds the handoff row, or a sync batch did not
+    /// finish within 10 s.
+    #[error("another migration of `{0}` is running (or a sync batch did not end within 10 s)")]
     Busy(String),
-    /// The connection holding the lock that pauses sync workers was lost during the run, so
+    /// The connection holding the row that pauses sync workers was lost during the run, so
     /// workers may have written documents the migration then overwrote with older pages.
     #[error("the migration lost its handoff lock while running (connection dropped): run it again")]
     HandoffLost,
+    /// The `sync_handoff` row is gone (deleted by hand): neither the migration nor the workers
+    /// can run until it is back (`INSERT INTO sync_handoff (id) VALUES (1)`, as the admin).
+    #[error(
+        "the sync_handoff row is missing: as the admin, INSERT INTO sync_handoff (id) VALUES (1)"
+    )]
+    HandoffMissing,
     /// Reading the schema's status failed.
     #[error(transparent)]
     Schema(#[from] crate::schema::SchemaError),

@@ -77,6 +77,11 @@ pub static VERSIONS: &[SchemaVersion] = &[
         description: "high availability: the node the sync workers claim on",
         sql: include_str!("../../sql/0008_sync_home.sql"),
     },
+    SchemaVersion {
+        version: 9,
+        description: "sync integrity: key slots and the handoff row instead of user locks, the engineer's views and procedures",
+        sql: include_str!("../../sql/0009_sync_integrity.sql"),
+    },
 ];
 
 /// Where one script stands in a database.

@@ -106,6 +106,17 @@ pub trait ClaimedBatch: Send {
     async fn abandon(self: Box<Self>);
 }
 
+/// What a source still holds for one entity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Changes queued, parked ones included.
+    pub pending: u64,
+    /// Changes parked until a later retry (not claimable now).
+    pub parked: u64,
+    /// How long until the first parked change may be retried (none when nothing is parked).
+    pub next_retry_in: Option<Duration>,
+}
+
 /// Where changes come from.
 ///
 /// Contract: at-least-once. A change is handed out until a batch containing it is
@@ -120,8 +131,8 @@ pub trait Source: Send + Sync {
         entity: Entity,
         limit: u32,
     ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError>;
-    /// Entries still queued for `entity` (including those waiting for a retry).
-    async fn pending(&self, entity: Entity) -> Result<u64, SyncError>;
+    /// What is still queued for `entity`, and how much of it waits for a later retry.
+    async fn backlog(&self, entity: Entity) -> Result<Backlog, SyncError>;
 }
 
 /// Where changes go.
@@ -157,6 +168,9 @@ pub struct SyncOptions {
     pub max_backoff: Duration,
     /// Attempts before a failing change moves to the dead letters.
     pub max_attempts: u32,
+    /// [`Syncer::drain`] waits for a parked change only if it becomes due within this time;
+    /// changes parked longer are reported ([`SyncReport::parked`]) and left queued.
+    pub drain_wait: Duration,
 }
 
 impl Default for SyncOptions {
@@ -169,6 +183,7 @@ impl Default for SyncOptions {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             max_attempts: 5,
+            drain_wait: Duration::from_secs(10),
         }
     }
 }

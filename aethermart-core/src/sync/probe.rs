@@ -2,7 +2,7 @@
 //! status`) and the end-to-end latency right now ([`measure_latency`], `aethermart sync probe`).
 
 use super::SyncError;
-use crate::projection::{Entity, document};
+use crate::projection::document;
 use mongodb::bson::doc;
 use serde::Serialize;
 use std::time::Duration;
@@ -11,54 +11,57 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueStatus {
     /// The queue table.
-    pub queue: &'static str,
+    pub queue: String,
     /// The collection it feeds.
-    pub collection: &'static str,
+    pub collection: String,
     /// Entries waiting (including those waiting for a retry).
     pub pending: u64,
     /// Entries that failed at least once and wait for a retry.
     pub retrying: u64,
+    /// Entries parked until a later retry (not claimable now).
+    pub parked: u64,
     /// Age in seconds of the oldest waiting entry (0 when empty).
     pub oldest_seconds: f64,
+    /// Seconds until the next parked entry may be retried (none when nothing is parked).
+    pub next_retry_in_seconds: Option<f64>,
     /// Changes of this queue in `sync_dead_letters`.
     pub dead_letters: u64,
 }
 
-/// Reads every queue's depth, retries, age and dead letters (`aethermart sync status`).
+/// Reads every queue's depth, retries, parked entries, age and dead letters (`aethermart sync
+/// status`) through the engineer's views (`v_sync_queue_status`, `v_sync_dead_letters`), so
+/// reading them takes no lock a worker could wait for.
 pub async fn queue_status(pool: &sqlx::MySqlPool) -> Result<Vec<QueueStatus>, SyncError> {
-    let mut out = Vec::new();
-    for entity in Entity::ALL {
-        let queue = entity.queue_table();
-        let (pending, retrying, oldest): (i64, Option<rust_decimal::Decimal>, Option<i64>) =
-            sqlx::query_as(&format!(
-                "SELECT COUNT(*), SUM(attempts > 0), \
-                 TIMESTAMPDIFF(MICROSECOND, MIN(changed_at), NOW(6)) FROM {queue}"
-            ))
-            .fetch_one(pool)
-            .await
-            .map_err(|source| SyncError::MariaDb {
-                step: "reading the queues",
-                source,
-            })?;
-        let dead: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sync_dead_letters WHERE queue = ?")
-                .bind(queue)
-                .fetch_one(pool)
-                .await
-                .map_err(|source| SyncError::MariaDb {
-                    step: "reading the dead letters",
-                    source,
-                })?;
-        out.push(QueueStatus {
-            queue,
-            collection: entity.collection(),
-            pending: pending.max(0) as u64,
-            retrying: retrying.and_then(|d| u64::try_from(d).ok()).unwrap_or(0),
-            oldest_seconds: oldest.unwrap_or(0).max(0) as f64 / 1e6,
-            dead_letters: dead.max(0) as u64,
-        });
-    }
-    Ok(out)
+    type Row = (String, String, i64, i64, i64, Option<i64>, Option<i64>, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT s.queue, s.collection, s.pending, s.retrying, s.parked, \
+         TIMESTAMPDIFF(MICROSECOND, s.oldest_changed_at, NOW(6)), \
+         TIMESTAMPDIFF(MICROSECOND, NOW(6), s.next_retry_at), \
+         (SELECT COUNT(*) FROM v_sync_dead_letters d WHERE d.queue = s.queue) \
+         FROM v_sync_queue_status s",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|source| SyncError::MariaDb {
+        step: "reading the queues",
+        source,
+    })?;
+    let count = |n: i64| n.max(0) as u64;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(queue, collection, pending, retrying, parked, oldest, next, dead)| QueueStatus {
+                queue,
+                collection,
+                pending: count(pending),
+                retrying: count(retrying),
+                parked: count(parked),
+                oldest_seconds: oldest.unwrap_or(0).max(0) as f64 / 1e6,
+                next_retry_in_seconds: next.map(|m| m.max(0) as f64 / 1e6),
+                dead_letters: count(dead),
+            },
+        )
+        .collect())
 }
 
 /// Why measuring the sync latency failed.

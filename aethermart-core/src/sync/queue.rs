@@ -1,23 +1,28 @@
 //! [`QueueSource`]: the MariaDB trigger queues as a [`Source`].
 //!
 //! A claim is one READ COMMITTED transaction on its own connection (no gap locks, so the
-//! application's triggers keep appending while a batch is in flight):
-//! `SELECT … FOR UPDATE SKIP LOCKED` takes the oldest claimable entries; a user lock per key
-//! (`GET_LOCK(…, 0)`) makes sure no other worker holds the same key, and keys held elsewhere
-//! are left for later; then the current rows are read, after every claimed change committed.
-//! Acknowledging deletes the applied entries, counts failures (moving them to
-//! `sync_dead_letters` after too many), commits and releases the key locks. A claim dropped
-//! on the floor (task aborted) closes its connection: the server rolls back and frees the locks.
+//! application's triggers keep appending while a batch is in flight): it takes the handoff row
+//! in share mode (none while a migration runs: nothing is claimed), then `SELECT … FOR UPDATE
+//! SKIP LOCKED` takes the oldest claimable entries together with the slot row of each entry's
+//! key (`sync_key_slots`, see [`crate::handoff`]): a key whose slot another batch holds is left
+//! for later, so no key is in two batches at once. Then the current rows are read, after every
+//! claimed change committed. Acknowledging deletes the applied entries, records failures as the
+//! loop's [`super::RetryPolicy`] decides (moving them to `sync_dead_letters` when it says so)
+//! and commits, which releases the locks. A claim dropped on the floor (task aborted) closes
+//! its connection: the server rolls back and frees the locks. Only the worker role (and the
+//! admin) may read these tables, so no other account can take their locks.
 //!
-//! In a cluster (a [`ClusterPool`] on several nodes) the key locks, being per server, only
-//! work if every worker claims on the same node: the *sync home*, a row of `sync_home` that
-//! Galera replicates and certifies. A claim whose connection is not on the home claims
-//! nothing; the worker then follows the home (its pool prefers that node), sets it when there
-//! is none, or moves it to its own node when the home stopped taking writes. Workers converge
-//! on one node whatever order their URLs list the nodes in.
+//! In a cluster (a [`ClusterPool`] on several nodes) the row locks, being per server (Galera
+//! certifies writes at commit, it does not replicate locks), only work if every worker claims
+//! on the same node: the *sync home*, a row of `sync_home` that Galera replicates and
+//! certifies. A claim whose connection is not on the home claims nothing; the worker then
+//! follows the home (its pool prefers that node), sets it when there is none, or moves it to
+//! its own node when the home stopped taking writes. Workers converge on one node whatever
+//! order their URLs list the nodes in.
 
 use super::{
-    Acknowledged, ClaimedBatch, Disposition, RetryPolicy, Source, SyncError, Write, WriteOp,
+    Acknowledged, Backlog, ClaimedBatch, Disposition, RetryPolicy, Source, SyncError, Write,
+    WriteOp,
 };
 use crate::cluster::ClusterPool;
 use crate::connect::{execute_script, sql_literal};
@@ -43,27 +48,20 @@ pub struct QueueSource {
     /// check and claims at once.
     busy: Arc<[AtomicBool; 4]>,
     /// Follows the writable node of a cluster (all workers of a database end on the same node,
-    /// which the key locks need).
+    /// which the row locks need).
     mariadb: ClusterPool,
     mongo: mongodb::Database,
-    database: String,
 }
 
 impl QueueSource {
-    /// Claims from the queues of the pool's database (`database` is its name, for the lock
-    /// names); `mongo` is read for the products' rating summaries. `mariadb` is a
-    /// [`sqlx::MySqlPool`] or a [`ClusterPool`].
-    pub fn new(
-        mariadb: impl Into<ClusterPool>,
-        database: impl Into<String>,
-        mongo: mongodb::Database,
-    ) -> Self {
+    /// Claims from the queues of the pool's database; `mongo` is read for the products' rating
+    /// summaries. `mariadb` is a [`sqlx::MySqlPool`] or a [`ClusterPool`].
+    pub fn new(mariadb: impl Into<ClusterPool>, mongo: mongodb::Database) -> Self {
         Self {
             run_id: crate::lineage::new_run_id(),
             busy: Arc::new(Default::default()),
             mariadb: mariadb.into(),
             mongo,
-            database: database.into(),
         }
     }
 
@@ -135,18 +133,13 @@ impl QueueSource {
         };
         let pool = ClusterPool::connect(&config.mariadb, size).await?;
         let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
-        let source = Self::new(pool, config.mariadb.database(), mongo.clone());
+        let source = Self::new(pool, mongo.clone());
         Ok((source, mongo))
     }
 
     /// The run id of this source's lineage rows (one row per acknowledged batch).
     pub fn run_id(&self) -> &str {
         &self.run_id
-    }
-
-    /// Key locks are named `<prefix><key>`.
-    fn key_lock_prefix(&self, entity: Entity) -> String {
-        crate::handoff::lock_name(&self.database, &format!("{}:", entity.name()))
     }
 
     /// Reads the current state of `keys`: a write per key, and the keys whose document could
@@ -269,12 +262,11 @@ impl Source for QueueSource {
             cluster: false,
         };
         let conn = claim.conn();
-        // One round trip: the isolation level, the transaction, the claim, and per claimed
-        // entry the lock of its key (`GET_LOCK(…, 0)`: granted now or never; a session may take
-        // the same lock twice) and whether the migration lock is free; in a cluster also the
-        // sync home and this connection's server (claims happen on the home only: the key locks
-        // are per server). The lock names are built by this crate (hex and digits), `limit` is a
-        // number: safe to inline.
+        // One round trip: the isolation level, the transaction, the handoff row (shared; none
+        // while a migration holds it), then the claim, each claimed entry with the slot lock of
+        // its key (none when another batch holds it), and in a cluster the sync home and this
+        // connection's server (claims happen on the home only: row locks are per server). The
+        // statement text is built from this crate's names and numbers: safe to inline.
         let home_columns = if cluster {
             format!(
                 ", (SELECT server FROM sync_home WHERE id = 1), {}, \
@@ -285,20 +277,21 @@ impl Source for QueueSource {
             String::new()
         };
         let sql = format!(
-            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION; \
-             SELECT queue_id, entity_key, attempts, \
-             TIMESTAMPDIFF(MICROSECOND, changed_at, NOW(6)), \
-             GET_LOCK(CONCAT('{prefix}', entity_key), 0), IS_FREE_LOCK('{migration}'){home_columns} \
-             FROM {queue} WHERE retry_at IS NULL OR retry_at <= NOW(6) \
-             ORDER BY queue_id LIMIT {limit} FOR UPDATE SKIP LOCKED",
-            prefix = self.key_lock_prefix(entity),
-            migration = crate::handoff::migration_lock(&self.database),
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION; {handoff}; \
+             SELECT q.queue_id, q.entity_key, q.attempts, \
+             TIMESTAMPDIFF(MICROSECOND, q.changed_at, NOW(6)), s.slot IS NOT NULL{home_columns} \
+             FROM {queue} q LEFT JOIN sync_key_slots s ON s.slot = {slot} \
+             WHERE q.retry_at IS NULL OR q.retry_at <= NOW(6) \
+             ORDER BY q.queue_id LIMIT {limit} FOR UPDATE SKIP LOCKED",
+            handoff = crate::handoff::CLAIM_HANDOFF,
+            slot = crate::handoff::key_slot_sql(entity.index(), "q.entity_key"),
         );
-        let rows = sqlx::Executor::fetch_all(&mut **conn, sql.as_str())
+        let results = sqlx::Executor::fetch_all(&mut **conn, sql.as_str())
             .await
             .map_err(db_err("claiming queue entries"))?;
-        let granted =
-            |r: &sqlx::mysql::MySqlRow, i| r.try_get::<Option<i64>, _>(i).ok().flatten() == Some(1);
+        // The handoff row has one column, claimed entries more.
+        let handoff_free = results.first().is_some_and(|r| r.len() == 1);
+        let rows: Vec<&sqlx::mysql::MySqlRow> = results.iter().filter(|r| r.len() > 1).collect();
         let mut entries = Vec::with_capacity(rows.len());
         let mut busy_keys = std::collections::HashSet::new();
         let mut lag_micros: i64 = 0;
@@ -309,7 +302,7 @@ impl Source for QueueSource {
                 attempts: r.try_get(2).map_err(db_err("decoding the queue"))?,
             };
             lag_micros = lag_micros.max(r.try_get::<i64, _>(3).unwrap_or(0));
-            if !granted(r, 4) {
+            if r.try_get::<Option<i64>, _>(4).ok().flatten() != Some(1) {
                 busy_keys.insert(entry.key);
             }
             entries.push(entry);
@@ -321,10 +314,10 @@ impl Source for QueueSource {
         }
         if cluster {
             let home: Option<String> = rows[0]
-                .try_get(6)
+                .try_get(5)
                 .map_err(db_err("reading the sync home"))?;
             let mine: String = rows[0]
-                .try_get(7)
+                .try_get(6)
                 .map_err(db_err("reading the sync home"))?;
             if home.as_deref() != Some(mine.as_str()) {
                 claim.finish().await;
@@ -335,7 +328,7 @@ impl Source for QueueSource {
             // Just moved here: a worker on the old home may still finish a batch it claimed
             // there (its acknowledgement re-queues the keys, see `Claim::acknowledge`).
             let since: Option<i64> = rows[0]
-                .try_get(8)
+                .try_get(7)
                 .map_err(db_err("reading the sync home"))?;
             if since.is_some_and(|micros| micros < HOME_SETTLE.as_micros() as i64) {
                 claim.finish().await;
@@ -343,7 +336,7 @@ impl Source for QueueSource {
             }
             claim.cluster = true;
         }
-        if rows.iter().any(|r| !granted(r, 5)) {
+        if !handoff_free {
             tracing::debug!(%entity, "an initial migration is running: sync paused");
             claim.finish().await;
             return Ok(None);
@@ -375,12 +368,21 @@ impl Source for QueueSource {
         Ok(Some(Box::new(claim)))
     }
 
-    async fn pending(&self, entity: Entity) -> Result<u64, SyncError> {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", entity.queue_table()))
-            .fetch_one(self.mariadb.pool())
-            .await
-            .map_err(db_err("counting the queue"))?;
-        Ok(n.max(0) as u64)
+    async fn backlog(&self, entity: Entity) -> Result<Backlog, SyncError> {
+        let (pending, parked, next): (i64, i64, Option<i64>) = sqlx::query_as(&format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(retry_at > NOW(6)), 0) AS SIGNED), \
+             TIMESTAMPDIFF(MICROSECOND, NOW(6), MIN(IF(retry_at > NOW(6), retry_at, NULL))) \
+             FROM {}",
+            entity.queue_table()
+        ))
+        .fetch_one(self.mariadb.pool())
+        .await
+        .map_err(db_err("counting the queue"))?;
+        Ok(Backlog {
+            pending: pending.max(0) as u64,
+            parked: parked.max(0) as u64,
+            next_retry_in: next.map(|m| std::time::Duration::from_micros(m.max(0) as u64)),
+        })
     }
 }
 
@@ -393,7 +395,7 @@ struct BatchLineage {
     target: String,
 }
 
-/// A claim in progress: the transaction holding the entries' row locks and the key locks.
+/// A claim in progress: the transaction holding the entries' row locks and their key slots.
 struct Claim {
     lineage: BatchLineage,
     /// `None` once committed or rolled back.
@@ -418,10 +420,10 @@ impl Claim {
             .expect("the claim's connection is held until it finishes")
     }
 
-    /// Rolls back and releases the key locks; if that fails the connection is closed instead.
+    /// Rolls back (releasing the locks); if that fails the connection is closed instead.
     async fn finish(&mut self) {
         if let Some(mut conn) = self.conn.take()
-            && let Err(e) = execute_script(&mut conn, "ROLLBACK; DO RELEASE_ALL_LOCKS()").await
+            && let Err(e) = execute_script(&mut conn, "ROLLBACK").await
         {
             tracing::debug!(error = %e, "rolling back a claim failed; closing its connection");
             conn.close_on_drop();
@@ -515,7 +517,7 @@ impl Claim {
         // The entries are deleted by primary key, driven by the list of ids (JSON_TABLE, joined
         // first): an `IN (…)` list may be planned as a full scan, whose DELETE would wait on the
         // rows other workers hold. Ids are numbers, so the text is safe to inline; the delete,
-        // the batch's lineage row, the commit and the release of the key locks travel in one
+        // the batch's lineage row and the commit (which releases the locks) travel in one
         // round trip.
         let ids: Vec<String> = done.iter().map(u64::to_string).collect();
         let error = reasons
@@ -535,7 +537,7 @@ impl Claim {
              rows_written, rows_rejected, started_at, finished_at, status, error) VALUES \
              ({run}, 'sync', {sources}, {target}, {read}, {written}, {rejected}, \
              NOW(6) - INTERVAL {micros} MICROSECOND, NOW(6), 'complete', {error}); \
-             COMMIT; DO RELEASE_ALL_LOCKS()",
+             COMMIT",
             ids = ids.join(","),
             run = sql_literal(&lineage.run_id),
             sources = sql_literal(sources),
@@ -558,7 +560,7 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         // Not finished (the task was aborted): close the connection, so the server rolls the
-        // transaction back and frees the key locks, instead of pooling it mid-transaction.
+        // transaction back and frees the locks, instead of pooling it mid-transaction.
         if let Some(conn) = self.conn.as_mut() {
             conn.close_on_drop();
         }

@@ -23,6 +23,11 @@ pub struct SyncReport {
     pub dead_lettered: u64,
     /// Transient errors met (and retried after a backoff).
     pub transient_errors: u64,
+    /// After a drain: changes left queued because they are parked until a retry later than
+    /// [`SyncOptions::drain_wait`].
+    pub parked: u64,
+    /// After a drain: milliseconds until the first parked change may be retried.
+    pub next_retry_in_ms: Option<u64>,
 }
 
 impl SyncReport {
@@ -33,6 +38,11 @@ impl SyncReport {
         self.retried += other.retried;
         self.dead_lettered += other.dead_lettered;
         self.transient_errors += other.transient_errors;
+        self.parked += other.parked;
+        self.next_retry_in_ms = match (self.next_retry_in_ms, other.next_retry_in_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -115,8 +125,8 @@ impl Syncer {
             tokio::spawn(async move {
                 loop {
                     for &e in &me.entities {
-                        match me.source.pending(e).await {
-                            Ok(n) => me.metrics.depth(e, n),
+                        match me.source.backlog(e).await {
+                            Ok(b) => me.metrics.depth(e, b.pending),
                             Err(err) => {
                                 tracing::debug!(queue = %e, error = %err, "reading the queue depth failed")
                             }
@@ -134,11 +144,29 @@ impl Syncer {
         result
     }
 
-    /// Applies every queued change and returns once the queues are empty (changes waiting
-    /// for a retry are waited for, until applied or dead-lettered).
+    /// Applies every queued change that is due and returns once none is left but those parked
+    /// until a retry later than [`SyncOptions::drain_wait`] (changes that become due sooner are
+    /// waited for, until applied or dead-lettered); the report counts the parked ones.
     pub async fn drain(&self) -> Result<SyncReport, SyncError> {
         let (_keep, stop) = watch::channel(false);
-        self.all(Mode::Drain, stop).await
+        let mut report = self.all(Mode::Drain, stop).await?;
+        for &entity in &self.entities {
+            let backlog = self.source.backlog(entity).await?;
+            report.add(&SyncReport {
+                parked: backlog.parked,
+                next_retry_in_ms: backlog.next_retry_in.map(|d| d.as_millis() as u64),
+                ..SyncReport::default()
+            });
+        }
+        Ok(report)
+    }
+
+    /// Drain mode: nothing left for `entity` but changes parked beyond the drain wait.
+    async fn drained(&self, entity: Entity) -> Result<bool, SyncError> {
+        let b = self.source.backlog(entity).await?;
+        Ok(b.pending == 0
+            || (b.pending == b.parked
+                && b.next_retry_in.is_none_or(|d| d > self.options.drain_wait)))
     }
 
     async fn all(&self, mode: Mode, stop: watch::Receiver<bool>) -> Result<SyncReport, SyncError> {
@@ -188,7 +216,7 @@ impl Syncer {
                 Ok(Step::Full) => Duration::ZERO,
                 Ok(Step::Partial) => o.poll_interval,
                 Ok(Step::Empty) => {
-                    if mode == Mode::Drain && self.source.pending(entity).await? == 0 {
+                    if mode == Mode::Drain && self.drained(entity).await? {
                         break;
                     }
                     let pause = idle;

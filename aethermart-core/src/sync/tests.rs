@@ -117,8 +117,20 @@ impl Source for MemorySource {
         })))
     }
 
-    async fn pending(&self, _entity: Entity) -> Result<u64, SyncError> {
-        Ok(self.queue().changes.len() as u64)
+    async fn backlog(&self, _entity: Entity) -> Result<Backlog, SyncError> {
+        let q = self.queue();
+        let now = Instant::now();
+        let parked: Vec<Duration> = q
+            .changes
+            .iter()
+            .filter(|c| c.retry_at > now)
+            .map(|c| c.retry_at - now)
+            .collect();
+        Ok(Backlog {
+            pending: q.changes.len() as u64,
+            parked: parked.len() as u64,
+            next_retry_in: parked.into_iter().min(),
+        })
     }
 }
 
@@ -290,6 +302,7 @@ fn options() -> SyncOptions {
         backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(400),
         max_attempts: 3,
+        drain_wait: Duration::from_secs(10),
     }
 }
 
@@ -362,8 +375,11 @@ async fn a_transient_source_error_backs_off_and_a_permanent_one_stops_the_loop()
                 source: sqlx::Error::RowNotFound,
             })
         }
-        async fn pending(&self, _: Entity) -> Result<u64, SyncError> {
-            Ok(1)
+        async fn backlog(&self, _: Entity) -> Result<Backlog, SyncError> {
+            Ok(Backlog {
+                pending: 1,
+                ..Backlog::default()
+            })
         }
     }
     let broken = Syncer::new(Arc::new(Broken), sink.clone(), options());
@@ -599,4 +615,28 @@ async fn a_batch_that_fails_while_stopping_is_given_back_untouched_and_newer_sta
     assert_eq!(report.changes, 2);
     let newest = source.queue().rows[&1] as i64;
     assert_eq!(versions(&sink)[&1], newest);
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_applies_what_is_due_and_reports_what_is_parked_beyond_the_drain_wait() {
+    let (source, sink) = (MemorySource::default(), Arc::new(ScriptedSink::default()));
+    source.change(1);
+    source.change(2);
+    // Key 2 was parked for an hour (a retry far ahead): drain must not wait for it.
+    source.queue().changes[1].retry_at = Instant::now() + Duration::from_secs(3600);
+    let started = Instant::now();
+    let report = syncer(&source, &sink, options()).drain().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!((report.changes, report.parked), (1, 1), "{report:?}");
+    let next = report.next_retry_in_ms.unwrap();
+    assert!((3_599_000..=3_600_000).contains(&next), "{next}");
+    assert_eq!(versions(&sink).keys().copied().collect::<Vec<_>>(), [1]);
+    // A change due within the drain wait is waited for.
+    source.queue().changes[0].retry_at = Instant::now() + Duration::from_secs(5);
+    let report = syncer(&source, &sink, options()).drain().await.unwrap();
+    assert_eq!((report.changes, report.parked), (1, 0), "{report:?}");
 }
