@@ -154,23 +154,16 @@ pub struct SecurityError {
 /// what a locking read needs).
 pub fn worker_grants(database: &str) -> Vec<(String, String)> {
     let on = |table: &str| format!("`{database}`.`{table}`");
-    let mut grants: Vec<(String, String)> = [
-        "Customers",
-        "Customer_Addresses",
-        "Categories",
-        "Products",
-        "Services",
-        "Orders",
-        "Order_Items",
-        "schema_history",
-        "sync_key_slots",
-        "sync_handoff",
-        "v_sync_queue_status",
-        "v_sync_dead_letters",
-    ]
-    .iter()
-    .map(|t| ("SELECT".to_owned(), on(t)))
-    .collect();
+    let mut grants: Vec<(String, String)> = SOURCE_TABLES
+        .iter()
+        .chain(&[
+            "sync_key_slots",
+            "sync_handoff",
+            "v_sync_queue_status",
+            "v_sync_dead_letters",
+        ])
+        .map(|t| ("SELECT".to_owned(), on(t)))
+        .collect();
     for entity in Entity::ALL {
         // INSERT: in a cluster, an acknowledgement queues its keys again when the home moved.
         grants.push((
@@ -213,9 +206,8 @@ pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Tables the engineer role held privileges on before schema version 9 (it ran the worker):
-/// revoked by [`apply`], so an upgraded database keeps none of them.
-const ENGINEER_FORMER_TABLES: &[&str] = &[
+/// The tables the migration and the worker read documents (and the schema's state) from.
+const SOURCE_TABLES: [&str; 8] = [
     "Customers",
     "Customer_Addresses",
     "Categories",
@@ -224,6 +216,11 @@ const ENGINEER_FORMER_TABLES: &[&str] = &[
     "Orders",
     "Order_Items",
     "schema_history",
+];
+
+/// Tables the engineer role held privileges on before schema version 9 (it ran the worker),
+/// beside [`SOURCE_TABLES`]: revoked by [`apply`], so an upgraded database keeps none of them.
+const ENGINEER_FORMER_TABLES: &[&str] = &[
     "customer_sync_queue",
     "product_sync_queue",
     "service_sync_queue",
@@ -330,7 +327,7 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
     }
     // What the engineer held before version 9 (she ran the worker) goes, table by table; a
     // table she held nothing on answers "no such grant" (1147), which is fine.
-    for table in ENGINEER_FORMER_TABLES {
+    for table in SOURCE_TABLES.iter().chain(ENGINEER_FORMER_TABLES) {
         let sql = format!("REVOKE ALL PRIVILEGES ON `{database}`.`{table}` FROM {ENGINEER_ROLE}");
         match execute_script(conn, &sql).await {
             Ok(()) => {}

@@ -141,6 +141,28 @@ async fn hold_everything(mariadb: &MariaDbConfig, user: &str) -> (MySqlConnectio
             "{user} reads {table}"
         );
     }
+    // Table locks and a global read lock need privileges neither account has.
+    let mut other = connection(mariadb, user).await;
+    for object in &locked {
+        let denied = errno_of(
+            sqlx::raw_sql(&format!("LOCK TABLES `{object}` READ"))
+                .execute(&mut other)
+                .await,
+        );
+        assert!(
+            [1044, 1142].contains(&denied),
+            "{user} locks {object}: {denied}"
+        );
+    }
+    assert_eq!(
+        errno_of(
+            sqlx::raw_sql("FLUSH TABLES WITH READ LOCK")
+                .execute(&mut other)
+                .await
+        ),
+        1227,
+        "{user} takes the global read lock"
+    );
     (conn, locked)
 }
 
