@@ -50,15 +50,17 @@ echo "\$ mariadb -u sarah $db -e 'SELECT * FROM v_customers_masked LIMIT 3; SELE
 MYSQL_PWD="$AETHERMART_SARAH_PASSWORD" mariadb -h 127.0.0.1 -P "${AETHERMART_LOCAL_MARIADB_PORT:-13306}" -u sarah "$db" \
   -e 'SELECT * FROM v_customers_masked LIMIT 3; SELECT email FROM Customers LIMIT 1' 2>&1 || true
 
-# The worker logs in with its own service account, which holds exactly what it needs.
-as_worker() {
-  AETHERMART_MARIADB_URL="${AETHERMART_MARIADB_URL/\/\/aethermart@/\/\/aethermart_worker@}" \
-    MARIA_DB_PASS="$AETHERMART_WORKER_PASSWORD" "$@"
+# The worker logs in with its own service account, which holds exactly what it needs: a
+# subshell exports its login and execs the worker, so `$!` is the worker's own pid (stopped by
+# pid below) and the password never appears in a command line.
+worker_login() {
+  export AETHERMART_MARIADB_URL="${AETHERMART_MARIADB_URL/\/\/aethermart@/\/\/aethermart_worker@}"
+  export MARIA_DB_PASS="$AETHERMART_WORKER_PASSWORD"
 }
 
 say "The sync worker (account aethermart_worker): applies every change captured in MariaDB to MongoDB (metrics on :$METRICS_PORT)"
 WORKER_LOG=.state/worker.log
-AETHERMART_METRICS_ADDR=127.0.0.1:$METRICS_PORT as_worker setsid aethermart-worker >"$WORKER_LOG" 2>&1 < /dev/null &
+(worker_login; AETHERMART_METRICS_ADDR=127.0.0.1:$METRICS_PORT exec setsid aethermart-worker >"$WORKER_LOG" 2>&1 < /dev/null) &
 WORKER_PID=$!
 trap 'kill -TERM "$WORKER_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do
@@ -126,7 +128,7 @@ scripts/cluster.sh up galera
   run aethermart cluster status
   run aethermart up --fresh --yes --scale 0.01 --seed "$SEED"
   HA_LOG=.state/worker-ha.log
-  AETHERMART_METRICS_ADDR=off as_worker setsid aethermart-worker >"$HA_LOG" 2>&1 < /dev/null &
+  (worker_login; AETHERMART_METRICS_ADDR=off exec setsid aethermart-worker >"$HA_LOG" 2>&1 < /dev/null) &
   ha_worker=$!
   trap 'kill -TERM "$ha_worker" 2>/dev/null || true' EXIT
   run aethermart sync probe --customer 1

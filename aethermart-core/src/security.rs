@@ -60,15 +60,19 @@ pub const ENGINEER_VIEWS: &[&str] = &[
 pub const ENGINEER_PROCEDURES: &[&str] =
     &["sp_RequestResync", "sp_ResolveDeadLetter", "sp_ReadLineage"];
 
-/// The views an analyst may read: masked or aggregate, no personal data in the clear.
+/// The views an analyst may read: masked or aggregate, no personal data in the clear, and all
+/// materialised (aggregates, unions or `ALGORITHM = TEMPTABLE`), so a locking read through
+/// them locks no row an application writer needs.
 pub const ANALYST_VIEWS: &[&str] = &[
     "v_customers_masked",
     "v_QuarterlySales",
-    "v_SalesLines",
-    "v_CustomerOrderSummary",
     "v_LowStock",
     "v_SemanticSearchText",
 ];
+
+/// Views the analyst could read before schema version 9: per-order and per-customer lines
+/// (mergeable, so lockable, and keyed by the real customer id). Revoked by [`apply`].
+const ANALYST_FORMER_VIEWS: &[&str] = &["v_SalesLines", "v_CustomerOrderSummary"];
 
 /// The four accounts' passwords.
 #[derive(Clone)]
@@ -325,16 +329,21 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
             .await
             .map_err(|source| SecurityError { step: what, source })?;
     }
-    // What the engineer held before version 9 (she ran the worker) goes, table by table; a
-    // table she held nothing on answers "no such grant" (1147), which is fine.
-    for table in SOURCE_TABLES.iter().chain(ENGINEER_FORMER_TABLES) {
-        let sql = format!("REVOKE ALL PRIVILEGES ON `{database}`.`{table}` FROM {ENGINEER_ROLE}");
+    // What the engineer and the analyst held before version 9 goes, object by object; an
+    // object they held nothing on answers "no such grant" (1147), which is fine.
+    let former = SOURCE_TABLES
+        .iter()
+        .chain(ENGINEER_FORMER_TABLES)
+        .map(|t| (ENGINEER_ROLE, t))
+        .chain(ANALYST_FORMER_VIEWS.iter().map(|v| (ANALYST_ROLE, v)));
+    for (role, object) in former {
+        let sql = format!("REVOKE ALL PRIVILEGES ON `{database}`.`{object}` FROM {role}");
         match execute_script(conn, &sql).await {
             Ok(()) => {}
             Err(e) if crate::orders::server_error(&e).is_some_and(|(n, _)| n == 1147) => {}
             Err(source) => {
                 return Err(SecurityError {
-                    step: format!("revoke the engineer's former privileges on {table}"),
+                    step: format!("revoke {role}'s former privileges on {object}"),
                     source,
                 });
             }

@@ -226,14 +226,20 @@ async fn no_account_without_the_workers_privileges_can_pause_the_sync_or_freeze_
     .expect("the migration is not stalled")
     .expect("the migration runs");
     assert!(migrated.clean());
-    // The engineer's locking reads (materialised views only) block no writer either.
-    drop(sarah);
+    // Their locking reads (through materialised views only) block no application writer
+    // either: updates, an order, a new customer, all within 5 s of lock wait.
     let mut writer = connection(&env.config.mariadb, "alex").await;
-    sqlx::raw_sql("SET SESSION innodb_lock_wait_timeout = 5; UPDATE Customers SET phone = '+34 600 222 222' WHERE customer_id = 1; INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (2, 'update', 'test')")
-        .execute(&mut writer)
-        .await
-        .expect("writers are not blocked by the engineer's reads");
-    drop(maria);
+    sqlx::raw_sql(
+        "SET SESSION innodb_lock_wait_timeout = 5;
+         UPDATE Customers SET phone = '+34 600 222 222' WHERE customer_id = 1;
+         UPDATE Products SET stock = stock + 1 WHERE product_id = 1;
+         CALL sp_PlaceOrder(2, '[{\"product_id\": 1, \"quantity\": 1}]');
+         INSERT INTO Customers (first_name, last_name, email) VALUES ('Cy', 'New', 'cy@example.com');",
+    )
+    .execute(&mut writer)
+    .await
+    .expect("writers are not blocked by the analyst's or the engineer's reads");
+    drop((sarah, maria));
     // The slots spread consecutive keys: 65,536 consecutive keys take every slot once, and a
     // key beyond any id still has a slot (no overflow can fail a claim).
     let distinct: i64 = sqlx::query_scalar(&format!(
