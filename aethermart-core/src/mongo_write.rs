@@ -12,19 +12,21 @@ pub(crate) const VALIDATION_FAILED: i32 = 121;
 
 /// A write command failed as a whole: nothing can be assumed about which of its statements
 /// were applied ([`CommandError::is_retryable`] tells whether to try again).
+///
+/// The messages name MongoDB's error code and its meaning, never the server's own text: a
+/// server's message about a refused document may quote the document's fields (customer data),
+/// and these errors reach logs, dead letters and lineage.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommandError {
     /// The driver failed (network, selection, server error).
-    #[error(transparent)]
-    Driver(#[from] mongodb::error::Error),
+    #[error("{}", driver_summary(.0))]
+    Driver(#[source] mongodb::error::Error),
     /// The write was applied but the majority write concern was not met.
-    #[error("write concern not met (code {code}): {reason}")]
+    #[error("write concern not met (code {code})")]
     WriteConcern {
         /// MongoDB's error code.
         code: i32,
-        /// MongoDB's message.
-        reason: String,
     },
     /// A statement was refused for a reason that is no fault of its document (an election, a
     /// shutdown, an unexpected code): the whole command failed.
@@ -57,16 +59,58 @@ impl CommandError {
     }
 }
 
-/// One entry of a write command's `writeErrors`: the index of the statement, code, message.
+impl From<mongodb::error::Error> for CommandError {
+    fn from(e: mongodb::error::Error) -> Self {
+        Self::Driver(e)
+    }
+}
+
+/// A driver error without the server's message: the kind of failure, and for a server's
+/// refusal its code and code name.
+fn driver_summary(e: &mongodb::error::Error) -> String {
+    use mongodb::error::ErrorKind;
+    match &*e.kind {
+        ErrorKind::Command(c) => format!(
+            "MongoDB refused the command: {} (code {})",
+            c.code_name, c.code
+        ),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
+            format!("MongoDB refused the write: {}", describe(w.code))
+        }
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(w)) => {
+            format!("write concern not met (code {})", w.code)
+        }
+        ErrorKind::Io(_) => "network error talking to MongoDB".to_owned(),
+        ErrorKind::ServerSelection { .. } => "no MongoDB server could be selected".to_owned(),
+        ErrorKind::Authentication { .. } => "MongoDB authentication failed".to_owned(),
+        _ => "MongoDB driver error".to_owned(),
+    }
+}
+
+/// What MongoDB error `code` means for a document, with the code: never the server's message.
+pub fn describe(code: i32) -> String {
+    let what = match code {
+        121 => "document validation failed",
+        11000 => "duplicate key in a unique index",
+        10334 | 17419 => "document too large",
+        2 => "bad value",
+        9 => "failed to parse",
+        14 => "type mismatch",
+        52 | 55 | 56 | 57 => "invalid field name",
+        _ => "refused",
+    };
+    format!("{what} (code {code})")
+}
+
+/// One entry of a write command's `writeErrors`: the index of the statement and the code (the
+/// server's message is dropped: it may quote the document).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("statement {index} refused (code {code}): {reason}")]
+#[error("statement {index} refused: {}", describe(*.code))]
 pub struct WriteError {
     /// Position of the refused statement in the command.
     pub index: usize,
     /// MongoDB's error code.
     pub code: i32,
-    /// MongoDB's message.
-    pub reason: String,
 }
 
 /// Runs a write command with a majority write concern and checks that it was met, so the
@@ -83,10 +127,6 @@ pub(crate) async fn run(
     if let Ok(wce) = reply.get_document("writeConcernError") {
         return Err(CommandError::WriteConcern {
             code: wce.get_i32("code").unwrap_or(0),
-            reason: wce
-                .get_str("errmsg")
-                .unwrap_or("write concern not met")
-                .to_owned(),
         });
     }
     let errors = write_errors(&reply);
@@ -108,7 +148,6 @@ fn write_errors(reply: &Document) -> Vec<WriteError> {
                     Some(WriteError {
                         index: usize::try_from(e.get_i32("index").ok()?).ok()?,
                         code: e.get_i32("code").unwrap_or(0),
-                        reason: e.get_str("errmsg").unwrap_or("refused").to_owned(),
                     })
                 })
                 .collect()

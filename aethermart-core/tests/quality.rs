@@ -120,8 +120,14 @@ async fn each_check_catches_the_data_broken_for_it() {
     );
     let r = check(&emails, "reconciliation");
     assert!(
-        r.failing >= 1 && r.sample_keys[0].contains("ben@.example.com"),
-        "the comparison names the row it could not read: {r:?}"
+        r.failing >= 1
+            && r.sample_keys[0].contains("customers 2")
+            && r.sample_keys[0].contains("customer.email"),
+        "the comparison names the row it could not read, and the rule: {r:?}"
+    );
+    assert!(
+        !r.sample_keys[0].contains("ben@"),
+        "but not the value (data_quality_logs keeps it): {r:?}"
     );
 
     // Every result of both runs is logged.

@@ -351,7 +351,7 @@ impl EntityJob {
                 match docs.get(e.index) {
                     Some(d) if e.code == DUPLICATE_KEY => conflicts.push(d),
                     Some((id, _)) if e.code == VALIDATION_FAILED => {
-                        refused.push(self.refused(*id, e.reason))
+                        refused.push(self.refused(*id, e.code))
                     }
                     _ => return Err(self.batch_failed(e)),
                 }
@@ -375,7 +375,7 @@ impl EntityJob {
                 match conflicts.get(e.index) {
                     // On an upsert by _id a duplicate key can only come from another unique index.
                     Some((id, _)) if e.code == VALIDATION_FAILED || e.code == DUPLICATE_KEY => {
-                        refused.push(self.refused(*id, e.reason))
+                        refused.push(self.refused(*id, e.code))
                     }
                     _ => return Err(self.batch_failed(e)),
                 }
@@ -402,9 +402,15 @@ impl EntityJob {
             })
     }
 
-    fn refused(&self, key: i64, reason: String) -> Refused {
-        tracing::warn!(entity = %self.entity, key, %reason, "document refused by MongoDB");
-        Refused { key, reason }
+    fn refused(&self, key: i64, code: i32) -> Refused {
+        tracing::warn!(entity = %self.entity, key, code, "document refused by MongoDB");
+        Refused {
+            key,
+            reason: format!(
+                "MongoDB refused the document: {}",
+                mongo_write::describe(code)
+            ),
+        }
     }
 
     /// The key to start after: the checkpoint when resuming, else 0 (and the checkpoint reset).

@@ -31,7 +31,6 @@ impl Category {
         {
             return Err(ValidationError::UnknownVariant {
                 field: "category.slug",
-                value: self.slug.clone(),
                 expected: "lower-case letters, digits and '-'",
             });
         }

@@ -22,10 +22,7 @@ impl Email {
     /// Parses and validates an address.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let value = raw.trim();
-        let invalid = |reason| ValidationError::InvalidEmail {
-            value: raw.to_owned(),
-            reason,
-        };
+        let invalid = |reason| ValidationError::InvalidEmail { reason };
         if value.len() > Self::MAX_LEN {
             return Err(invalid("longer than 254 characters"));
         }
@@ -134,9 +131,8 @@ impl FromStr for AddressKind {
         match s {
             "shipping" => Ok(Self::Shipping),
             "billing" => Ok(Self::Billing),
-            other => Err(ValidationError::UnknownVariant {
+            _ => Err(ValidationError::UnknownVariant {
                 field: "address.kind",
-                value: other.to_owned(),
                 expected: "shipping, billing",
             }),
         }
@@ -177,7 +173,6 @@ impl Address {
         if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(ValidationError::UnknownVariant {
                 field: "address.country",
-                value: self.country.clone(),
                 expected: "an ISO 3166-1 alpha-2 code such as DE or US",
             });
         }

@@ -67,9 +67,8 @@ impl FromStr for OrderStatus {
         Self::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
-            .ok_or_else(|| ValidationError::UnknownVariant {
+            .ok_or(ValidationError::UnknownVariant {
                 field: "order.status",
-                value: s.to_owned(),
                 expected: "pending, paid, shipped, delivered, cancelled, returned",
             })
     }
@@ -132,7 +131,6 @@ impl OrderItem {
         if matches!(self.item, LineItem::Service(_)) && self.quantity != 1 {
             return Err(ValidationError::NotPositive {
                 field: "order_item.quantity of a service line (must be exactly 1)",
-                value: i64::from(self.quantity),
             });
         }
         Ok(())
@@ -197,11 +195,7 @@ impl ServiceBooking {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validation::text("booking.consultant", &self.consultant, 100)?;
         if self.ends_at <= self.starts_at {
-            return Err(ValidationError::EmptyPeriod {
-                field: "booking",
-                start: self.starts_at.to_rfc3339(),
-                end: self.ends_at.to_rfc3339(),
-            });
+            return Err(ValidationError::EmptyPeriod { field: "booking" });
         }
         Ok(())
     }

@@ -129,7 +129,6 @@ impl CustomerProfile {
             if defaults > 1 {
                 return Err(ValidationError::UnknownVariant {
                     field: "customer_profile.addresses",
-                    value: format!("{defaults} default {} addresses", kind.as_str()),
                     expected: "at most one default address per kind",
                 });
             }

@@ -16,7 +16,7 @@ impl Rating {
         if (1..=5).contains(&stars) {
             Ok(Self(stars))
         } else {
-            Err(ValidationError::RatingOutOfRange(stars))
+            Err(ValidationError::RatingOutOfRange)
         }
     }
 
@@ -68,7 +68,6 @@ impl Media {
         if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
             return Err(ValidationError::UnknownVariant {
                 field: "review.media.url",
-                value: self.url.clone(),
                 expected: "an http:// or https:// URL",
             });
         }

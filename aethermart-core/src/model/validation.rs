@@ -2,38 +2,33 @@
 
 use rust_decimal::Decimal;
 
-/// Why a model value was rejected. Each variant names the field and carries the offending value,
-/// so the message tells the user exactly what to fix.
+/// Why a model value was rejected. Each variant names the field and the rule it breaks, never
+/// the value: these errors reach logs, dead letters and lineage, and the values are customer
+/// data (an e-mail address, a name).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
     /// The text is not a plausible e-mail address (`local@domain.tld`).
-    #[error("invalid e-mail address {value:?}: {reason}")]
+    #[error("customer.email is not a valid e-mail address: {reason}")]
     InvalidEmail {
-        /// The rejected text.
-        value: String,
         /// What is wrong with it.
         reason: &'static str,
     },
     /// A money amount is below zero.
-    #[error("{field} must not be negative, got {value}")]
+    #[error("{field} must not be negative")]
     NegativeAmount {
         /// The field holding the amount, e.g. `product.price`.
         field: &'static str,
-        /// The rejected amount.
-        value: Decimal,
     },
     /// A quantity or duration is zero.
-    #[error("{field} must be positive, got {value}")]
+    #[error("{field} must be positive")]
     NotPositive {
         /// The field, e.g. `order_item.quantity`.
         field: &'static str,
-        /// The rejected value.
-        value: i64,
     },
     /// A review rating outside 1..=5.
-    #[error("rating must be between 1 and 5, got {0}")]
-    RatingOutOfRange(u8),
+    #[error("review.rating must be between 1 and 5")]
+    RatingOutOfRange,
     /// A required text field is empty or only whitespace.
     #[error("{field} must not be empty")]
     Empty {
@@ -51,14 +46,10 @@ pub enum ValidationError {
         max: usize,
     },
     /// A time range whose end is not after its start.
-    #[error("{field}: end {end} is not after start {start}")]
+    #[error("{field}: the end is not after the start")]
     EmptyPeriod {
         /// The field, e.g. `booking`.
         field: &'static str,
-        /// Start of the period (RFC 3339).
-        start: String,
-        /// End of the period (RFC 3339).
-        end: String,
     },
     /// A category tree with a cycle or a dangling parent.
     #[error("category {category}: {reason}")]
@@ -69,12 +60,10 @@ pub enum ValidationError {
         reason: &'static str,
     },
     /// A value that is not one of the allowed names (status, media type, ...).
-    #[error("unknown {field} {value:?}; expected one of {expected}")]
+    #[error("{field} is not one of {expected}")]
     UnknownVariant {
         /// The field, e.g. `order.status`.
         field: &'static str,
-        /// The rejected text.
-        value: String,
         /// The allowed names, comma separated.
         expected: &'static str,
     },
@@ -95,7 +84,7 @@ pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<(), V
 /// Checks that a money amount is not negative.
 pub(crate) fn non_negative(field: &'static str, value: Decimal) -> Result<(), ValidationError> {
     if value.is_sign_negative() && !value.is_zero() {
-        return Err(ValidationError::NegativeAmount { field, value });
+        return Err(ValidationError::NegativeAmount { field });
     }
     Ok(())
 }
@@ -103,7 +92,7 @@ pub(crate) fn non_negative(field: &'static str, value: Decimal) -> Result<(), Va
 /// Checks that a count is at least one.
 pub(crate) fn positive(field: &'static str, value: u32) -> Result<(), ValidationError> {
     if value == 0 {
-        return Err(ValidationError::NotPositive { field, value: 0 });
+        return Err(ValidationError::NotPositive { field });
     }
     Ok(())
 }

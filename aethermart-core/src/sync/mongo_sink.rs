@@ -75,8 +75,8 @@ impl Sink for MongoSink {
                     refused.push(Refused {
                         key: *key,
                         reason: format!(
-                            "MongoDB refused the delete (code {}): {}",
-                            e.code, e.reason
+                            "MongoDB refused the delete: {}",
+                            mongo_write::describe(e.code)
                         ),
                     });
                 }
@@ -94,12 +94,17 @@ impl Sink for MongoSink {
                 let Some((key, _)) = upserts.get(e.index) else {
                     continue;
                 };
-                tracing::warn!(collection, key, code = e.code, reason = %e.reason, "document refused by MongoDB");
+                tracing::warn!(
+                    collection,
+                    key,
+                    code = e.code,
+                    "document refused by MongoDB"
+                );
                 refused.push(Refused {
                     key: *key,
                     reason: format!(
-                        "MongoDB refused the document (code {}): {}",
-                        e.code, e.reason
+                        "MongoDB refused the document: {}",
+                        mongo_write::describe(e.code)
                     ),
                 });
             }
