@@ -42,6 +42,12 @@ pub mod errno {
     pub const CATEGORY_CYCLE: u16 = 30014;
     /// Trigger: an order that is not cancelled was deleted.
     pub const DELETE_NOT_CANCELLED: u16 = 30015;
+    /// `sp_PlaceOrder`: more than 100 lines.
+    pub const TOO_MANY_LINES: u16 = 30016;
+    /// `sp_PlaceOrder`: a consultation would start in the past.
+    pub const SLOT_IN_THE_PAST: u16 = 30017;
+    /// `sp_PlaceOrder`: a line total or the order total exceeds the money columns.
+    pub const AMOUNT_TOO_LARGE: u16 = 30018;
     /// MariaDB: deadlock; retry the transaction.
     pub const DEADLOCK: u16 = 1213;
     /// MariaDB: lock wait timeout; retry the transaction.
@@ -89,6 +95,15 @@ pub enum PlaceOrderError {
     /// 30009: the connection had an open transaction.
     #[error("{0}")]
     InTransaction(String),
+    /// 30016: more than 100 lines.
+    #[error("{0}")]
+    TooManyLines(String),
+    /// 30017: a consultation would start in the past (the server's UTC clock).
+    #[error("{0}")]
+    SlotInThePast(String),
+    /// 30018: a line total or the order total exceeds the money columns.
+    #[error("{0}")]
+    AmountTooLarge(String),
     /// Any other server error. After a lost connection the outcome is unknown: the order may
     /// have been committed, so look it up before placing it again.
     #[error("placing the order failed: {0}")]
@@ -197,6 +212,9 @@ fn place_order_error(err: sqlx::Error) -> PlaceOrderError {
         errno::CONSULTANT_BOOKED => PlaceOrderError::ConsultantBooked(message),
         errno::MALFORMED_LINES => PlaceOrderError::MalformedLines(message),
         errno::IN_TRANSACTION => PlaceOrderError::InTransaction(message),
+        errno::TOO_MANY_LINES => PlaceOrderError::TooManyLines(message),
+        errno::SLOT_IN_THE_PAST => PlaceOrderError::SlotInThePast(message),
+        errno::AMOUNT_TOO_LARGE => PlaceOrderError::AmountTooLarge(message),
         _ => PlaceOrderError::Database(err),
     }
 }

@@ -164,7 +164,7 @@ async fn every_refusal_has_its_own_typed_error_and_leaves_no_trace() {
                 product(1, 1),
                 NewOrderLine::Service {
                     service_id: ServiceId(9),
-                    starts_at: Utc::now(),
+                    starts_at: Utc::now() + chrono::Duration::days(30),
                 },
             ],
             1,
@@ -505,4 +505,118 @@ async fn the_procedures_refuse_to_run_inside_an_open_transaction_and_leave_it_in
         "the caller's transaction was neither committed early nor rolled back"
     );
     assert_eq!(count(&pool, "Orders").await, 0);
+}
+
+/// Issue 16, findings 1 and 4: a caller's session switches do not reach inside the procedures,
+/// and a request is bounded (lines, time, amounts) before any lock is taken.
+#[tokio::test]
+async fn session_switches_do_not_bypass_the_procedures_and_requests_are_bounded() {
+    let (_env, pool) = seeded("orders_guards").await;
+    let mut conn = pool.acquire().await.unwrap();
+    // The attacker's session: no CHECKs, no foreign keys, the history loader's flag.
+    sqlx::raw_sql(
+        "SET SESSION check_constraint_checks = 0, foreign_key_checks = 0;
+         SET @aethermart_loading_history = 1;",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let queued_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_sync_queue")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let row = sqlx::query("CALL sp_PlaceOrder(1, '[{\"product_id\": 1, \"quantity\": 3}]')")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("the order is placed");
+    let order: u64 = sqlx::Row::get(&row, 0);
+    assert_eq!(stock(&pool, 1).await, 7, "stock was taken all the same");
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_sync_queue")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert!(
+        queued > queued_before,
+        "the order was captured for the sync"
+    );
+    let after: (i64, i64, Option<i64>) = sqlx::query_as(
+        "SELECT @@SESSION.check_constraint_checks, @@SESSION.foreign_key_checks, \
+         CAST(@aethermart_loading_history AS SIGNED)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(after, (0, 0, Some(1)), "the caller's session is restored");
+    // Cancelling restocks exactly what the order took, also from such a session.
+    sqlx::query("CALL sp_CancelOrder(?)")
+        .bind(order)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(stock(&pool, 1).await, 10);
+    // A refusal restores the session too.
+    assert_eq!(
+        errno_of(
+            sqlx::query("CALL sp_PlaceOrder(999, '[{\"product_id\": 1, \"quantity\": 1}]')")
+                .execute(&mut *conn)
+                .await
+        ),
+        errno::UNKNOWN_CUSTOMER
+    );
+    let after: (i64, i64) =
+        sqlx::query_as("SELECT @@SESSION.check_constraint_checks, @@SESSION.foreign_key_checks")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(after, (0, 0));
+    drop(conn);
+
+    let before = footprint(&pool).await;
+    let lines = |n: usize| {
+        let line = "{\"product_id\": 2, \"quantity\": 1}";
+        format!("[{}]", vec![line; n].join(","))
+    };
+    sqlx::raw_sql("UPDATE Products SET price = 9999999999.99, stock = 100000 WHERE product_id = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before_price = footprint(&pool).await;
+    assert_eq!(before_price.0, before.0);
+    for (lines, expected) in [
+        (lines(101), errno::TOO_MANY_LINES),
+        (lines(20_000), errno::TOO_MANY_LINES),
+        (
+            "[{\"service_id\": 1, \"starts_at\": \"1999-12-31 10:00:00\"}]".to_owned(),
+            errno::SLOT_IN_THE_PAST,
+        ),
+        // The shape is checked before the time: a malformed line wins over a past slot.
+        (
+            "[{\"service_id\": 1, \"starts_at\": \"1999-12-31 10:00:00\"}, {\"product_id\": \"2x\"}]"
+                .to_owned(),
+            errno::MALFORMED_LINES,
+        ),
+        (
+            "[{\"product_id\": 2, \"quantity\": 1000}]".to_owned(),
+            errno::AMOUNT_TOO_LARGE,
+        ),
+        (
+            format!("[{}]", vec!["{\"product_id\": 2, \"quantity\": 99}"; 100].join(",")),
+            errno::AMOUNT_TOO_LARGE,
+        ),
+    ] {
+        let got = errno_of(
+            sqlx::query("CALL sp_PlaceOrder(1, ?)")
+                .bind(&lines)
+                .execute(&pool)
+                .await,
+        );
+        assert_eq!(got, expected, "{}", &lines[..lines.len().min(120)]);
+        assert_eq!(footprint(&pool).await, before_price, "nothing was written");
+    }
+    // A hundred lines is still an order, and a total of 999,999,999,999.00 still fits.
+    let placed = sqlx::query("CALL sp_PlaceOrder(2, ?)")
+        .bind(lines(100))
+        .execute(&pool)
+        .await;
+    assert!(placed.is_ok(), "{placed:?}");
 }

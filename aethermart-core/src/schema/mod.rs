@@ -82,6 +82,11 @@ pub static VERSIONS: &[SchemaVersion] = &[
         description: "sync integrity: key slots and the handoff row instead of user locks, the engineer's views and procedures",
         sql: include_str!("../../sql/0009_sync_integrity.sql"),
     },
+    SchemaVersion {
+        version: 10,
+        description: "procedure guards: session switches forced and restored, at most 100 lines, no past slots, no overflowing amounts",
+        sql: include_str!("../../sql/0010_procedure_guards.sql"),
+    },
 ];
 
 /// Where one script stands in a database.
