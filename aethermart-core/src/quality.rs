@@ -150,6 +150,14 @@ pub async fn run_checks(
              ON l.order_id = o.order_id WHERE o.total <> COALESCE(l.lines_total, 0) ORDER BY o.order_id",
         )
         .await?,
+        sql_check(
+            pool,
+            "orphan_rows",
+            "rows whose parent is gone (foreign keys switched off by a session)",
+            Severity::Error,
+            ORPHAN_ROWS,
+        )
+        .await?,
         orphan_reviews(pool, mongo).await?,
         stale_sync(pool, options.stale_after).await?,
         sql_check(
@@ -193,6 +201,28 @@ pub async fn run_checks(
     }
     Ok(QualityReport { run_id, checks })
 }
+
+/// Rows whose parent row is missing. The foreign keys forbid them, but any session may switch
+/// `foreign_key_checks` off for itself, so the data is checked, not the constraints trusted.
+const ORPHAN_ROWS: &str = "\
+    SELECT CONCAT('Orders:', o.order_id) AS k FROM Orders o \
+      LEFT JOIN Customers c ON c.customer_id = o.customer_id WHERE c.customer_id IS NULL \
+    UNION ALL SELECT CONCAT('Order_Items:', i.order_item_id) FROM Order_Items i \
+      LEFT JOIN Orders o ON o.order_id = i.order_id WHERE o.order_id IS NULL \
+    UNION ALL SELECT CONCAT('Order_Items:', i.order_item_id) FROM Order_Items i \
+      LEFT JOIN Products p ON p.product_id = i.product_id \
+      WHERE i.product_id IS NOT NULL AND p.product_id IS NULL \
+    UNION ALL SELECT CONCAT('Order_Items:', i.order_item_id) FROM Order_Items i \
+      LEFT JOIN Services s ON s.service_id = i.service_id \
+      WHERE i.service_id IS NOT NULL AND s.service_id IS NULL \
+    UNION ALL SELECT CONCAT('Customer_Addresses:', a.address_id) FROM Customer_Addresses a \
+      LEFT JOIN Customers c ON c.customer_id = a.customer_id WHERE c.customer_id IS NULL \
+    UNION ALL SELECT CONCAT('Service_Bookings:', b.booking_id) FROM Service_Bookings b \
+      LEFT JOIN Order_Items i ON i.order_item_id = b.order_item_id WHERE i.order_item_id IS NULL \
+    UNION ALL SELECT CONCAT('Products:', p.product_id) FROM Products p \
+      LEFT JOIN Categories c ON c.category_id = p.category_id WHERE c.category_id IS NULL \
+    UNION ALL SELECT CONCAT('Services:', s.service_id) FROM Services s \
+      LEFT JOIN Categories c ON c.category_id = s.category_id WHERE c.category_id IS NULL";
 
 /// A check whose query returns the failing keys in a column named `k`.
 async fn sql_check(

@@ -67,7 +67,11 @@ async fn each_check_catches_the_data_broken_for_it() {
          INSERT INTO product_sync_queue (entity_key, operation, source_table, changed_at)
            VALUES (3, 'update', 'Products', NOW(6) - INTERVAL 1 HOUR);
          INSERT INTO sync_dead_letters (queue, entity_key, operation, source_table, changed_at, attempts, error)
-           VALUES ('order_sync_queue', 77, 'insert', 'Orders', NOW(6), 5, 'refused');",
+           VALUES ('order_sync_queue', 77, 'insert', 'Orders', NOW(6), 5, 'refused');
+         SET SESSION foreign_key_checks = 0;
+         INSERT INTO Customer_Addresses (address_id, customer_id, kind, line1, city, postal_code, country, is_default)
+           VALUES (900, 424242, 'billing', '1 Nowhere', 'Madrid', '28001', 'ES', FALSE);
+         SET SESSION foreign_key_checks = 1;",
         order = order.0
     ))
     .execute(&pool)
@@ -94,6 +98,7 @@ async fn each_check_catches_the_data_broken_for_it() {
         ("orphan_reviews", "2"),
         ("stale_sync", "product_sync_queue:3"),
         ("sync_dead_letters", "order_sync_queue:77"),
+        ("orphan_rows", "Customer_Addresses:900"),
         ("reconciliation", "services:1"),
     ] {
         let c = check(&broken, name);
