@@ -7,6 +7,7 @@
 //! | `aethermart_analyst` | `sarah` | read the masked and aggregate views only ([`ANALYST_VIEWS`]), no table holding personal data |
 //! | `aethermart_engineer` | `maria` | inspect the pipeline through materialised views and operate it through procedures ([`engineer_grants`]): no table of the pipeline directly, so she can neither rewrite its state nor lock rows the workers need |
 //! | `aethermart_worker` | `aethermart_worker` | exactly what the migration and the sync worker need ([`worker_grants`]); a service account, never a person's |
+//! | `aethermart_app` | (the application's own account) | the order procedures and catalogue reads ([`app_grants`]), no direct write |
 //!
 //! Passwords come only from the environment ([`ALEX_PASSWORD`], [`SARAH_PASSWORD`],
 //! [`MARIA_PASSWORD`], [`WORKER_PASSWORD`]); all four are checked before anything is changed.
@@ -38,6 +39,9 @@ pub const ANALYST_ROLE: &str = "aethermart_analyst";
 pub const ENGINEER_ROLE: &str = "aethermart_engineer";
 /// The sync worker's role (the migration and `aethermart-worker`).
 pub const WORKER_ROLE: &str = "aethermart_worker";
+/// The application's role: it places and cancels orders through the procedures and reads the
+/// catalogue, nothing else (grant it to your application's account).
+pub const APP_ROLE: &str = "aethermart_app";
 /// The sync worker's account (a service account: no person logs in with it).
 pub const WORKER_USER: &str = "aethermart_worker";
 
@@ -195,6 +199,33 @@ pub fn worker_grants(database: &str) -> Vec<(String, String)> {
     grants
 }
 
+/// `(privileges, object)` pairs of the application role inside `database`: EXECUTE on the
+/// order procedures (which hold the business rules whatever the caller's session says) and
+/// SELECT on the catalogue and the order summaries it shows; no write to any table, so no
+/// session switch can let it around a rule.
+pub fn app_grants(database: &str) -> Vec<(String, String)> {
+    ["sp_PlaceOrder", "sp_CancelOrder"]
+        .iter()
+        .map(|p| {
+            (
+                "EXECUTE".to_owned(),
+                format!("PROCEDURE `{database}`.`{p}`"),
+            )
+        })
+        .chain(
+            [
+                "Categories",
+                "Products",
+                "Services",
+                "v_LowStock",
+                "v_CustomerOrderSummary",
+            ]
+            .iter()
+            .map(|t| ("SELECT".to_owned(), format!("`{database}`.`{t}`"))),
+        )
+        .collect()
+}
+
 /// `(privileges, object)` pairs of the engineer role inside `database`: the pipeline's views
 /// ([`ENGINEER_VIEWS`]) and procedures ([`ENGINEER_PROCEDURES`]), nothing else.
 pub fn engineer_grants(database: &str) -> Vec<(String, String)> {
@@ -251,7 +282,13 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
     let conn = &mut conn;
     let mut steps: Vec<(String, String)> = Vec::new();
     let mut step = |what: &str, sql: String| steps.push((what.to_owned(), sql));
-    for role in [ADMIN_ROLE, ANALYST_ROLE, ENGINEER_ROLE, WORKER_ROLE] {
+    for role in [
+        ADMIN_ROLE,
+        ANALYST_ROLE,
+        ENGINEER_ROLE,
+        WORKER_ROLE,
+        APP_ROLE,
+    ] {
         step(
             &format!("create role {role}"),
             format!("CREATE ROLE IF NOT EXISTS {role}"),
@@ -277,6 +314,12 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
         step(
             &format!("grant {privileges} on {object} to the worker role"),
             format!("GRANT {privileges} ON {object} TO {WORKER_ROLE}"),
+        );
+    }
+    for (privileges, object) in app_grants(database) {
+        step(
+            &format!("grant {privileges} on {object} to the application role"),
+            format!("GRANT {privileges} ON {object} TO {APP_ROLE}"),
         );
     }
     for (user, role, password, max_connections) in [

@@ -620,3 +620,80 @@ async fn session_switches_do_not_bypass_the_procedures_and_requests_are_bounded(
         .await;
     assert!(placed.is_ok(), "{placed:?}");
 }
+
+/// Issue 16, finding 1: the application's role writes only through the procedures, so no
+/// session switch takes it around a rule.
+#[tokio::test]
+async fn the_application_role_places_orders_through_the_procedures_only() {
+    use aethermart_core::connect;
+    use aethermart_core::security;
+    let (env, admin) = seeded("orders_app_role").await;
+    security::apply(&env.config.mariadb, &crate::support::passwords())
+        .await
+        .unwrap();
+    // An application account, as an operator would create it: the role and nothing else.
+    let user = format!(
+        "app_{}",
+        &env.config.mariadb.database()[..20.min(env.config.mariadb.database().len())]
+    );
+    sqlx::raw_sql(&format!(
+        "CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY 'App-S3cret';
+         GRANT {role} TO '{user}'@'%'; SET DEFAULT ROLE {role} FOR '{user}'@'%';",
+        role = security::APP_ROLE
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let app_config = env
+        .config
+        .mariadb
+        .with_login(&user, aethermart_core::config::Secret::new("App-S3cret"));
+    let mut app = connect::node_connection(&app_config, true).await.unwrap();
+    sqlx::raw_sql(
+        "SET SESSION check_constraint_checks = 0, foreign_key_checks = 0;
+         SET @aethermart_loading_history = 1;",
+    )
+    .execute(&mut app)
+    .await
+    .unwrap();
+    let before = footprint(&admin).await;
+    for sql in [
+        "INSERT INTO Orders (customer_id, status) VALUES (1, 'pending')",
+        "UPDATE Products SET stock = stock + 100 WHERE product_id = 1",
+        "DELETE FROM Customers WHERE customer_id = 2",
+        "UPDATE Order_Items SET quantity = 1",
+        "INSERT INTO customer_sync_queue (entity_key, operation, source_table) VALUES (1, 'delete', 'x')",
+    ] {
+        assert_eq!(
+            errno_of(sqlx::query(sql).execute(&mut app).await),
+            1142,
+            "{sql}"
+        );
+    }
+    assert_eq!(footprint(&admin).await, before, "nothing changed");
+    let row = sqlx::query("CALL sp_PlaceOrder(1, '[{\"product_id\": 1, \"quantity\": 2}]')")
+        .fetch_one(&mut app)
+        .await
+        .expect("the application places orders");
+    let order: u64 = sqlx::Row::get(&row, 0);
+    assert_eq!(
+        stock(&admin, 1).await,
+        8,
+        "stock taken despite the loader flag"
+    );
+    sqlx::query("CALL sp_CancelOrder(?)")
+        .bind(order)
+        .execute(&mut app)
+        .await
+        .expect("and cancels them");
+    assert_eq!(stock(&admin, 1).await, 10);
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM Products ORDER BY product_id")
+        .fetch_all(&mut app)
+        .await
+        .expect("it reads the catalogue");
+    assert_eq!(names.len(), 3);
+    sqlx::raw_sql(&format!("DROP USER '{user}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
