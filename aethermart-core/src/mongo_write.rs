@@ -113,16 +113,41 @@ pub struct WriteError {
     pub code: i32,
 }
 
-/// Runs a write command with a majority write concern and checks that it was met, so the
-/// caller may record progress only for durable writes. (`run_command` does not apply the
-/// client's write concern, so it is set here.) A statement refused for a passing reason
-/// fails the whole command ([`CommandError::Statement`]); the other refused statements are
-/// returned.
+/// How long a write waits for its write concern when the configuration names no `wtimeoutMS`.
+pub const DEFAULT_WTIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The `writeConcern` of a write command: the database's own (from the connection string's
+/// `w`, `wtimeoutMS` and `journal`), a majority by default, and always a timeout
+/// ([`DEFAULT_WTIMEOUT`] unless configured), so a write never waits without end for
+/// replicas that do not answer.
+fn write_concern(configured: Option<&mongodb::options::WriteConcern>) -> Document {
+    use mongodb::options::Acknowledgment;
+    let mut concern = match configured.and_then(|c| c.w.as_ref()) {
+        Some(Acknowledgment::Nodes(n)) => doc! { "w": i64::from(*n) },
+        Some(Acknowledgment::Custom(tag)) => doc! { "w": tag.as_str() },
+        // Majority, none configured, or a kind this driver version adds later.
+        _ => doc! { "w": "majority" },
+    };
+    let timeout = configured
+        .and_then(|c| c.w_timeout)
+        .unwrap_or(DEFAULT_WTIMEOUT);
+    concern.insert("wtimeout", timeout.as_millis() as i64);
+    if let Some(journal) = configured.and_then(|c| c.journal) {
+        concern.insert("j", journal);
+    }
+    concern
+}
+
+/// Runs a write command with the database's write concern ([`write_concern`]: a majority and
+/// a timeout unless configured otherwise) and checks that it was met, so the caller may record
+/// progress only for durable writes. (`run_command` does not apply the client's write concern,
+/// so it is set here.) A statement refused for a passing reason fails the whole command
+/// ([`CommandError::Statement`]); the other refused statements are returned.
 pub(crate) async fn run(
     db: &mongodb::Database,
     mut command: Document,
 ) -> Result<Vec<WriteError>, CommandError> {
-    command.insert("writeConcern", doc! { "w": "majority" });
+    command.insert("writeConcern", write_concern(db.write_concern()));
     let reply = db.run_command(command).await?;
     if let Ok(wce) = reply.get_document("writeConcernError") {
         return Err(CommandError::WriteConcern {
@@ -153,4 +178,33 @@ fn write_errors(reply: &Document) -> Vec<WriteError> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::options::{Acknowledgment, WriteConcern};
+    use std::time::Duration;
+
+    #[test]
+    fn the_configured_write_concern_is_used_and_a_timeout_is_always_set() {
+        assert_eq!(
+            write_concern(None),
+            doc! { "w": "majority", "wtimeout": 10_000_i64 }
+        );
+        let from_uri = WriteConcern::builder()
+            .w(Acknowledgment::Nodes(1))
+            .w_timeout(Duration::from_millis(500))
+            .journal(true)
+            .build();
+        assert_eq!(
+            write_concern(Some(&from_uri)),
+            doc! { "w": 1_i64, "wtimeout": 500_i64, "j": true }
+        );
+        let only_w = WriteConcern::builder().w(Acknowledgment::Majority).build();
+        assert_eq!(
+            write_concern(Some(&only_w)),
+            doc! { "w": "majority", "wtimeout": 10_000_i64 }
+        );
+    }
 }

@@ -13,6 +13,13 @@ use rust_decimal::Decimal;
 async fn doctor_passes_on_the_local_servers() {
     let report = doctor::diagnose(&config()).await;
     assert!(report.healthy(), "doctor found problems:\n{report}");
+    // The local MariaDB has no anonymous account (any user name would log in as it).
+    let env = TestEnv::new("no_anonymous").await;
+    let anonymous: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mysql.user WHERE User = ''")
+        .fetch_one(&env.pool().await)
+        .await
+        .unwrap();
+    assert_eq!(anonymous, 0, "anonymous MariaDB accounts");
     let version = report.mariadb.version.as_deref().unwrap_or_default();
     assert!(version.contains("MariaDB"), "{version}");
     for name in [
