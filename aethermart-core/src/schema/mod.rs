@@ -87,6 +87,11 @@ pub static VERSIONS: &[SchemaVersion] = &[
         description: "procedure guards: session switches forced and restored, at most 100 lines, no past slots, no overflowing amounts",
         sql: include_str!("../../sql/0010_procedure_guards.sql"),
     },
+    SchemaVersion {
+        version: 11,
+        description: "k-anonymous customers for the analyst: a keyed pseudonym, generalised signup period and place",
+        sql: include_str!("../../sql/0011_k_anonymous_customers.sql"),
+    },
 ];
 
 /// Where one script stands in a database.
