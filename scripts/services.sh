@@ -27,6 +27,7 @@ DB_USER=aethermart
 DB_NAME=aethermart
 
 MDB=$STATE/mariadb
+MDB_TLS=$MDB/tls
 MDB_CNF=$MDB/my.cnf
 MDB_PASSWORD_FILE=$MDB/$DB_USER.password
 MGO=$STATE/mongodb
@@ -65,6 +66,27 @@ wait_tcp() { # port pidfile what logfile
   done
 }
 
+# A CA and a server certificate for 127.0.0.1 / localhost (TLS for clients that ask for it:
+# `?ssl-mode=VERIFY_IDENTITY&ssl-ca=$MDB_TLS/ca.pem`), made once per state directory.
+ensure_mariadb_tls() {
+  [ -s "$MDB_TLS/server-key.pem" ] && [ -s "$MDB_TLS/ca.pem" ] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$MDB_TLS"
+  (
+    cd "$MDB_TLS"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=AetherMart local CA" \
+      -keyout ca-key.pem -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout server-key.pem -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+      -extfile san.ext -out server-cert.pem 2>/dev/null
+    rm -f server.csr san.ext ca.srl
+    chmod 644 ca.pem server-cert.pem
+  ) || die "making the local MariaDB's TLS certificates failed"
+}
+
 write_mariadb_cnf() {
   local user_line="user=$(id -un)"
   cat > "$MDB_CNF" <<EOF
@@ -87,6 +109,9 @@ innodb_log_file_size=128M
 innodb_flush_log_at_trx_commit=2
 max_connections=300
 log_bin_trust_function_creators=1
+ssl_ca=$MDB_TLS/ca.pem
+ssl_cert=$MDB_TLS/server-cert.pem
+ssl_key=$MDB_TLS/server-key.pem
 
 [client]
 socket=$MDB/mysqld.sock
@@ -116,6 +141,7 @@ start_mariadb() {
   install_mariadb
   mkdir -p "$MDB"
   if pid_alive "$MDB/mysqld.pid" "$MDB_CNF"; then ensure_mariadb_user; log "MariaDB already running (pid $(cat "$MDB/mysqld.pid")) on 127.0.0.1:$MARIADB_PORT"; return 0; fi
+  ensure_mariadb_tls
   write_mariadb_cnf
   if [ ! -d "$MDB/data/mysql" ]; then
     log "MariaDB: initialising $MDB/data"
@@ -153,6 +179,7 @@ print_env() {
   else
     echo "export AETHERMART_MARIADB_URL='$LOCAL_MARIADB_URL'"
     echo "export MARIA_DB_PASS=\"\$(cat '$MDB_PASSWORD_FILE')\""
+    echo "export AETHERMART_LOCAL_MARIADB_CA='$MDB_TLS/ca.pem'"
   fi
   if external_mongodb; then
     echo "# MongoDB: keeping your AETHERMART_MONGODB_URI"

@@ -127,3 +127,97 @@ async fn a_customer_profile_round_trips_through_mongodb_and_decimals_through_mar
         .unwrap();
     assert_eq!(price, Decimal::new(389_991, 2), "DECIMAL arrives exact");
 }
+
+/// Issue 16, finding 5: `ssl-mode` and `ssl-ca` in `AETHERMART_MARIADB_URL` work. The local
+/// server has a certificate for 127.0.0.1 signed by its own CA (`scripts/services.sh`); an
+/// account that requires TLS is refused without it and served with it.
+#[tokio::test]
+async fn tls_from_the_url_verifies_the_server_and_an_account_can_require_it() {
+    let ca = std::env::var("AETHERMART_LOCAL_MARIADB_CA").unwrap_or_else(|_| {
+        panic!("AETHERMART_LOCAL_MARIADB_CA is not set: run `eval \"$(scripts/services.sh env)\"`")
+    });
+    assert!(std::path::Path::new(&ca).is_file(), "no CA file at {ca}");
+    let env = TestEnv::new("tls").await;
+    let admin = env.pool().await;
+    let user = format!("tls_{}", std::process::id());
+    sqlx::raw_sql(&format!(
+        "CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY 'Tls-S3cret' REQUIRE SSL;
+         GRANT SELECT ON `{db}`.* TO '{user}'@'%';",
+        db = env.config.mariadb.database()
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let base = &env.config.mariadb;
+    let url = |query: &str| {
+        format!(
+            "mysql://{user}@{}/{}{query}",
+            base.endpoint(),
+            base.database()
+        )
+    };
+    let login = |url: String| {
+        MariaDbConfig::from_lookup(|var| match var {
+            v if v == MARIADB_URL => Some(url.clone()),
+            v if v == aethermart_core::config::MARIADB_PASSWORD => Some("Tls-S3cret".to_owned()),
+            _ => None,
+        })
+        .expect("a valid URL")
+    };
+    // Without TLS: refused (1045, access denied: the account requires SSL).
+    let plain =
+        aethermart_core::connect::node_connection(&login(url("?ssl-mode=DISABLED")), true).await;
+    let err = plain.expect_err("an account that requires TLS is refused without it");
+    assert!(err.to_string().contains("Access denied"), "{err}");
+    // With the CA and the host verified: served over TLS.
+    let verified = login(url(&format!("?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}")));
+    let mut conn = aethermart_core::connect::node_connection(&verified, true)
+        .await
+        .expect("TLS with the local CA and 127.0.0.1 in the certificate");
+    let (_, cipher): (String, String) = sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!cipher.is_empty(), "the session is encrypted");
+    drop(conn);
+    // A CA that did not sign the server's certificate is refused.
+    let wrong_ca = std::env::temp_dir().join(format!("amt_wrong_ca_{}.pem", std::process::id()));
+    std::fs::write(&wrong_ca, WRONG_CA).unwrap();
+    let wrong = login(url(&format!(
+        "?ssl-mode=VERIFY_CA&ssl-ca={}",
+        wrong_ca.display()
+    )));
+    let refused = aethermart_core::connect::node_connection(&wrong, true).await;
+    assert!(
+        refused.is_err(),
+        "a server certificate from another CA is accepted"
+    );
+    std::fs::remove_file(&wrong_ca).ok();
+    sqlx::raw_sql(&format!("DROP USER '{user}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+/// A CA certificate (its key was thrown away) that signed nothing the local server uses.
+const WRONG_CA: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIDIzCCAgugAwIBAgIUc57fZ1ny0QvRiljv/frMe81+KykwDQYJKoZIhvcNAQEL\n\
+BQAwIDEeMBwGA1UEAwwVTm90IHRoZSBBZXRoZXJNYXJ0IENBMCAXDTI2MTIwMTEz\n\
+MjkyOFoYDzIxMjYxMTA3MTMyOTI4WjAgMR4wHAYDVQQDDBVOb3QgdGhlIEFldGhl\n\
+ck1hcnQgQ0EwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQC7IfLqZu6K\n\
+JOAlsHX39ThUkzaNNZeFzWpHNhcr9jKM1riRqbG6A5+1eMj8dNo1+Vr3JbiDc8wQ\n\
+48TQnIqLNpIKwRGbv7pVI9UXJyBtJU+1xl8Bf9L/suh6sJWtSMRgOuc53EtQuwGM\n\
+hAZvPGwJvWuB8VCYBVhnFhliKF45yG43r2AnZUijPZI/DVgx2QoAGeKG56fxDYnJ\n\
+FDcVP+LgiuXO+r3PlScFPQnoHheq0Jx/dERLxRXC9+hKVa7wgf9fZ7VkYoVYPAVE\n\
+3QlCJy6hD9XhXsl2Hyq/0VY+HFWhNXKN1FEFlMBTTooNJP751E7M8RpX6GjeFSGw\n\
+AJc4cDmpRLprAgMBAAGjUzBRMB0GA1UdDgQWBBRu2GtQX0Q/dYk/9AdOASXcYAb4\n\
+cTAfBgNVHSMEGDAWgBRu2GtQX0Q/dYk/9AdOASXcYAb4cTAPBgNVHRMBAf8EBTAD\n\
+AQH/MA0GCSqGSIb3DQEBCwUAA4IBAQAG4laL40ob8WcZlQzxqM8ZZNpUYTRWBaGr\n\
+R8sDvV8XlTuJhPyawNF1swMidKx5+eYef4ziOl/K6etVpcmSHMjf+5lOIAYP+4Oe\n\
+YrAn2xNlXAwBjSQh5Ke5LrmZq/SnRnJzMjPgqJ1r7gv9HFgFqiJlwlFuFkSvlLbH\n\
+/CR/PFV3b/XYmvmioZU7+0fQ5HBVH1YXJIYZw3hee6QRbN4xIHVr5WIYxLgTnwjr\n\
+eDl/6GLKKaoxCsqmb8F2QfBiTwo0ehSASMkPii5uJfbFaEHAc8yHSnxRQPdE+H0F\n\
+00iBBGl5OI/cw/W9++D4OkiVIy/2H1G91l+QdBG+DqE1qszn5tvK\n\
+-----END CERTIFICATE-----\n\
+";
