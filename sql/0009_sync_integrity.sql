@@ -188,23 +188,7 @@ END;
 -- of the tables behind it (and, in REPEATABLE READ, the gaps between them), so an analyst
 -- holding `SELECT … FOR UPDATE` on one could make application writers wait without end. Through
 -- a TEMPTABLE view the rows are read without locks. Same columns and rows as before.
-CREATE OR REPLACE ALGORITHM = TEMPTABLE VIEW v_customers_masked AS
-SELECT c.customer_id,
-       CONCAT(LEFT(c.first_name, 1), '.', LEFT(c.last_name, 1), '.') AS initials,
-       CONCAT(LEFT(c.email, 1), '***@', SUBSTRING_INDEX(c.email, '@', -1)) AS email_masked,
-       -- too few digits to hide anything: no phone at all
-       IF(LENGTH(REGEXP_REPLACE(COALESCE(c.phone, ''), '[^0-9]', '')) < 7, NULL,
-          CONCAT('***', RIGHT(REGEXP_REPLACE(c.phone, '[^0-9]', ''), 4))) AS phone_last4,
-       a.city,
-       a.country,
-       c.created_at
-FROM Customers c
-LEFT JOIN Customer_Addresses a ON a.address_id = (
-    SELECT a2.address_id FROM Customer_Addresses a2
-    WHERE a2.customer_id = c.customer_id
-    ORDER BY a2.kind = 'shipping' DESC, a2.is_default DESC, a2.address_id
-    LIMIT 1);
-
+-- (`v_customers_masked` is replaced by a materialised, k-anonymous view in version 11.)
 CREATE OR REPLACE ALGORITHM = TEMPTABLE VIEW v_LowStock AS
 SELECT p.product_id, p.sku, p.name, c.name AS category, p.stock
 FROM Products p
