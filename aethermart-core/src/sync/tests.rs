@@ -310,6 +310,24 @@ fn syncer(source: &MemorySource, sink: &Arc<ScriptedSink>, options: SyncOptions)
     Syncer::new(Arc::new(source.clone()), sink.clone(), options).with_entities(&[Entity::Customers])
 }
 
+/// Runs `syncer` in the background until the returned sender fires.
+fn follow(
+    syncer: Syncer,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<SyncReport, SyncError>>,
+) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        syncer
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, task)
+}
+
 fn versions(sink: &ScriptedSink) -> BTreeMap<i64, i64> {
     sink.store
         .lock()
@@ -517,15 +535,7 @@ async fn drain_ends_once_the_queue_is_empty_and_a_full_batch_polls_again_at_once
 #[tokio::test(start_paused = true)]
 async fn run_follows_new_changes_until_its_shutdown_future_resolves() {
     let (source, sink) = (MemorySource::default(), Arc::new(ScriptedSink::default()));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let syncer = syncer(&source, &sink, options());
-    let task = tokio::spawn(async move {
-        syncer
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, task) = follow(syncer(&source, &sink, options()));
     for round in 0..3 {
         source.change(round);
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -547,15 +557,7 @@ async fn a_shutdown_while_a_batch_is_written_lets_it_finish_and_acknowledges_it(
     sink.script.lock().unwrap().gate = Some(gate.clone());
     source.change(1);
     source.change(2);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let syncer = syncer(&source, &sink, options());
-    let task = tokio::spawn(async move {
-        syncer
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, task) = follow(syncer(&source, &sink, options()));
     sink.entered.notified().await;
     stop.send(()).unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -582,15 +584,7 @@ async fn a_batch_that_fails_while_stopping_is_given_back_untouched_and_newer_sta
         script.transient_failures = 1;
     }
     source.change(1);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let first = syncer(&source, &sink, options());
-    let task = tokio::spawn(async move {
-        first
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, task) = follow(syncer(&source, &sink, options()));
     sink.entered.notified().await;
     // The row changes again while the old state is in flight; then the worker stops and its
     // write fails.
