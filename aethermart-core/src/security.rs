@@ -143,10 +143,10 @@ impl Passwords {
     }
 }
 
-/// Applying the roles failed.
+/// Applying the roles, or creating or dropping a history loader, failed.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "security apply failed at `{step}`: {source} (the statements before it took effect; run it again)"
+    "account statement `{step}` failed: {source} (the statements before it took effect; running the command again completes them)"
 )]
 pub struct SecurityError {
     /// The statement's purpose (never the password).
@@ -270,15 +270,8 @@ const ENGINEER_FORMER_TABLES: &[&str] = &[
 /// `alex`, `sarah` and `maria` with their passwords and default roles (any host). Runs on a
 /// connection of its own whose statements are never logged (they carry passwords).
 pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(), SecurityError> {
-    use sqlx::{ConnectOptions, Connection};
     let database = mariadb.database();
-    let options = mariadb.connect_options().disable_statement_logging();
-    let mut conn = MySqlConnection::connect_with(&options)
-        .await
-        .map_err(|source| SecurityError {
-            step: format!("connecting to MariaDB at {}", mariadb.endpoint()),
-            source,
-        })?;
+    let mut conn = quiet_connection(mariadb).await?;
     let conn = &mut conn;
     let mut steps: Vec<(String, String)> = Vec::new();
     let mut step = |what: &str, sql: String| steps.push((what.to_owned(), sql));
@@ -393,6 +386,136 @@ pub async fn apply(mariadb: &MariaDbConfig, passwords: &Passwords) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Login names of history loaders start with this. From schema version 12 the triggers take an
+/// insert by such a login as history: no stock is taken and nothing is queued for the sync
+/// (the rows are copied by the initial migration that follows a load). It is a privilege only
+/// the administrator can hand out, since only an account with `CREATE USER` can create such a
+/// login, and no session can change the login it authenticated as. Reserved: give no other
+/// account a name that starts with it.
+pub const HISTORY_LOADER_PREFIX: &str = "aethermart_loader_";
+
+/// The tables a history load writes: a loader may read and insert into these and nothing else.
+pub const HISTORY_TABLES: [&str; 8] = [
+    "Categories",
+    "Customers",
+    "Customer_Addresses",
+    "Products",
+    "Services",
+    "Orders",
+    "Order_Items",
+    "Service_Bookings",
+];
+
+/// A history loader account for one load ([`HISTORY_LOADER_PREFIX`] and a random suffix, a
+/// random password that only this value holds), created by the administrator on one node and
+/// dropped by [`HistoryLoader::drop_account`] when the load ends.
+#[derive(Debug)]
+pub struct HistoryLoader {
+    user: String,
+    host: String,
+    login: MariaDbConfig,
+    admin: MariaDbConfig,
+}
+
+impl HistoryLoader {
+    /// Creates the account on `node` (the node the load writes to; in a Galera cluster the
+    /// account replicates) with the administrator's login of `node`, from the same host that
+    /// login matches, allowed `max_connections` at once, with `SELECT, INSERT` on
+    /// [`HISTORY_TABLES`] of the configured database.
+    pub async fn create(node: &MariaDbConfig, max_connections: u32) -> Result<Self, SecurityError> {
+        use rand::Rng;
+        let mut admin = quiet_connection(node).await?;
+        let host: String = sqlx::query_scalar("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', -1)")
+            .fetch_one(&mut admin)
+            .await
+            .map_err(|source| SecurityError {
+                step: "reading the administrator's host".into(),
+                source,
+            })?;
+        let mut rng = rand::rng();
+        let user = format!("{HISTORY_LOADER_PREFIX}{:016x}", rng.random::<u64>());
+        let password: String = (0..32)
+            .map(|_| char::from(rng.sample(rand::distr::Alphanumeric)))
+            .collect();
+        // Host patterns are letters, digits and `.%_:-` (an IP, a name, a wildcard); anything
+        // else is not quoted into a statement.
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".%_:-".contains(&b))
+        {
+            return Err(SecurityError {
+                step: "reading the administrator's host".into(),
+                source: sqlx::Error::Protocol(format!("unexpected host pattern {host:?}")),
+            });
+        }
+        let account = format!("'{user}'@'{host}'");
+        let hash = native_password_hash(&password);
+        let database = node.database();
+        let mut statements = vec![(
+            format!("create the history loader {user}"),
+            format!(
+                "CREATE USER {account} IDENTIFIED BY PASSWORD '{hash}' \
+                     WITH MAX_USER_CONNECTIONS {max_connections}"
+            ),
+        )];
+        for table in HISTORY_TABLES {
+            statements.push((
+                format!("grant SELECT, INSERT on {table} to {user}"),
+                format!("GRANT SELECT, INSERT ON `{database}`.`{table}` TO {account}"),
+            ));
+        }
+        let loader = Self {
+            login: node.with_login(&user, Secret::new(password)),
+            admin: node.clone(),
+            user,
+            host,
+        };
+        for (step, sql) in statements {
+            if let Err(source) = execute_script(&mut admin, &sql).await {
+                let _ = loader.drop_account().await;
+                return Err(SecurityError { step, source });
+            }
+        }
+        Ok(loader)
+    }
+
+    /// The configuration to connect as the loader (same node and database).
+    pub fn login(&self) -> &MariaDbConfig {
+        &self.login
+    }
+
+    /// The loader's login name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Drops the account (and with it every grant); connections still open keep running
+    /// until they close, so close them first.
+    pub async fn drop_account(&self) -> Result<(), SecurityError> {
+        let mut admin = quiet_connection(&self.admin).await?;
+        let sql = format!("DROP USER IF EXISTS '{}'@'{}'", self.user, self.host);
+        execute_script(&mut admin, &sql)
+            .await
+            .map_err(|source| SecurityError {
+                step: format!("drop the history loader {}", self.user),
+                source,
+            })
+    }
+}
+
+/// A connection to the first node of `mariadb` whose statements are never logged (account
+/// statements carry password hashes).
+async fn quiet_connection(mariadb: &MariaDbConfig) -> Result<MySqlConnection, SecurityError> {
+    use sqlx::{ConnectOptions, Connection};
+    let options = mariadb.connect_options().disable_statement_logging();
+    MySqlConnection::connect_with(&options)
+        .await
+        .map_err(|source| SecurityError {
+            step: format!("connecting to MariaDB at {}", mariadb.endpoint()),
+            source,
+        })
 }
 
 /// The `mysql_native_password` hash: `*` and the upper-case hex of SHA1(SHA1(password)).

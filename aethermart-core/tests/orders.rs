@@ -621,6 +621,135 @@ async fn session_switches_do_not_bypass_the_procedures_and_requests_are_bounded(
     assert!(placed.is_ok(), "{placed:?}");
 }
 
+/// Issue 16, finding 1: loading history (no stock taken, nothing queued) is the privilege of a
+/// loader account the administrator creates, not a variable a session sets; each line records
+/// the stock it took, and cancelling puts back exactly that.
+#[tokio::test]
+async fn history_loading_is_an_accounts_privilege_and_cancelling_restocks_what_was_taken() {
+    use aethermart_core::connect;
+    use aethermart_core::security::{self, HistoryLoader};
+    let (env, admin) = seeded("orders_history_loader").await;
+    let queued_orders = || async {
+        count(&admin, "order_sync_queue").await + count(&admin, "customer_sync_queue").await
+    };
+    let taken = |line: u64| {
+        let admin = admin.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<i32>>(
+                "SELECT stock_taken FROM Order_Items WHERE order_item_id = ?",
+            )
+            .bind(line)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+        }
+    };
+
+    // The old switch, from an account that may write the tables directly: the line takes its
+    // stock and is captured all the same, and a `stock_taken` in the INSERT is overruled.
+    let mut conn = admin.acquire().await.unwrap();
+    sqlx::raw_sql(
+        "SET @aethermart_loading_history = 1;
+         INSERT INTO Orders (order_id, customer_id, status, total) VALUES (500, 1, 'pending', 3199.98);
+         INSERT INTO Order_Items (order_item_id, order_id, product_id, quantity, unit_price, stock_taken)
+           VALUES (5000, 500, 1, 2, 1599.99, 0);",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    drop(conn);
+    assert_eq!(
+        stock(&admin, 1).await,
+        8,
+        "the variable no longer skips the stock"
+    );
+    assert_eq!(taken(5000).await, Some(2));
+    let queued_live = queued_orders().await;
+    assert!(queued_live > 0, "the variable no longer skips the capture");
+    assert_eq!(
+        errno_of(
+            sqlx::query("UPDATE Order_Items SET stock_taken = 0 WHERE order_item_id = 5000")
+                .execute(&admin)
+                .await
+        ),
+        errno::LINE_IMMUTABLE,
+        "what a line took cannot be rewritten"
+    );
+
+    // A loader account: its inserts are history.
+    let loader = HistoryLoader::create(&env.config.mariadb, 2).await.unwrap();
+    assert!(loader.user().starts_with(security::HISTORY_LOADER_PREFIX));
+    let mut as_loader = connect::node_connection(loader.login(), true)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO Orders (order_id, customer_id, status, total) VALUES (501, 2, 'paid', 4799.97);
+         INSERT INTO Order_Items (order_item_id, order_id, product_id, quantity, unit_price)
+           VALUES (5010, 501, 1, 3, 1599.99);",
+    )
+    .execute(&mut as_loader)
+    .await
+    .unwrap();
+    assert_eq!(stock(&admin, 1).await, 8, "history takes no stock");
+    assert_eq!(taken(5010).await, Some(0));
+    assert_eq!(queued_orders().await, queued_live, "history is not queued");
+    // ... and that is all a loader may do.
+    for sql in [
+        "UPDATE Products SET stock = 1000 WHERE product_id = 1",
+        "DELETE FROM Customers WHERE customer_id = 2",
+        "INSERT INTO order_sync_queue (entity_key, operation, source_table) VALUES (1, 'delete', 'x')",
+    ] {
+        assert_eq!(
+            errno_of(sqlx::query(sql).execute(&mut as_loader).await),
+            1142,
+            "{sql}"
+        );
+    }
+    assert_eq!(
+        errno_of(
+            sqlx::query("CALL sp_PlaceOrder(1, '[{\"product_id\": 1, \"quantity\": 1}]')")
+                .execute(&mut as_loader)
+                .await
+        ),
+        1370,
+        "a loader cannot place live orders"
+    );
+    drop(as_loader);
+
+    // Cancelling restocks exactly what each order took: nothing for history, 2 for the live one.
+    for (order, expected) in [(501_u64, 8), (500, 10)] {
+        orders::cancel_order(&admin, OrderId(order)).await.unwrap();
+        assert_eq!(stock(&admin, 1).await, expected, "after cancelling {order}");
+    }
+
+    // The loader is gone when the load ends, and nobody else can make one.
+    loader.drop_account().await.unwrap();
+    assert!(
+        connect::node_connection(loader.login(), true)
+            .await
+            .is_err(),
+        "the dropped loader cannot log in"
+    );
+    security::apply(&env.config.mariadb, &crate::support::passwords())
+        .await
+        .unwrap();
+    let passwords = crate::support::passwords();
+    let maria = env
+        .config
+        .mariadb
+        .with_login("maria", passwords.maria().clone());
+    let mut as_maria = connect::node_connection(&maria, true).await.unwrap();
+    assert_eq!(
+        errno_of(
+            sqlx::query("CREATE USER 'aethermart_loader_mine'@'%' IDENTIFIED BY 'x'")
+                .execute(&mut as_maria)
+                .await
+        ),
+        1227,
+        "only the administrator creates loaders"
+    );
+}
+
 /// Issue 16, finding 1: the application's role writes only through the procedures, so no
 /// session switch takes it around a rule.
 #[tokio::test]

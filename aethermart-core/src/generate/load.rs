@@ -12,6 +12,7 @@ use crate::model::{
 use crate::progress::Progress;
 use crate::projection::document::{self, CUSTOMER_PROFILES, REVIEWS};
 use crate::schema::{MariaDbSchema, SchemaApplier, SchemaError, VersionState};
+use crate::security::{HISTORY_TABLES, HistoryLoader, SecurityError};
 use mongodb::bson::{Document, doc};
 use sqlx::{Connection, MySql, MySqlConnection, QueryBuilder};
 use std::collections::BTreeMap;
@@ -97,6 +98,9 @@ pub enum LoadError {
         #[source]
         source: mongodb::error::Error,
     },
+    /// The history loader account could not be created or dropped.
+    #[error(transparent)]
+    Loader(#[from] SecurityError),
     /// A loader task panicked.
     #[error("a loader task stopped unexpectedly: {0}")]
     Task(#[source] tokio::task::JoinError),
@@ -164,16 +168,6 @@ impl Counts {
 }
 
 /// The MariaDB tables in load order, and the MongoDB collections.
-const MARIADB_TABLES: [&str; 8] = [
-    "Categories",
-    "Customers",
-    "Customer_Addresses",
-    "Products",
-    "Services",
-    "Orders",
-    "Order_Items",
-    "Service_Bookings",
-];
 const MONGODB_COLLECTIONS: [&str; 2] = [CUSTOMER_PROFILES, REVIEWS];
 
 /// Loads everything `generator` produces into the (empty, schema-applied) MariaDB database and
@@ -196,11 +190,79 @@ pub async fn load(
     ));
 
     let started = Instant::now();
-    let mut conns = Vec::new();
-    for _ in 0..options.connections.max(1) {
-        conns.push(history_connection(mariadb).await?);
-    }
+    // History is written as a loader account of its own (see `security::HISTORY_LOADER_PREFIX`),
+    // dropped again whatever happens to the load.
+    let connections = options.connections.max(1);
+    let node = crate::cluster::writable_node(mariadb).await?;
+    let loader = HistoryLoader::create(&node, connections as u32).await?;
+    tracing::info!(loader = loader.user(), node = %node.endpoint(), "history loader created");
+    let loaded = load_mariadb(
+        generator.clone(),
+        loader.login(),
+        connections,
+        counts.clone(),
+        progress.clone(),
+        mongo_tx,
+    )
+    .await;
+    let dropped = loader.drop_account().await;
+    loaded?;
+    dropped?;
+    let mariadb_seconds = started.elapsed().as_secs_f64();
 
+    let mongodb_seconds = writer.await.map_err(LoadError::Task)??;
+    progress.finish("preferences");
+    progress.finish("reviews");
+
+    let tables: Vec<TableLoad> = [
+        ("categories", "MariaDB"),
+        ("customers", "MariaDB"),
+        ("addresses", "MariaDB"),
+        ("products", "MariaDB"),
+        ("services", "MariaDB"),
+        ("orders", "MariaDB"),
+        ("order_items", "MariaDB"),
+        ("bookings", "MariaDB"),
+        ("preferences", "MongoDB"),
+        ("reviews", "MongoDB"),
+    ]
+    .into_iter()
+    .map(|(table, store)| TableLoad {
+        table,
+        store,
+        rows: counts.get(table),
+    })
+    .collect();
+    let sum = |store| {
+        tables
+            .iter()
+            .filter(|t| t.store == store)
+            .map(|t| t.rows)
+            .sum()
+    };
+    Ok(LoadSummary {
+        mariadb_rows: sum("MariaDB"),
+        mongodb_documents: sum("MongoDB"),
+        tables,
+        mariadb_seconds,
+        mongodb_seconds,
+    })
+}
+
+/// The MariaDB part of [`load`], as the history loader `login` on `connections` connections;
+/// documents go to `mongo` (the MongoDB writer) as they are generated.
+async fn load_mariadb(
+    generator: Arc<dyn Generator>,
+    login: &MariaDbConfig,
+    connections: usize,
+    counts: Arc<Counts>,
+    progress: Arc<dyn Progress>,
+    mongo: mpsc::Sender<(&'static str, Vec<Document>)>,
+) -> Result<(), LoadError> {
+    let mut conns = Vec::new();
+    for _ in 0..connections {
+        conns.push(history_connection(login).await?);
+    }
     // 1. The category tree: one small statement, parents first.
     progress.begin("categories", None);
     let categories = generator.categories();
@@ -234,7 +296,7 @@ pub async fn load(
         generator: generator.clone(),
         counts: counts.clone(),
         progress: progress.clone(),
-        mongo: mongo_tx.clone(),
+        mongo,
         booking_requests: Mutex::new(Vec::new()),
     });
     let stage = Instant::now();
@@ -282,47 +344,7 @@ pub async fn load(
     for conn in conns {
         let _ = conn.close().await;
     }
-    let mariadb_seconds = started.elapsed().as_secs_f64();
-
-    drop(ctx);
-    drop(mongo_tx);
-    let mongodb_seconds = writer.await.map_err(LoadError::Task)??;
-    progress.finish("preferences");
-    progress.finish("reviews");
-
-    let tables: Vec<TableLoad> = [
-        ("categories", "MariaDB"),
-        ("customers", "MariaDB"),
-        ("addresses", "MariaDB"),
-        ("products", "MariaDB"),
-        ("services", "MariaDB"),
-        ("orders", "MariaDB"),
-        ("order_items", "MariaDB"),
-        ("bookings", "MariaDB"),
-        ("preferences", "MongoDB"),
-        ("reviews", "MongoDB"),
-    ]
-    .into_iter()
-    .map(|(table, store)| TableLoad {
-        table,
-        store,
-        rows: counts.get(table),
-    })
-    .collect();
-    let sum = |store| {
-        tables
-            .iter()
-            .filter(|t| t.store == store)
-            .map(|t| t.rows)
-            .sum()
-    };
-    Ok(LoadSummary {
-        mariadb_rows: sum("MariaDB"),
-        mongodb_documents: sum("MongoDB"),
-        tables,
-        mariadb_seconds,
-        mongodb_seconds,
-    })
+    Ok(())
 }
 
 /// The schema must be applied and every target empty (MongoDB collections are dropped first
@@ -337,7 +359,7 @@ async fn preflight(
         return Err(LoadError::SchemaNotApplied(mariadb.database().to_owned()));
     }
     let mut conn = cluster::writable_connection(mariadb, true).await?;
-    for table in MARIADB_TABLES {
+    for table in HISTORY_TABLES {
         let any: Option<i32> = sqlx::query_scalar(&format!("SELECT 1 FROM {table} LIMIT 1"))
             .fetch_optional(&mut conn)
             .await
@@ -368,11 +390,12 @@ async fn preflight(
     Ok(())
 }
 
-/// A connection for loading history: orders written here already happened, so their stock
-/// effect is in `Products.stock` and the take-stock trigger must not apply it again.
-async fn history_connection(mariadb: &MariaDbConfig) -> Result<MySqlConnection, LoadError> {
-    let mut conn = cluster::writable_connection(mariadb, true).await?;
-    sqlx::query("SET @aethermart_loading_history = 1, foreign_key_checks = 0")
+/// A connection of the history loader. Foreign keys are not checked on it (rows go in
+/// foreign-key order, in batches, and the load is checked afterwards by `quality`): the
+/// loader's own choice for speed, which nothing else relies on.
+async fn history_connection(login: &MariaDbConfig) -> Result<MySqlConnection, LoadError> {
+    let mut conn = crate::connect::node_connection(login, true).await?;
+    sqlx::query("SET foreign_key_checks = 0")
         .execute(&mut conn)
         .await
         .map_err(|source| LoadError::Read {

@@ -92,6 +92,11 @@ pub static VERSIONS: &[SchemaVersion] = &[
         description: "k-anonymous customers for the analyst: a keyed pseudonym, generalised signup period and place",
         sql: include_str!("../../sql/0011_k_anonymous_customers.sql"),
     },
+    SchemaVersion {
+        version: 12,
+        description: "history loading is an account's privilege, not a session variable; each order line records the stock it took",
+        sql: include_str!("../../sql/0012_history_loader.sql"),
+    },
 ];
 
 /// Where one script stands in a database.
