@@ -124,7 +124,7 @@ say "High availability: the platform on a 3-node Galera cluster (127.0.0.1:13321
 scripts/cluster.sh up galera
 (
   eval "$(scripts/cluster.sh env galera)"
-  export AETHERMART_MONGODB_URI="${AETHERMART_MONGODB_URI%%/aethermart?*}/aethermart_ha?directConnection=true"
+  export AETHERMART_MONGODB_URI="${AETHERMART_MONGODB_URI/\/aethermart\?//aethermart_ha?}"
   run aethermart cluster status
   run aethermart up --fresh --yes --scale 0.01 --seed "$SEED"
   HA_LOG=.state/worker-ha.log

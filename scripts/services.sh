@@ -7,12 +7,20 @@
 #   scripts/services.sh env      print the exports to use:  eval "$(scripts/services.sh env)"
 #   scripts/services.sh wipe     stop, then delete all local server state (.state/)
 #
+# Both servers require a login: MariaDB the admin `aethermart` (password in
+# .state/mariadb/aethermart.password), the MongoDB-wire server the user `aethermart` with the
+# root role (SCRAM-SHA-256, password in .state/mongodb/aethermart.password), created on its first
+# start through the server's localhost exception (scripts/mongo_first_user.py). A second
+# MongoDB-wire server on the next port speaks only TLS (for the TLS tests); MariaDB offers TLS on
+# its one port. Both use a local CA made on first start (.state/mariadb/tls/ca.pem).
+#
 # State lives in .state/ inside the repository (git-ignored). Nothing uses systemd.
 # If AETHERMART_MARIADB_URL or AETHERMART_MONGODB_URI already point at your own servers, that
 # server is left alone and not started locally.
 #
 # Settings (environment): AETHERMART_STATE_DIR (default <repo>/.state),
-#   AETHERMART_LOCAL_MARIADB_PORT (13306), AETHERMART_LOCAL_MONGODB_PORT (37017),
+#   AETHERMART_LOCAL_MARIADB_PORT (13306), AETHERMART_LOCAL_MONGODB_PORT (37017; the TLS-only
+#   server takes the port after it),
 #   AETHERMART_SECANTUS_ROOT (where the MongoDB-wire server is installed, default ~/.local/secantus).
 set -euo pipefail
 
@@ -20,6 +28,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${AETHERMART_STATE_DIR:-$REPO/.state}
 MARIADB_PORT=${AETHERMART_LOCAL_MARIADB_PORT:-13306}
 MONGODB_PORT=${AETHERMART_LOCAL_MONGODB_PORT:-37017}
+MONGODB_TLS_PORT=$((MONGODB_PORT + 1))
 SECANTUS_VERSION=0.5.3-beta.196
 SECANTUS_ROOT=${AETHERMART_SECANTUS_ROOT:-$HOME/.local/secantus}
 SECANTUS_BIN=$SECANTUS_ROOT/bin/secantusd-rs
@@ -32,9 +41,13 @@ MDB_CNF=$MDB/my.cnf
 MDB_PASSWORD_FILE=$MDB/$DB_USER.password
 MGO=$STATE/mongodb
 MGO_PID=$MGO/server.pid
+MGO_PASSWORD_FILE=$MGO/$DB_USER.password
+MGO_TLS=$STATE/mongodb-tls
+MGO_TLS_PID=$MGO_TLS/server.pid
 
 LOCAL_MARIADB_URL="mysql://$DB_USER@127.0.0.1:$MARIADB_PORT/$DB_NAME"
-LOCAL_MONGODB_URI="mongodb://127.0.0.1:$MONGODB_PORT/$DB_NAME?directConnection=true"
+LOCAL_MONGODB_URI="mongodb://$DB_USER@127.0.0.1:$MONGODB_PORT/$DB_NAME?directConnection=true&authSource=admin"
+LOCAL_MONGODB_TLS_URI="mongodb://$DB_USER@127.0.0.1:$MONGODB_TLS_PORT/$DB_NAME?directConnection=true&authSource=admin&tls=true&tlsCAFile=$MDB_TLS/ca.pem"
 
 LOG_PREFIX=services
 # shellcheck source=scripts/lib.sh
@@ -162,15 +175,39 @@ start_mariadb() {
   log "MariaDB $(mariadb_root -N -e 'SELECT VERSION()') up on 127.0.0.1:$MARIADB_PORT (pid $(cat "$MDB/mysqld.pid"))"
 }
 
+# The login of a MongoDB-wire server under --auth: on its first start (no password file yet)
+# the user is created through the localhost exception and the password file written after the
+# server accepted it. Users live in the server's data directory and survive restarts.
+ensure_mongodb_user() { # port datadir [--tls-ca CA]
+  local port=$1 dir=$2; shift 2
+  [ -s "$dir/created-user" ] && return 0
+  command -v python3 >/dev/null || apt_install python3-minimal
+  [ -s "$MGO_PASSWORD_FILE" ] || ( umask 077; random_password > "$MGO_PASSWORD_FILE" )
+  python3 "$REPO/scripts/mongo_first_user.py" "$port" "$DB_USER" "$@" < "$MGO_PASSWORD_FILE" >&2 \
+    || die "could not create the MongoDB user $DB_USER on 127.0.0.1:$port (a user exists but its password file is gone? then: scripts/services.sh wipe)"
+  echo "$DB_USER" > "$dir/created-user"
+}
+
+start_secantus() { # what port dir pidfile extra-args...
+  local what=$1 port=$2 dir=$3 pidfile=$4; shift 4
+  mkdir -p "$dir/data"
+  if pid_alive "$pidfile" "$dir/data"; then log "$what already running (pid $(cat "$pidfile")) on 127.0.0.1:$port"; return 0; fi
+  daemon "$dir/server.log" "$SECANTUS_BIN" --host 127.0.0.1 --port "$port" --storage-path "$dir/data" \
+    --auth --log-file-max 16MB --log-level WARNING "$@" > "$pidfile"
+  wait_tcp "$port" "$pidfile" "the $what" "$dir/server.log"
+  log "$what (secantusd-rs $SECANTUS_VERSION) up on 127.0.0.1:$port (pid $(cat "$pidfile"))"
+}
+
 start_mongodb() {
   if external_mongodb; then log "MongoDB: using your AETHERMART_MONGODB_URI, not starting a local server"; return 0; fi
   install_mongodb
-  mkdir -p "$MGO/data"
-  if pid_alive "$MGO_PID" "$MGO"; then log "MongoDB-wire server already running (pid $(cat "$MGO_PID")) on 127.0.0.1:$MONGODB_PORT"; return 0; fi
-  daemon "$MGO/server.log" "$SECANTUS_BIN" --host 127.0.0.1 --port "$MONGODB_PORT" --storage-path "$MGO/data" \
-    --cache-size 256M --log-file-max 16MB --log-level WARNING > "$MGO_PID"
-  wait_tcp "$MONGODB_PORT" "$MGO_PID" "the MongoDB-wire server" "$MGO/server.log"
-  log "MongoDB-wire server (secantusd-rs $SECANTUS_VERSION) up on 127.0.0.1:$MONGODB_PORT (pid $(cat "$MGO_PID"))"
+  mkdir -p "$MGO"
+  start_secantus "MongoDB-wire server" "$MONGODB_PORT" "$MGO" "$MGO_PID" --cache-size 256M
+  ensure_mongodb_user "$MONGODB_PORT" "$MGO"
+  ensure_mariadb_tls
+  start_secantus "TLS-only MongoDB-wire server" "$MONGODB_TLS_PORT" "$MGO_TLS" "$MGO_TLS_PID" --cache-size 64M \
+    --tls-cert-file "$MDB_TLS/server-cert.pem" --tls-key-file "$MDB_TLS/server-key.pem"
+  ensure_mongodb_user "$MONGODB_TLS_PORT" "$MGO_TLS" --tls-ca "$MDB_TLS/ca.pem"
 }
 
 print_env() {
@@ -185,6 +222,8 @@ print_env() {
     echo "# MongoDB: keeping your AETHERMART_MONGODB_URI"
   else
     echo "export AETHERMART_MONGODB_URI='$LOCAL_MONGODB_URI'"
+    echo "export MONGO_ADMIN_PASS=\"\$(cat '$MGO_PASSWORD_FILE')\""
+    echo "export AETHERMART_LOCAL_MONGODB_TLS_URI='$LOCAL_MONGODB_TLS_URI'"
   fi
 }
 
@@ -194,18 +233,22 @@ status() {
   elif pid_alive "$MDB/mysqld.pid" "$MDB_CNF"; then echo "MariaDB  running  pid $(cat "$MDB/mysqld.pid")  127.0.0.1:$MARIADB_PORT  state $MDB";
   else echo "MariaDB  stopped"; rc=3; fi
   if external_mongodb; then echo "MongoDB  external (AETHERMART_MONGODB_URI)";
-  elif pid_alive "$MGO_PID" "$MGO"; then echo "MongoDB  running  pid $(cat "$MGO_PID")  127.0.0.1:$MONGODB_PORT  state $MGO";
-  else echo "MongoDB  stopped"; rc=3; fi
+  elif pid_alive "$MGO_PID" "$MGO/data" && pid_alive "$MGO_TLS_PID" "$MGO_TLS/data"; then
+    echo "MongoDB  running  pid $(cat "$MGO_PID")  127.0.0.1:$MONGODB_PORT  state $MGO"
+    echo "MongoDB  running  pid $(cat "$MGO_TLS_PID")  127.0.0.1:$MONGODB_TLS_PORT (TLS only)  state $MGO_TLS"
+  else echo "MongoDB  stopped (or one of its two servers)"; rc=3; fi
   return $rc
 }
 
 case "${1:-}" in
   up) lock "$STATE/services.lock"; start_mariadb; start_mongodb
       log "ready; use:  eval \"\$(scripts/services.sh env)\""; print_env ;;
-  down) lock "$STATE/services.lock"; stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF" ;;
+  down) lock "$STATE/services.lock"; stop_pid "$MGO_TLS_PID" "TLS-only MongoDB-wire server" "$MGO_TLS/data"
+        stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO/data"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF" ;;
   status) status ;;
   env) print_env ;;
-  wipe) lock "$STATE/services.lock"; stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF"
-        rm -rf "$MDB" "$MGO"; log "local server state deleted" ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  wipe) lock "$STATE/services.lock"; stop_pid "$MGO_TLS_PID" "TLS-only MongoDB-wire server" "$MGO_TLS/data"
+        stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO/data"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF"
+        rm -rf "$MDB" "$MGO" "$MGO_TLS"; log "local server state deleted" ;;
+  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

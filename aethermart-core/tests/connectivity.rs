@@ -221,3 +221,153 @@ eDl/6GLKKaoxCsqmb8F2QfBiTwo0ehSASMkPii5uJfbFaEHAc8yHSnxRQPdE+H0F\n\
 00iBBGl5OI/cw/W9++D4OkiVIy/2H1G91l+QdBG+DqE1qszn5tvK\n\
 -----END CERTIFICATE-----\n\
 ";
+
+/// The configured MongoDB URI (the local server's, with its login), or a loud failure.
+fn mongodb_uri(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run `eval \"$(scripts/services.sh env)\"` (the local servers)")
+    })
+}
+
+/// The server's error code of a refused MongoDB command, if it was one.
+fn mongodb_code(err: &mongodb::error::Error) -> Option<i32> {
+    match err.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(c) => Some(c.code),
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
+            Some(w.code)
+        }
+        _ => None,
+    }
+}
+
+/// Issue 16, finding 5: the local MongoDB-protocol server runs with authentication. A client
+/// without the login reads nothing, writes nothing and cannot make itself a user; a wrong
+/// password is refused. Nothing changes.
+#[tokio::test]
+async fn mongodb_refuses_clients_without_the_login() {
+    let env = TestEnv::new("mongo_auth").await;
+    let db = env.mongo().await;
+    let profiles = db.collection::<bson::Document>("customer_profiles");
+    profiles
+        .insert_one(doc! { "_id": 1_i64, "email": "ana@example.com" })
+        .await
+        .unwrap();
+    let uri = mongodb_uri(MONGODB_URI);
+    let user = uri
+        .strip_prefix("mongodb://")
+        .and_then(|rest| rest.split_once('@'))
+        .map(|(user, _)| user.to_owned())
+        .expect("the configured URI names a user");
+    assert!(std::env::var("MONGO_ADMIN_PASS").is_ok_and(|p| !p.is_empty()));
+    let with_timeout = |uri: String| format!("{uri}&serverSelectionTimeoutMS=3000");
+
+    let anonymous =
+        mongodb::Client::with_uri_str(with_timeout(uri.replacen(&format!("{user}@"), "", 1)))
+            .await
+            .unwrap();
+    let anon_db = anonymous.database(env.config.mongodb.database());
+    let anon_profiles = anon_db.collection::<bson::Document>("customer_profiles");
+    let read = anon_profiles.find_one(doc! {}).await;
+    assert_eq!(
+        read.as_ref().err().and_then(mongodb_code),
+        Some(13),
+        "an anonymous read is refused as unauthorised: {read:?}"
+    );
+    let write = anon_profiles.insert_one(doc! { "_id": 2_i64 }).await;
+    assert_eq!(
+        write.as_ref().err().and_then(mongodb_code),
+        Some(13),
+        "{write:?}"
+    );
+    let intruder = format!("intruder_{}", std::process::id());
+    let made = anonymous
+        .database("admin")
+        .run_command(doc! { "createUser": &intruder, "pwd": "x", "roles": ["root"] })
+        .await;
+    assert_eq!(
+        made.as_ref().err().and_then(mongodb_code),
+        Some(13),
+        "{made:?}"
+    );
+
+    let wrong = mongodb::Client::with_uri_str(with_timeout(uri.replacen(
+        &format!("{user}@"),
+        &format!("{user}:not-the-password@"),
+        1,
+    )))
+    .await
+    .unwrap();
+    let refused = wrong
+        .database(env.config.mongodb.database())
+        .collection::<bson::Document>("customer_profiles")
+        .find_one(doc! {})
+        .await;
+    assert!(
+        matches!(
+            refused.as_ref().map_err(|e| e.kind.as_ref()),
+            Err(mongodb::error::ErrorKind::Authentication { .. })
+        ),
+        "a wrong password is refused: {refused:?}"
+    );
+
+    // Nothing changed: one profile, no new user.
+    assert_eq!(profiles.count_documents(doc! {}).await.unwrap(), 1);
+    let users = db
+        .client()
+        .database("admin")
+        .run_command(doc! { "usersInfo": &intruder })
+        .await
+        .unwrap();
+    assert!(
+        users.get_array("users").unwrap().is_empty(),
+        "no user was created: {users:?}"
+    );
+}
+
+/// Issue 16, finding 5: TLS to MongoDB comes from the URI (`tls=true&tlsCAFile=…`). The local
+/// TLS-only server (scripts/services.sh) is served with its CA, and refused without TLS or
+/// with a CA that did not sign its certificate.
+#[tokio::test]
+async fn mongodb_tls_from_the_uri_verifies_the_server() {
+    let uri = mongodb_uri("AETHERMART_LOCAL_MONGODB_TLS_URI");
+    let password = std::env::var("MONGO_ADMIN_PASS").expect("MONGO_ADMIN_PASS is set");
+    let login = |uri: String| {
+        MongoConfig::from_lookup(|var| match var {
+            v if v == MONGODB_URI => Some(uri.clone()),
+            v if v == aethermart_core::config::MONGODB_PASSWORD => Some(password.clone()),
+            _ => None,
+        })
+        .expect("a valid URI")
+    };
+    let db = aethermart_core::connect::mongodb_database(&login(uri.clone()))
+        .await
+        .expect("TLS with the local CA and 127.0.0.1 in the certificate");
+    let probe = db.collection::<bson::Document>(&format!("tls_probe_{}", std::process::id()));
+    probe.insert_one(doc! { "_id": 1_i64 }).await.unwrap();
+    assert_eq!(probe.count_documents(doc! {}).await.unwrap(), 1);
+    probe.drop().await.unwrap();
+
+    let quick = |uri: &str| format!("{uri}&serverSelectionTimeoutMS=2000");
+    let plain = uri
+        .replace("&tls=true", "")
+        .split("&tlsCAFile=")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        aethermart_core::connect::mongodb_database(&login(quick(&plain)))
+            .await
+            .is_err(),
+        "a client without TLS is served by the TLS-only server"
+    );
+    let wrong_ca =
+        std::env::temp_dir().join(format!("amt_wrong_ca_mongo_{}.pem", std::process::id()));
+    std::fs::write(&wrong_ca, WRONG_CA).unwrap();
+    let foreign = format!("{plain}&tls=true&tlsCAFile={}", wrong_ca.display());
+    let refused = aethermart_core::connect::mongodb_database(&login(quick(&foreign))).await;
+    std::fs::remove_file(&wrong_ca).ok();
+    assert!(
+        refused.is_err(),
+        "a server certificate from another CA is accepted"
+    );
+}
