@@ -101,8 +101,14 @@ for _ in $(seq 1 100); do
 done
 run aethermart sync status
 run aethermart migrate --verify-only
-echo "\$ curl -s 127.0.0.1:$METRICS_PORT/metrics | grep changes_applied"
-http_get /metrics | grep '^aethermart_sync_changes_applied' || true
+echo "\$ curl -s 127.0.0.1:$METRICS_PORT/metrics | grep -E 'changes_applied|oldest_pending'"
+http_get /metrics | grep -E '^aethermart_sync_(changes_applied|oldest_pending)' || true
+echo "\$ curl -s 127.0.0.1:$METRICS_PORT/readyz"
+http_get /readyz || true
+
+say "Operating: resync chosen documents (the worker rewrites them from the current rows)"
+run aethermart sync resync --entity customers --where "customer_id BETWEEN 1 AND 5"
+run aethermart sync dead-letters list
 kill -TERM "$WORKER_PID"; wait "$WORKER_PID" || true
 trap - EXIT
 echo "worker stopped (SIGTERM): $(tail -n 1 "$WORKER_LOG" | sed 's/\x1b\[[0-9;]*m//g')"
@@ -154,7 +160,9 @@ cat <<EOF
   export PATH="$PWD/target/release:\$PATH"
   aethermart --help                         # every subcommand, with examples
   aethermart report customer 17             # any customer's orders
-  aethermart-worker                         # follow the queues (metrics on 127.0.0.1:9187)
+  aethermart-worker                         # follow the queues (metrics, /healthz, /readyz on 127.0.0.1:19187)
+  aethermart sync dead-letters list         # failed changes; requeue | discard them
+  aethermart sync resync --entity customers --keys 1,2   # rebuild chosen documents
   aethermart sync status                    # queue depth, retries, dead letters
   aethermart bench generate --scale 1       # loader speed at scale 1
   scripts/services.sh status | down         # see or stop the local servers

@@ -5,7 +5,7 @@ use crate::output::{print_json, print_load_summary, print_migration};
 use crate::{EXIT_OK, progress};
 use aethermart_core::Error;
 use aethermart_core::bench::{self, PlaceOrderBench, SyncBench};
-use aethermart_core::config::{Config, MariaDbConfig, env_lookup};
+use aethermart_core::config::{Config, MariaDbConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +64,7 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
                 duration: Duration::from_secs(seconds),
                 ..PlaceOrderBench::default()
             };
-            let config = MariaDbConfig::from_lookup(env_lookup)?;
+            let config = MariaDbConfig::from_env()?;
             eprintln!(
                 "place-order benchmark: {} s per run, database {}_bench",
                 seconds,

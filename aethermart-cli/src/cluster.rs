@@ -5,12 +5,12 @@ use crate::output::print_json;
 use crate::{EXIT_OK, EXIT_PROBLEM};
 use aethermart_core::Error;
 use aethermart_core::cluster::{self, NodeState, NodeStatus};
-use aethermart_core::config::{MariaDbConfig, env_lookup};
+use aethermart_core::config::MariaDbConfig;
 
 pub async fn run(command: ClusterCommand) -> Result<u8, Error> {
     match command {
         ClusterCommand::Status { json } => {
-            let config = MariaDbConfig::from_lookup(env_lookup)?;
+            let config = MariaDbConfig::from_env()?;
             let nodes = cluster::probe_nodes(&config).await;
             if json {
                 print_json(&nodes);

@@ -18,7 +18,7 @@ mod security;
 mod sync;
 mod up;
 
-use aethermart_core::config::{MariaDbConfig, env_lookup};
+use aethermart_core::config::MariaDbConfig;
 use aethermart_core::connect::PoolSize;
 use aethermart_core::orders::{CancelOrderError, PlaceOrderError};
 use aethermart_core::{Error, doctor};
@@ -36,7 +36,11 @@ const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Logs on stderr: AETHERMART_LOG (default `warn`), AETHERMART_LOG_FORMAT (text or json).
+    if let Err(msg) = aethermart_core::logging::init("warn") {
+        eprintln!("error: {msg}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -88,7 +92,7 @@ async fn doctor(json: bool) -> Result<u8, Error> {
 
 /// A pool on the configured database's writable node, for commands that need only MariaDB.
 async fn mariadb_pool() -> Result<MySqlPool, Error> {
-    let config = MariaDbConfig::from_lookup(env_lookup)?;
+    let config = MariaDbConfig::from_env()?;
     Ok(aethermart_core::cluster::writable_pool(&config, PoolSize::default()).await?)
 }
 
@@ -116,14 +120,4 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Structured logs on stderr; level from `AETHERMART_LOG` (default `warn`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AETHERMART_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

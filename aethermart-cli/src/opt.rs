@@ -221,6 +221,116 @@ pub enum SyncCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Changes that failed too often: list them, put them back on their queue, or discard them.
+    ///
+    /// Works from an engineer's account (`maria`): through the view v_sync_dead_letters and the
+    /// procedure sp_ResolveDeadLetter, which records the caller in sync_operator_log.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+    /// Ask for documents to be synced again: a running worker rewrites them from the current rows
+    /// (after a manual fix in MongoDB, a restore, or to check a suspicion).
+    ///
+    /// The keys go through sp_RequestResync (10,000 per call, each recorded in
+    /// sync_operator_log). --where selects rows of the entity's own table with a small predicate
+    /// language, evaluated with your own SELECT rights: comparisons (= != <> < <= > >=), IN,
+    /// BETWEEN, IS NULL, IS NOT NULL, AND, OR, NOT and parentheses over the table's columns; literals are
+    /// numbers, 'text' ('' for a quote), TRUE and FALSE, and every one is a bound parameter.
+    ///
+    /// Examples:
+    ///   aethermart sync resync --entity customers --keys 1,2,3
+    ///   aethermart sync resync --entity orders --where "status = 'paid' AND placed_at >= '2026-11-01'"
+    ///   aethermart sync resync --entity products --all
+    #[command(verbatim_doc_comment)]
+    Resync(ResyncArgs),
+}
+
+/// An entity's name on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EntityName {
+    /// customer_profiles (customer_sync_queue)
+    Customers,
+    /// products (product_sync_queue)
+    Products,
+    /// services (service_sync_queue)
+    Services,
+    /// orders (order_sync_queue)
+    Orders,
+}
+
+impl EntityName {
+    pub fn entity(self) -> aethermart_core::projection::Entity {
+        use aethermart_core::projection::Entity;
+        match self {
+            Self::Customers => Entity::Customers,
+            Self::Products => Entity::Products,
+            Self::Services => Entity::Services,
+            Self::Orders => Entity::Orders,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// The dead letters, oldest first: id, queue, key, attempts, when, and why (field, key and
+    /// rule, never a value).
+    ///
+    /// Example: aethermart sync dead-letters list --queue customers --json
+    List {
+        /// Only this entity's queue.
+        #[arg(long, value_enum)]
+        queue: Option<EntityName>,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back on their queue (fix the data first), all in one transaction.
+    ///
+    /// Example: aethermart sync dead-letters requeue --id 7
+    Requeue(DeadLetterSelection),
+    /// Drop dead letters (the document is right as it is), all in one transaction.
+    ///
+    /// Example: aethermart sync dead-letters discard --queue orders
+    Discard(DeadLetterSelection),
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct DeadLetterSelection {
+    /// One dead letter, by its id.
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Every dead letter of this entity's queue.
+    #[arg(long, value_enum)]
+    pub queue: Option<EntityName>,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResyncArgs {
+    /// Whose documents.
+    #[arg(long, value_enum)]
+    pub entity: EntityName,
+    #[command(flatten)]
+    pub keys: ResyncSelection,
+    /// Print the count as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ResyncSelection {
+    /// These keys, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub keys: Option<Vec<u64>>,
+    /// The rows of the entity's table matching this predicate.
+    #[arg(long = "where", value_name = "PREDICATE")]
+    pub predicate: Option<String>,
+    /// Every row of the entity's table.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -406,8 +516,12 @@ pub enum SchemaCommand {
     Apply,
     /// Show each schema version: applied, pending, drift, dirty. Exits 1 unless all are applied.
     ///
-    /// Example: aethermart schema status
-    Status,
+    /// Example: aethermart schema status --json
+    Status {
+        /// Print the versions as JSON (version, description, state).
+        #[arg(long)]
+        json: bool,
+    },
     /// Drop the database and recreate it empty. Destroys all data: requires --yes.
     ///
     /// Example: aethermart schema teardown --yes

@@ -2,7 +2,7 @@
 
 use crate::opt::{ReportArgs, ReportCommand};
 use crate::{EXIT_OK, EXIT_PROBLEM, mariadb_pool};
-use aethermart_core::config::{MariaDbConfig, env_lookup};
+use aethermart_core::config::MariaDbConfig;
 use aethermart_core::connect::{self, PoolSize};
 use aethermart_core::model::CustomerId;
 use aethermart_core::{Error, reports};
@@ -15,7 +15,7 @@ pub async fn run(args: ReportArgs) -> Result<u8, Error> {
         max_lag,
     } = args;
     let pool = if from_replica {
-        let config = MariaDbConfig::from_lookup(env_lookup)?;
+        let config = MariaDbConfig::from_env()?;
         let max_lag = Duration::from_secs(max_lag);
         let (replica, lag) = aethermart_core::cluster::replica_node(&config, max_lag).await?;
         eprintln!(

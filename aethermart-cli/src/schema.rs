@@ -1,13 +1,14 @@
 //! `aethermart schema apply | status | teardown`.
 
 use crate::opt::SchemaCommand;
+use crate::output::print_json;
 use crate::{EXIT_OK, EXIT_PROBLEM};
 use aethermart_core::Error;
-use aethermart_core::config::{MariaDbConfig, env_lookup};
+use aethermart_core::config::MariaDbConfig;
 use aethermart_core::schema::{MariaDbSchema, SchemaApplier, VersionState};
 
 pub async fn run(command: SchemaCommand) -> Result<u8, Error> {
-    let schema = MariaDbSchema::new(MariaDbConfig::from_lookup(env_lookup)?);
+    let schema = MariaDbSchema::new(MariaDbConfig::from_env()?);
     match command {
         SchemaCommand::Apply => {
             let report = schema.apply().await?;
@@ -21,9 +22,22 @@ pub async fn run(command: SchemaCommand) -> Result<u8, Error> {
             }
             Ok(EXIT_OK)
         }
-        SchemaCommand::Status => {
+        SchemaCommand::Status { json } => {
             let status = schema.status().await?;
-            for s in &status {
+            if json {
+                let rows: Vec<_> = status
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "version": s.version,
+                            "description": s.description,
+                            "state": s.state.to_string(),
+                        })
+                    })
+                    .collect();
+                print_json(&rows);
+            }
+            for s in status.iter().filter(|_| !json) {
                 println!(
                     "{:>4}  {:<10}  {}",
                     s.version,

@@ -2,13 +2,13 @@
 
 use crate::EXIT_OK;
 use crate::opt::SecurityCommand;
-use aethermart_core::config::{MariaDbConfig, env_lookup};
+use aethermart_core::config::MariaDbConfig;
 use aethermart_core::{Error, security};
 
 pub async fn run(command: SecurityCommand) -> Result<u8, Error> {
     let SecurityCommand::Apply = command;
-    let passwords = security::Passwords::from_lookup(env_lookup)?;
-    let config = MariaDbConfig::from_lookup(env_lookup)?;
+    let passwords = security::Passwords::from_env()?;
+    let config = MariaDbConfig::from_env()?;
     security::apply(&config, &passwords).await?;
     println!(
         "roles {}, {}, {}, {} and users alex, sarah, maria, {} applied on database {}",

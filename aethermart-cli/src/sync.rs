@@ -1,6 +1,7 @@
-//! `aethermart sync probe | status` (the worker itself is `aethermart-worker`).
+//! `aethermart sync probe | status | dead-letters | resync` (the worker itself is
+//! `aethermart-worker`).
 
-use crate::opt::SyncCommand;
+use crate::opt::{DeadLetterCommand, DeadLetterSelection, ResyncArgs, SyncCommand};
 use crate::output::print_json;
 use crate::{EXIT_OK, EXIT_PROBLEM, mariadb_pool};
 use aethermart_core::config::Config;
@@ -60,5 +61,84 @@ pub async fn run(command: SyncCommand) -> Result<u8, Error> {
             let dead = queues.iter().any(|q| q.dead_letters > 0);
             Ok(if dead { EXIT_PROBLEM } else { EXIT_OK })
         }
+        SyncCommand::DeadLetters(command) => dead_letters(command).await,
+        SyncCommand::Resync(args) => resync(args).await,
     }
+}
+
+async fn dead_letters(command: DeadLetterCommand) -> Result<u8, Error> {
+    let pool = mariadb_pool().await?;
+    let (selection, resolution) = match command {
+        DeadLetterCommand::List { queue, json } => {
+            let letters = sync::dead_letters(&pool, queue.map(|q| q.entity())).await?;
+            if json {
+                print_json(&letters);
+            } else {
+                println!(
+                    "{:>6} {:<20} {:>10} {:<7} {:>8} {:<19}  error",
+                    "id", "queue", "key", "op", "attempts", "dead at"
+                );
+                for d in &letters {
+                    println!(
+                        "{:>6} {:<20} {:>10} {:<7} {:>8} {:<19}  {}",
+                        d.dead_letter_id,
+                        d.queue,
+                        d.entity_key,
+                        d.operation,
+                        d.attempts,
+                        d.dead_at.format("%Y-%m-%d %H:%M:%S"),
+                        d.error
+                    );
+                }
+                println!("{} dead letters", letters.len());
+            }
+            return Ok(EXIT_OK);
+        }
+        DeadLetterCommand::Requeue(s) => (s, sync::Resolution::Requeue),
+        DeadLetterCommand::Discard(s) => (s, sync::Resolution::Discard),
+    };
+    let which = selected(&selection);
+    let count = sync::resolve_dead_letters(&pool, which, resolution).await?;
+    let done = match resolution {
+        sync::Resolution::Requeue => "requeued",
+        sync::Resolution::Discard => "discarded",
+    };
+    println!("{count} dead letters {done}");
+    Ok(EXIT_OK)
+}
+
+fn selected(s: &DeadLetterSelection) -> sync::DeadLetters {
+    match (s.id, s.queue) {
+        (Some(id), _) => sync::DeadLetters::Id(id),
+        (None, Some(q)) => sync::DeadLetters::Queue(q.entity()),
+        // clap requires exactly one of --id, --queue, --all.
+        (None, None) => sync::DeadLetters::All,
+    }
+}
+
+async fn resync(args: ResyncArgs) -> Result<u8, Error> {
+    let pool = mariadb_pool().await?;
+    let keys = match (args.keys.keys, args.keys.predicate) {
+        (Some(keys), _) => sync::ResyncKeys::Keys(keys),
+        (None, Some(predicate)) => sync::ResyncKeys::Where(predicate),
+        // clap requires exactly one of --keys, --where, --all.
+        (None, None) => sync::ResyncKeys::All,
+    };
+    let entity = args.entity.entity();
+    let bars = crate::progress::Bars::new();
+    let count = sync::request_resync(&pool, entity, keys, &bars).await?;
+    if args.json {
+        print_json(&serde_json::json!({ "entity": entity.name(), "keys": count }));
+    } else {
+        println!(
+            "{count} {} queued for the sync again{}",
+            entity.name(),
+            if count == 0 {
+                " (none given or matched)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(EXIT_OK)
 }

@@ -17,7 +17,7 @@ pub async fn run(args: UpArgs) -> Result<u8, Error> {
         .all(|v| env_lookup(v).is_none())
     {
         true => None,
-        false => Some(security::Passwords::from_lookup(env_lookup)?),
+        false => Some(security::Passwords::from_env()?),
     };
     let as_of = args.as_of.unwrap_or_else(|| Utc::now().date_naive());
     let options = lifecycle::UpOptions {

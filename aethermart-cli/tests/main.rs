@@ -212,11 +212,47 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
     );
     step(&["migrate", "--verify"], 0);
     step(&["sync", "status"], 0);
+    step(
+        &["sync", "resync", "--entity", "customers", "--keys", "1,2"],
+        0,
+    );
+    step(
+        &[
+            "sync",
+            "resync",
+            "--entity",
+            "orders",
+            "--where",
+            "status IN ('paid', 'shipped', 'delivered') AND order_id <= 20",
+        ],
+        0,
+    );
+    step(
+        &[
+            "sync",
+            "resync",
+            "--entity",
+            "customers",
+            "--where",
+            "customer_id = 1; DROP TABLE Customers",
+        ],
+        2,
+    );
+    step(&["sync", "dead-letters", "list", "--json"], 0);
+    step(&["sync", "dead-letters", "requeue", "--all"], 0);
     step(&["quality", "check"], 0);
     step(&["lineage", "--openlineage"], 0);
     step(&["doctor"], 0);
     step(&["schema", "teardown", "--yes"], 0);
     assert!(all_output.contains("DEBUG"), "debug logs were on");
+    assert!(
+        !all_output.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal"
+    );
+    assert!(
+        all_output.contains("--where refused at character 16: unexpected character ';'"),
+        "the refusal names the position"
+    );
     assert!(all_output.contains("migrate.orders"), "lineage was printed");
     for secret in [maria_db_pass.as_str(), mongo_admin_pass.as_str()]
         .into_iter()
@@ -410,4 +446,33 @@ fn reports_read_from_the_replica_when_asked() {
     );
     let out = run(&["schema", "teardown", "--yes"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_an_unknown_format_is_named() {
+    let out = run(
+        &["schema", "status", "--json"],
+        &[
+            ("AETHERMART_LOG", "debug"),
+            ("AETHERMART_LOG_FORMAT", "json"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "debug logs were written");
+    for line in &lines {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
+        assert!(
+            event.get("level").is_some() && event.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
+    let out = run(&["doctor"], &[("AETHERMART_LOG_FORMAT", "yaml")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("AETHERMART_LOG_FORMAT is malformed"),
+        "{}",
+        text(&out)
+    );
 }

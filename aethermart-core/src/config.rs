@@ -62,6 +62,22 @@ pub enum ConfigError {
         /// What is wrong (without the password).
         reason: String,
     },
+    /// A variable was given both directly and as a file (`<VAR>_FILE`).
+    #[error("{var} and {var}_FILE are both set; keep only one")]
+    GivenTwice {
+        /// The variable.
+        var: String,
+    },
+    /// `<VAR>_FILE` names a file that cannot be read.
+    #[error("{var}_FILE names {path}, which cannot be read: {reason}")]
+    UnreadableFile {
+        /// The variable (the file variable is this plus `_FILE`).
+        var: String,
+        /// The file.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
     /// The password was given both inside the URL and in its own variable.
     #[error("the password is given twice, in {url_var} and in {password_var}; keep only one")]
     PasswordTwice {
@@ -110,8 +126,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The variables [`Config::from_env`] reads; each may also come from a file
+    /// (`<VAR>_FILE`, see [`env_or_file`]).
+    pub const VARIABLES: [&'static str; 4] =
+        [MARIADB_URL, MONGODB_URI, MARIADB_PASSWORD, MONGODB_PASSWORD];
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
+        check_env_files(&Self::VARIABLES)?;
         Self::from_lookup(env_lookup)
     }
 
@@ -124,9 +146,50 @@ impl Config {
     }
 }
 
-/// Reads one variable from the process environment; unset, empty and non-UTF-8 count as missing.
+/// Reads one variable from the process environment, or from the file its `<VAR>_FILE` names;
+/// unset, empty and non-UTF-8 count as missing. Run [`check_env_files`] first: here a conflict
+/// or an unreadable file also counts as missing.
 pub fn env_lookup(var: &str) -> Option<String> {
-    std::env::var(var).ok().filter(|v| !v.is_empty())
+    let raw = |v: &str| std::env::var(v).ok();
+    env_or_file(&raw, var).ok().flatten()
+}
+
+/// `var` through `lookup`, or else the contents of the file named by `<var>_FILE` (one trailing
+/// line break removed; for secrets kept in files, such as systemd credentials or mounted
+/// secrets). Both set is an error naming both, an unreadable file one naming the file (never
+/// its contents). Empty counts as unset.
+pub fn env_or_file(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &str,
+) -> Result<Option<String>, ConfigError> {
+    let value = lookup(var).filter(|v| !v.is_empty());
+    let Some(path) = lookup(&format!("{var}_FILE")).filter(|v| !v.is_empty()) else {
+        return Ok(value);
+    };
+    if value.is_some() {
+        return Err(ConfigError::GivenTwice {
+            var: var.to_owned(),
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::UnreadableFile {
+        var: var.to_owned(),
+        path: path.clone(),
+        reason: e.kind().to_string(),
+    })?;
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    Ok(Some(text.to_owned()).filter(|t| !t.is_empty()))
+}
+
+/// Fails on the first of `vars` given both directly and as a file, or whose file cannot be read.
+pub fn check_env_files(vars: &[&'static str]) -> Result<(), ConfigError> {
+    let raw = |v: &str| std::env::var(v).ok();
+    for var in vars {
+        env_or_file(&raw, var)?;
+    }
+    Ok(())
 }
 
 fn required(
@@ -174,6 +237,13 @@ pub struct MariaDbConfig {
 }
 
 impl MariaDbConfig {
+    /// Reads [`MARIADB_URL`] and [`MARIADB_PASSWORD`] from the process environment, each also
+    /// from a file (`<VAR>_FILE`, see [`env_or_file`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        check_env_files(&[MARIADB_URL, MARIADB_PASSWORD])?;
+        Self::from_lookup(env_lookup)
+    }
+
     /// Reads [`MARIADB_URL`] and, for the password, [`MARIADB_PASSWORD`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw = required(
@@ -596,6 +666,48 @@ mod tests {
             cfg.mongodb.to_string(),
             "mongodb://admin:***@m1:27017,m2:27017/docs"
         );
+    }
+
+    #[test]
+    fn a_secret_may_come_from_a_file_but_not_both_ways() {
+        let dir = std::env::temp_dir().join(format!("amt_secret_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("maria_db_pass");
+        std::fs::write(&file, "From-F1le\n").unwrap();
+        let path = file.to_str().unwrap();
+        let file_var = format!("{MARIADB_PASSWORD}_FILE");
+        let from_file = lookup(&[(file_var.as_str(), path)]);
+        assert_eq!(
+            env_or_file(&from_file, MARIADB_PASSWORD)
+                .unwrap()
+                .as_deref(),
+            Some("From-F1le"),
+            "one trailing line break dropped"
+        );
+        let both = lookup(&[(MARIADB_PASSWORD, "direct"), (file_var.as_str(), path)]);
+        let err = env_or_file(&both, MARIADB_PASSWORD)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MARIA_DB_PASS and MARIA_DB_PASS_FILE are both set"),
+            "{err}"
+        );
+        let missing = dir.join("nope");
+        let gone = lookup(&[(file_var.as_str(), missing.to_str().unwrap())]);
+        let err = env_or_file(&gone, MARIADB_PASSWORD)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MARIA_DB_PASS_FILE names") && err.contains("nope"),
+            "{err}"
+        );
+        assert!(!err.contains("From-F1le"));
+        let plain = lookup(&[(MARIADB_PASSWORD, "direct")]);
+        assert_eq!(
+            env_or_file(&plain, MARIADB_PASSWORD).unwrap().as_deref(),
+            Some("direct")
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

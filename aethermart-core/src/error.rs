@@ -60,6 +60,9 @@ pub enum Error {
     /// The sync loop failed.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    /// An operator's dead-letter or resync request failed.
+    #[error(transparent)]
+    Operator(#[from] crate::sync::OperatorError),
     /// Measuring the sync latency failed.
     #[error(transparent)]
     Probe(#[from] crate::sync::ProbeError),

@@ -75,10 +75,13 @@ pub mod handoff;
 #[cfg(feature = "generate")]
 pub mod lifecycle;
 pub mod lineage;
+#[cfg(feature = "cli")]
+pub mod logging;
 pub mod migrate;
 pub mod model;
 pub mod mongo_write;
 pub mod orders;
+pub mod process;
 pub mod progress;
 pub mod projection;
 pub mod quality;

@@ -39,6 +39,28 @@ fn fast() -> SyncOptions {
     }
 }
 
+/// `GET path` from the worker's HTTP endpoint: status code and body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 async fn source(env: &TestEnv, options: SyncOptions) -> QueueSource {
     QueueSource::connect(&env.config, &options, 4)
         .await
@@ -397,12 +419,25 @@ async fn a_mongodb_outage_is_retried_and_the_worker_catches_up() {
     let through_proxy = mongodb::Client::with_options(options)
         .unwrap()
         .database(env.config.mongodb.database());
+    let source = source(&env, fast()).await;
+    let probes = aethermart_core::sync::Probes::new(
+        source.pool().clone(),
+        through_proxy.clone(),
+        format!("127.0.0.1:{}", proxy.port),
+    );
     let worker = Syncer::new(
-        Arc::new(source(&env, fast()).await),
+        Arc::new(source),
         Arc::new(MongoSink::new(through_proxy)),
         fast(),
     );
     let metrics = worker.metrics();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    let server = tokio::spawn(aethermart_core::sync::serve_http(
+        listener,
+        worker.metrics(),
+        probes,
+    ));
     let (stop, task) = follow(worker);
 
     sqlx::query("UPDATE Customers SET phone = '+1 000 0001' WHERE customer_id = 1")
@@ -410,6 +445,8 @@ async fn a_mongodb_outage_is_retried_and_the_worker_catches_up() {
         .await
         .unwrap();
     until_drained(&pool, Duration::from_secs(30)).await;
+    assert_eq!(get(http, "/readyz").await, (200, "ready\n".to_owned()));
+    assert_eq!(get(http, "/healthz").await.0, 200);
 
     proxy.down();
     for i in 0..20 {
@@ -434,9 +471,48 @@ async fn a_mongodb_outage_is_retried_and_the_worker_catches_up() {
             .any(|l| l.starts_with("aethermart_sync_retries_total") && !l.ends_with(" 0")),
         "retries are counted: {text}"
     );
+    // Issue 18: while MongoDB is away the worker is alive but not ready, and the age of the
+    // oldest pending change grows although nothing is applied.
+    let (status, reasons) = get(http, "/readyz").await;
+    assert_eq!(status, 503, "{reasons}");
+    assert!(
+        reasons.contains(&format!("MongoDB at 127.0.0.1:{}", proxy.port))
+            && reasons.contains("the last write to MongoDB (within 60 s) failed"),
+        "{reasons}"
+    );
+    assert_eq!(get(http, "/healthz").await.0, 200, "the loop still turns");
+    let oldest = || async {
+        let (_, text) = get(http, "/metrics").await;
+        text.lines()
+            .find(|l| {
+                l.starts_with(
+                    "aethermart_sync_oldest_pending_seconds{queue=\"product_sync_queue\"}",
+                )
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut first = oldest().await;
+    let waited = Instant::now();
+    while first == 0.0 && waited.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        first = oldest().await;
+    }
+    assert!(first > 0.0, "the stalled queue's oldest change has an age");
+    let mut later = first;
+    while later <= first && waited.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        later = oldest().await;
+    }
+    assert!(
+        later > first,
+        "it grows while nothing is applied: {first} then {later}"
+    );
 
     proxy.restore();
     until_drained(&pool, Duration::from_secs(60)).await;
+    assert_eq!(get(http, "/readyz").await.0, 200, "ready again");
+    server.abort();
     stop.send_replace(true);
     let report = task.await.unwrap();
     assert!(report.transient_errors > 0, "{report:?}");
@@ -652,4 +728,186 @@ async fn a_migration_run_again_keeps_queued_deletes_for_the_workers() {
         "the kept delete removed it"
     );
     assert_equal_stores(&env).await;
+}
+
+/// Issue 18: the engineer lists, requeues and discards dead letters through the procedures,
+/// each request in one transaction; an unknown id changes nothing.
+#[tokio::test]
+async fn an_engineer_lists_requeues_and_discards_dead_letters() {
+    use aethermart_core::projection::Entity;
+    use aethermart_core::sync::{self, DeadLetters, OperatorError, Resolution};
+    let (env, admin) = seeded("sync_dead_letter_ops").await;
+    aethermart_core::security::apply(&env.config.mariadb, &support::passwords())
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DELETE FROM customer_sync_queue; DELETE FROM order_sync_queue;
+         INSERT INTO sync_dead_letters (queue, entity_key, operation, source_table, changed_at, attempts, error) VALUES
+           ('customer_sync_queue', 1, 'update', 'Customers', NOW(6), 5, 'customers 1: customer.email is not a valid e-mail address'),
+           ('order_sync_queue', 9, 'insert', 'Orders', NOW(6), 5, 'orders 9: document validation failed (code 121)'),
+           ('customer_sync_queue', 2, 'update', 'Customers', NOW(6), 5, 'customers 2: customer.email is not a valid e-mail address');",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    let maria = env
+        .config
+        .mariadb
+        .with_login("maria", support::passwords().maria().clone());
+    let pool =
+        aethermart_core::connect::node_pool(&maria, aethermart_core::connect::PoolSize { max: 2 })
+            .await
+            .unwrap();
+
+    let all = sync::dead_letters(&pool, None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let customers = sync::dead_letters(&pool, Some(Entity::Customers))
+        .await
+        .unwrap();
+    assert_eq!(
+        customers.iter().map(|d| d.entity_key).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+
+    let unknown =
+        sync::resolve_dead_letters(&pool, DeadLetters::Id(999_999), Resolution::Requeue).await;
+    assert!(
+        matches!(unknown, Err(OperatorError::UnknownDeadLetter(999_999))),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        support::count(&admin, "sync_dead_letters").await,
+        3,
+        "nothing changed"
+    );
+
+    let requeued = sync::resolve_dead_letters(
+        &pool,
+        DeadLetters::Queue(Entity::Customers),
+        Resolution::Requeue,
+    )
+    .await
+    .unwrap();
+    assert_eq!(requeued, 2);
+    let back: Vec<(u64, String)> = sqlx::query_as(
+        "SELECT entity_key, source_table FROM customer_sync_queue ORDER BY entity_key",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(back, vec![(1, "requeue".into()), (2, "requeue".into())]);
+    let discarded = sync::resolve_dead_letters(&pool, DeadLetters::All, Resolution::Discard)
+        .await
+        .unwrap();
+    assert_eq!(discarded, 1);
+    assert_eq!(support::count(&admin, "sync_dead_letters").await, 0);
+    assert_eq!(
+        support::count(&admin, "order_sync_queue").await,
+        0,
+        "discarded, not requeued"
+    );
+    let log: Vec<(String, String)> =
+        sqlx::query_as("SELECT operator, action FROM sync_operator_log ORDER BY operation_id")
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log.iter().all(|(who, _)| who.starts_with("maria@")),
+        "{log:?}"
+    );
+}
+
+/// Issue 18: a resync request queues exactly the chosen documents — by keys, by a `--where`
+/// predicate over the entity's table (literals bound, hostile input refused before anything is
+/// queued) or all — and a worker then rewrites a document lost in MongoDB.
+#[tokio::test]
+async fn resync_queues_exactly_the_chosen_documents_and_the_worker_rewrites_them() {
+    use aethermart_core::projection::Entity;
+    use aethermart_core::sync::{self, OperatorError, ResyncKeys};
+    let (env, admin) = seeded("sync_resync").await;
+    drain(&env).await;
+    let queued_keys = |queue: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let keys: Vec<u64> = sqlx::query_scalar(&format!(
+                "SELECT DISTINCT entity_key FROM {queue} ORDER BY entity_key"
+            ))
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            sqlx::raw_sql(&format!("DELETE FROM {queue}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            keys
+        }
+    };
+    let resync = |entity, keys| {
+        let admin = admin.clone();
+        async move { sync::request_resync(&admin, entity, keys, &NoProgress).await }
+    };
+
+    let n = resync(
+        Entity::Customers,
+        ResyncKeys::Where("customer_id = 2 OR email = 'ana@example.com'".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (n, queued_keys("customer_sync_queue").await),
+        (2, vec![1, 2])
+    );
+    let n = resync(Entity::Products, ResyncKeys::Where("NOT is_active".into())).await;
+    assert!(matches!(n, Err(OperatorError::Predicate(_))), "{n:?}");
+    let n = resync(
+        Entity::Products,
+        ResyncKeys::Where("is_active = FALSE".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!((n, queued_keys("product_sync_queue").await), (1, vec![3]));
+    let n = resync(Entity::Products, ResyncKeys::All).await.unwrap();
+    assert_eq!(
+        (n, queued_keys("product_sync_queue").await),
+        (3, vec![1, 2, 3])
+    );
+    let n = resync(Entity::Orders, ResyncKeys::Keys(vec![5, 6, 5]))
+        .await
+        .unwrap();
+    assert_eq!((n, queued_keys("order_sync_queue").await), (3, vec![5, 6]));
+
+    // Hostile input: refused or matching nothing, and nothing queued or changed.
+    for hostile in [
+        "customer_id = 1; DROP TABLE Customers",
+        "customer_id = 1 OR SLEEP(3)",
+        "customer_id IN (SELECT customer_id FROM Customers)",
+    ] {
+        let r = resync(Entity::Customers, ResyncKeys::Where(hostile.into())).await;
+        assert!(
+            matches!(r, Err(OperatorError::Predicate(_))),
+            "{hostile}: {r:?}"
+        );
+    }
+    let r = resync(
+        Entity::Customers,
+        ResyncKeys::Where("email = 'x'' OR ''1''=''1'".into()),
+    )
+    .await;
+    assert_eq!(r.unwrap(), 0, "a quote inside a literal is data");
+    assert!(queued_keys("customer_sync_queue").await.is_empty());
+    assert_eq!(support::count(&admin, "Customers").await, 2);
+
+    // A document lost in MongoDB comes back from the current row.
+    let profiles = env
+        .mongo()
+        .await
+        .collection::<Document>("customer_profiles");
+    profiles.delete_one(doc! { "_id": 2_i64 }).await.unwrap();
+    resync(Entity::Customers, ResyncKeys::Keys(vec![2]))
+        .await
+        .unwrap();
+    drain(&env).await;
+    let back = profiles.find_one(doc! { "_id": 2_i64 }).await.unwrap();
+    assert!(back.is_some_and(|d| d.get_str("email") == Ok("ben@example.com")));
 }

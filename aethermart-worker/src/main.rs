@@ -5,7 +5,9 @@
 
 use aethermart_core::config::Config;
 use aethermart_core::projection::Entity;
-use aethermart_core::sync::{MongoSink, QueueSource, SyncArgs, SyncError, Syncer, serve_metrics};
+use aethermart_core::sync::{
+    MongoSink, Probes, QueueSource, SyncArgs, SyncError, Syncer, serve_http,
+};
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 /// MongoDB. Several workers may run at once; they share the queues.
 ///
 /// Reads AETHERMART_MARIADB_URL and AETHERMART_MONGODB_URI (passwords from MARIA_DB_PASS and
-/// MONGO_ADMIN_PASS). Serves Prometheus metrics on /metrics and a health check on /healthz.
+/// MONGO_ADMIN_PASS). Serves Prometheus metrics on /metrics, liveness on /healthz (the loop
+/// turns) and readiness on /readyz (both stores answer, MongoDB took the last write).
 /// AETHERMART_MARIADB_URL may list the nodes of a cluster (mysql://USER@H1:P1,H2:P2,H3:P3/DB):
 /// all workers then claim on one node, the sync home (table sync_home), and move it to another
 /// node when it dies.
@@ -40,11 +43,13 @@ struct Args {
     /// The loop's options (each also from its AETHERMART_SYNC_* variable).
     #[command(flatten)]
     sync: SyncArgs,
-    /// Address of the metrics endpoint ("off" to serve none).
+    /// Address of the HTTP endpoint (/metrics, /healthz, /readyz; "off" to serve none). The
+    /// default port is outside the 9100-9999 range Prometheus exporters take and below Linux's
+    /// ephemeral ports.
     #[arg(
         long,
         env = "AETHERMART_METRICS_ADDR",
-        default_value = "127.0.0.1:9187"
+        default_value = "127.0.0.1:19187"
     )]
     metrics_addr: String,
 }
@@ -59,12 +64,11 @@ enum Failure {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AETHERMART_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // Logs on stderr: AETHERMART_LOG (default `info`), AETHERMART_LOG_FORMAT (text or json).
+    if let Err(msg) = aethermart_core::logging::init("info") {
+        eprintln!("error: {msg}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -98,6 +102,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         return Ok(());
     }
     let pool = source.pool().clone();
+    let probes = Probes::new(pool.clone(), mongo.clone(), config.mongodb.endpoint());
     let syncer = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options);
     let started = Instant::now();
     if args.once {
@@ -131,7 +136,7 @@ async fn run(args: Args) -> Result<(), Failure> {
                     args.metrics_addr
                 ))
             })?;
-        tracing::info!(addr = %args.metrics_addr, "serving /metrics and /healthz");
+        tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
         if pool.server().is_some() {
             // A cluster: publish the pool's node switches.
             let metrics = syncer.metrics();
@@ -143,7 +148,7 @@ async fn run(args: Args) -> Result<(), Failure> {
                 }
             });
         }
-        Some(tokio::spawn(serve_metrics(listener, syncer.metrics())))
+        Some(tokio::spawn(serve_http(listener, syncer.metrics(), probes)))
     };
     let result = syncer
         .run(async {

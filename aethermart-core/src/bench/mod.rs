@@ -137,10 +137,7 @@ pub struct GenerateFigures {
 
 /// Peak resident set size of this process, from `/proc/self/status` (Linux).
 pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    crate::process::peak_resident_bytes().map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
 /// The figures of [`migrate_throughput`].

@@ -487,15 +487,9 @@ impl ServerProcess {
         Self(pid)
     }
 
-    /// User + system CPU time of every thread of the server so far (`/proc/PID/stat`, in
-    /// clock ticks of 1/100 s, the fixed `USER_HZ` of Linux's `/proc`).
+    /// User + system CPU time of every thread of the server so far.
     fn cpu(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0?)).ok()?;
-        // Fields after the command name (which may hold spaces) start at ") ".
-        let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(Duration::from_millis(ticks * 10))
+        crate::process::cpu_time(&self.0?.to_string())
     }
 
     fn cpu_since(&self, start: Option<Duration>) -> Option<Duration> {

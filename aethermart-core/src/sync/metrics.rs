@@ -1,4 +1,8 @@
-//! [`SyncMetrics`] (Prometheus) and a minimal HTTP endpoint serving `/metrics` and `/healthz`.
+//! [`SyncMetrics`]: the worker's Prometheus metrics (served by [`super::http`]).
+//!
+//! Names follow Prometheus' conventions (base unit last, `_total` on counters):
+//! `aethermart_sync_*` for the loop, `aethermart_build_info`, and the usual `process_*` of the
+//! worker process (read from `/proc` at each scrape).
 
 use crate::projection::Entity;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -7,11 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabel {
@@ -43,6 +44,11 @@ pub struct SyncMetrics {
     retries: Family<QueueLabel, Counter>,
     dead_letters: Family<QueueLabel, Counter>,
     lag: Family<QueueLabel, Gauge<f64, AtomicU64>>,
+    oldest_pending: Family<QueueLabel, Gauge<f64, AtomicU64>>,
+    last_apply: Gauge<f64, AtomicU64>,
+    last_poll: Gauge<f64, AtomicU64>,
+    process_cpu: Counter<f64, AtomicU64>,
+    process_resident: Gauge,
     lag_seconds: HistogramFamily,
     batch_size: HistogramFamily,
     batch_seconds: HistogramFamily,
@@ -51,11 +57,52 @@ pub struct SyncMetrics {
     switches_seen: AtomicU64,
     /// Unix milliseconds of the last completed poll (healthy while recent).
     last_poll_ms: AtomicU64,
+    /// Unix milliseconds of the last MongoDB write that succeeded, and of the last that failed.
+    last_write_ok_ms: AtomicU64,
+    last_write_failed_ms: AtomicU64,
+    /// CPU seconds of this process already added to `process_cpu`.
+    cpu_seen: std::sync::Mutex<f64>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: String,
 }
 
 impl Default for SyncMetrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("aethermart_sync");
+        let mut root = Registry::default();
+        let build_info = Family::<BuildLabel, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabel {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        root.register(
+            "aethermart_build_info",
+            "The worker's version (always 1)",
+            build_info,
+        );
+        let process_cpu = Counter::<f64, AtomicU64>::default();
+        root.register(
+            "process_cpu_seconds",
+            "User and system CPU time of the worker process",
+            process_cpu.clone(),
+        );
+        let process_resident = Gauge::default();
+        root.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the worker process",
+            process_resident.clone(),
+        );
+        let start_time = Gauge::<f64, AtomicU64>::default();
+        start_time.set(now_ms() as f64 / 1e3);
+        root.register(
+            "process_start_time_seconds",
+            "When the worker process started, in Unix seconds",
+            start_time,
+        );
+        let registry = root.sub_registry_with_prefix("aethermart_sync");
         let depth = Family::default();
         let applied = Family::default();
         let documents = Family::default();
@@ -92,9 +139,28 @@ impl Default for SyncMetrics {
             dead_letters.clone(),
         );
         registry.register(
-            "lag_seconds_last",
+            "last_batch_lag_seconds",
             "Seconds from the oldest change of the last batch to its acknowledgement",
             lag.clone(),
+        );
+        let oldest_pending = Family::default();
+        registry.register(
+            "oldest_pending_seconds",
+            "Age of the oldest change still queued (parked ones included), read every 5 s whether or not anything is applied; 0 when the queue is empty",
+            oldest_pending.clone(),
+        );
+        let last_apply = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "last_apply_timestamp_seconds",
+            "When a batch was last acknowledged (any queue), in Unix seconds; 0 before the first",
+            last_apply.clone(),
+        );
+        let last_poll = Gauge::<f64, AtomicU64>::default();
+        last_poll.set(now_ms() as f64 / 1e3);
+        registry.register(
+            "last_poll_timestamp_seconds",
+            "When the loop last completed a poll (its heartbeat), in Unix seconds",
+            last_poll.clone(),
         );
         registry.register(
             "lag_seconds",
@@ -114,8 +180,16 @@ impl Default for SyncMetrics {
             mariadb_switches.clone(),
         );
         Self {
-            registry,
+            registry: root,
             mariadb_switches,
+            oldest_pending,
+            last_apply,
+            last_poll,
+            process_cpu,
+            process_resident,
+            last_write_ok_ms: AtomicU64::new(0),
+            last_write_failed_ms: AtomicU64::new(0),
+            cpu_seen: std::sync::Mutex::new(0.0),
             switches_seen: AtomicU64::new(0),
             depth,
             applied,
@@ -164,6 +238,7 @@ impl SyncMetrics {
             .get_or_create(&l)
             .inc_by(ack.dead_lettered);
         self.lag.get_or_create(&l).set(lag);
+        self.last_apply.set(now_ms() as f64 / 1e3);
         self.lag_seconds.get_or_create(&l).observe(lag);
         self.batch_size
             .get_or_create(&l)
@@ -187,16 +262,40 @@ impl SyncMetrics {
         self.retries.get_or_create(&label(entity)).inc();
     }
 
-    /// Sets a queue's depth.
-    pub(crate) fn depth(&self, entity: Entity, depth: u64) {
+    /// Sets a queue's depth and the age of its oldest change.
+    pub(crate) fn backlog(&self, entity: Entity, backlog: &super::Backlog) {
+        let l = label(entity);
         self.depth
-            .get_or_create(&label(entity))
-            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+            .get_or_create(&l)
+            .set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
+        self.oldest_pending
+            .get_or_create(&l)
+            .set(backlog.oldest_age.map_or(0.0, |a| a.as_secs_f64()));
     }
 
     /// Notes that a poll completed (the loop is alive).
     pub(crate) fn polled(&self) {
-        self.last_poll_ms.store(now_ms(), Ordering::Relaxed);
+        let now = now_ms();
+        self.last_poll_ms.store(now, Ordering::Relaxed);
+        self.last_poll.set(now as f64 / 1e3);
+    }
+
+    /// Notes how a write to MongoDB ended.
+    pub(crate) fn mongodb_write(&self, ok: bool) {
+        let at = if ok {
+            &self.last_write_ok_ms
+        } else {
+            &self.last_write_failed_ms
+        };
+        at.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// True unless the last MongoDB write attempted within `window` failed (an idle worker,
+    /// which attempted none, is fine).
+    pub fn mongodb_writes_ok(&self, window: Duration) -> bool {
+        let failed = self.last_write_failed_ms.load(Ordering::Relaxed);
+        let ok = self.last_write_ok_ms.load(Ordering::Relaxed);
+        failed == 0 || failed < ok || now_ms().saturating_sub(failed) > window.as_millis() as u64
     }
 
     /// True when the loop completed a poll within `max_age`.
@@ -205,8 +304,21 @@ impl SyncMetrics {
             <= max_age.as_millis() as u64
     }
 
-    /// The metrics in the Prometheus text exposition format.
+    /// The metrics in the Prometheus text exposition format (the process figures read now).
     pub fn encode(&self) -> String {
+        if let Some(cpu) = crate::process::cpu_time("self") {
+            if let Ok(mut seen) = self.cpu_seen.lock() {
+                let now = cpu.as_secs_f64();
+                if now > *seen {
+                    self.process_cpu.inc_by(now - *seen);
+                    *seen = now;
+                }
+            }
+        }
+        if let Some(bytes) = crate::process::resident_bytes() {
+            self.process_resident
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -214,76 +326,53 @@ impl SyncMetrics {
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text) and `GET /healthz` (200 while the loop polled
-/// within the last 30 s, else 503) on `listener` until the task is dropped.
-pub async fn serve_metrics(listener: TcpListener, metrics: Arc<SyncMetrics>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let metrics = metrics.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = respond(stream, &metrics).await {
-                        tracing::debug!(error = %e, "metrics request failed");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a metrics connection failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn respond(mut stream: TcpStream, metrics: &SyncMetrics) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 512];
-    let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
-    let line = String::from_utf8_lossy(&head);
-    let path = line.split_whitespace().nth(1).unwrap_or("");
-    let (status, content_type, body) = match path {
-        "/metrics" => (
-            "200 OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.encode(),
-        ),
-        "/healthz" if metrics.healthy(Duration::from_secs(30)) => {
-            ("200 OK", "text/plain", "ok\n".to_owned())
-        }
-        "/healthz" => (
-            "503 Service Unavailable",
-            "text/plain",
-            "the sync loop has not polled for 30 s\n".to_owned(),
-        ),
-        _ => (
-            "404 Not Found",
-            "text/plain",
-            "try /metrics or /healthz\n".to_owned(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_names_follow_prometheus_conventions() {
+        let metrics = SyncMetrics::default();
+        metrics.backlog(
+            Entity::Customers,
+            &crate::sync::Backlog {
+                pending: 3,
+                oldest_age: Some(Duration::from_millis(2500)),
+                ..Default::default()
+            },
+        );
+        let text = metrics.encode();
+        for line in [
+            "aethermart_sync_queue_depth{queue=\"customer_sync_queue\"} 3",
+            "aethermart_sync_oldest_pending_seconds{queue=\"customer_sync_queue\"} 2.5",
+            "# TYPE aethermart_sync_last_apply_timestamp_seconds gauge",
+            "# TYPE aethermart_sync_last_poll_timestamp_seconds gauge",
+            "# TYPE process_cpu_seconds counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_start_time_seconds gauge",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        let version = format!(
+            "aethermart_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&version), "{text}");
+        assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    }
+
+    #[test]
+    fn a_failed_write_makes_the_worker_unready_until_one_succeeds() {
+        let metrics = SyncMetrics::default();
+        let minute = Duration::from_secs(60);
+        assert!(metrics.mongodb_writes_ok(minute), "idle is ready");
+        metrics.mongodb_write(false);
+        assert!(!metrics.mongodb_writes_ok(minute));
+        assert!(metrics.mongodb_writes_ok(Duration::ZERO) || !metrics.mongodb_writes_ok(minute));
+        std::thread::sleep(Duration::from_millis(5));
+        metrics.mongodb_write(true);
+        assert!(metrics.mongodb_writes_ok(minute));
+    }
 
     #[test]
     fn the_pools_switch_total_becomes_a_counter() {

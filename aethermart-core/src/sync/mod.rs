@@ -26,8 +26,11 @@
 
 #[cfg(feature = "cli")]
 mod args;
+mod http;
 mod metrics;
 mod mongo_sink;
+mod operator;
+pub mod predicate;
 mod probe;
 mod queue;
 mod syncer;
@@ -36,8 +39,13 @@ mod tests;
 
 #[cfg(feature = "cli")]
 pub use args::SyncArgs;
-pub use metrics::{SyncMetrics, serve_metrics};
+pub use http::{HEALTHY_POLL_AGE, Probes, READY_WRITE_WINDOW, serve_http};
+pub use metrics::SyncMetrics;
 pub use mongo_sink::MongoSink;
+pub use operator::{
+    DeadLetter, DeadLetters, OperatorError, RESYNC_CHUNK, Resolution, ResyncKeys, dead_letters,
+    request_resync, resolve_dead_letters,
+};
 pub use probe::{ProbeError, QueueStatus, measure_latency, queue_status};
 pub use queue::QueueSource;
 pub use syncer::{SyncReport, Syncer};
@@ -115,6 +123,8 @@ pub struct Backlog {
     pub parked: u64,
     /// How long until the first parked change may be retried (none when nothing is parked).
     pub next_retry_in: Option<Duration>,
+    /// Age of the oldest change queued, parked ones included (none when nothing is queued).
+    pub oldest_age: Option<Duration>,
 }
 
 /// Where changes come from.

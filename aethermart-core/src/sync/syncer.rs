@@ -103,7 +103,7 @@ impl Syncer {
         self
     }
 
-    /// The metrics it updates (serve them with [`super::serve_metrics`]).
+    /// The metrics it updates (serve them with [`super::serve_http`]).
     pub fn metrics(&self) -> Arc<SyncMetrics> {
         self.metrics.clone()
     }
@@ -126,7 +126,7 @@ impl Syncer {
                 loop {
                     for &e in &me.entities {
                         match me.source.backlog(e).await {
-                            Ok(b) => me.metrics.depth(e, b.pending),
+                            Ok(b) => me.metrics.backlog(e, &b),
                             Err(err) => {
                                 tracing::debug!(queue = %e, error = %err, "reading the queue depth failed")
                             }
@@ -269,7 +269,9 @@ impl Syncer {
         // A stop request does not interrupt the write in flight: giving the batch back (and its
         // key locks) while a command may still land would let another worker's newer write be
         // overwritten. The drivers' timeouts bound the wait.
-        let refused = match self.apply(batch.collection(), batch.writes()).await {
+        let applied = self.apply(batch.collection(), batch.writes()).await;
+        self.metrics.mongodb_write(applied.is_ok());
+        let refused = match applied {
             Ok(refused) => refused,
             Err(e) => {
                 // Keep the key locks a moment longer: a command the driver gave up on may still

@@ -18,6 +18,7 @@ struct Change {
     key: i64,
     attempts: u32,
     retry_at: Instant,
+    queued_at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +54,7 @@ impl MemorySource {
             key,
             attempts: 0,
             retry_at: Instant::now(),
+            queued_at: Instant::now(),
         });
     }
 
@@ -130,6 +132,7 @@ impl Source for MemorySource {
             pending: q.changes.len() as u64,
             parked: parked.len() as u64,
             next_retry_in: parked.into_iter().min(),
+            oldest_age: q.changes.iter().map(|c| now - c.queued_at).max(),
         })
     }
 }
