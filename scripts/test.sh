@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from nothing: installs and starts the local servers (scripts/services.sh)
+# The whole test suite, from nothing: installs the tools the tests drive (promtool,
+# systemd-analyze, chromium), installs and starts the local servers (scripts/services.sh)
 # and the replica and Galera topologies (scripts/cluster.sh), then runs formatting, lints and
 # every test against them. Servers this script started are stopped again on exit, also on
 # failure; servers that were already running are left running.
@@ -14,6 +15,14 @@ cleanup() {
   [ $started_here = 1 ] && scripts/services.sh down || true
 }
 trap cleanup EXIT
+
+# Tools some tests drive: promtool (alert rules), systemd-analyze (the unit), chromium (the
+# worker's status page in a real browser).
+LOG_PREFIX=test
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v chromium >/dev/null \
+  || apt_install prometheus systemd chromium
 
 scripts/services.sh up >/dev/null
 eval "$(scripts/services.sh env)"

@@ -213,13 +213,24 @@ pub enum SyncCommand {
     },
     /// Each queue's waiting changes, retries, oldest age and dead letters.
     ///
-    /// Exits 1 when a change sits in sync_dead_letters (it needs a look).
+    /// Exits 1 when a change sits in sync_dead_letters (it needs a look). With --watch, redraws
+    /// every --interval seconds until Ctrl-C (the worker's own page at http://ADDR/ shows the
+    /// same with charts).
     ///
-    /// Example: aethermart sync status --json
+    /// Examples:
+    ///   aethermart sync status --json
+    ///   aethermart sync status --watch --interval 2
+    #[command(verbatim_doc_comment)]
     Status {
         /// Print the status as JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Redraw until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between redraws with --watch.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
     },
     /// Changes that failed too often: list them, put them back on their queue, or discard them.
     ///

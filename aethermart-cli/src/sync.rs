@@ -30,39 +30,78 @@ pub async fn run(command: SyncCommand) -> Result<u8, Error> {
                 }
             }
         }
-        SyncCommand::Status { json } => {
-            let queues = sync::queue_status(&mariadb_pool().await?).await?;
+        SyncCommand::Status {
+            json,
+            watch,
+            interval,
+        } => {
+            let pool = mariadb_pool().await?;
+            if watch {
+                return watch_status(&pool, Duration::from_secs(interval)).await;
+            }
+            let queues = sync::queue_status(&pool).await?;
             if json {
                 print_json(&queues);
             } else {
-                println!(
-                    "{:<22} {:<18} {:>9} {:>9} {:>7} {:>11} {:>13}",
-                    "queue",
-                    "collection",
-                    "pending",
-                    "retrying",
-                    "parked",
-                    "oldest s",
-                    "dead letters"
-                );
-                for q in &queues {
-                    println!(
-                        "{:<22} {:<18} {:>9} {:>9} {:>7} {:>11.3} {:>13}",
-                        q.queue,
-                        q.collection,
-                        q.pending,
-                        q.retrying,
-                        q.parked,
-                        q.oldest_seconds,
-                        q.dead_letters
-                    );
-                }
+                print_queues(&queues);
             }
             let dead = queues.iter().any(|q| q.dead_letters > 0);
             Ok(if dead { EXIT_PROBLEM } else { EXIT_OK })
         }
         SyncCommand::DeadLetters(command) => dead_letters(command).await,
         SyncCommand::Resync(args) => resync(args).await,
+    }
+}
+
+fn print_queues(queues: &[sync::QueueStatus]) {
+    println!(
+        "{:<22} {:<18} {:>9} {:>9} {:>7} {:>11} {:>13}",
+        "queue", "collection", "pending", "retrying", "parked", "oldest s", "dead letters"
+    );
+    for q in queues {
+        println!(
+            "{:<22} {:<18} {:>9} {:>9} {:>7} {:>11.3} {:>13}",
+            q.queue,
+            q.collection,
+            q.pending,
+            q.retrying,
+            q.parked,
+            q.oldest_seconds,
+            q.dead_letters
+        );
+    }
+}
+
+/// `sync status --watch`: the table again every `every`, with how the waiting changes moved,
+/// until Ctrl-C. The screen is cleared between redraws only on a terminal.
+async fn watch_status(pool: &sqlx::MySqlPool, every: Duration) -> Result<u8, Error> {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    let mut previous: Option<u64> = None;
+    loop {
+        let queues = sync::queue_status(pool).await?;
+        let pending: u64 = queues.iter().map(|q| q.pending).sum();
+        if terminal {
+            print!("\x1b[2J\x1b[H");
+        }
+        println!(
+            "{}  (every {} s, Ctrl-C to stop)",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+            every.as_secs()
+        );
+        print_queues(&queues);
+        if let Some(before) = previous {
+            let change = pending as f64 - before as f64;
+            println!(
+                "waiting: {pending} ({:+.1}/s)",
+                change / every.as_secs_f64()
+            );
+        }
+        previous = Some(pending);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(EXIT_OK),
+        }
     }
 }
 

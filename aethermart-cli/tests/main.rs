@@ -239,6 +239,29 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
         2,
     );
     step(&["sync", "dead-letters", "list", "--json"], 0);
+    // `sync status --watch` redraws until Ctrl-C, then exits 0.
+    let mut watch = Command::new(BIN);
+    watch.args(["sync", "status", "--watch", "--interval", "1"]);
+    for (k, v) in &env {
+        watch.env(k, v);
+    }
+    let child = watch
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run aethermart");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let watched = child.wait_with_output().expect("the watch ends");
+    let shown = text(&watched);
+    assert_eq!(watched.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.matches("customer_sync_queue").count() >= 2 && shown.contains("waiting: "),
+        "redrawn at least twice: {shown}"
+    );
+    assert!(!shown.contains('\u{1b}'), "no screen codes off a terminal");
     step(&["sync", "dead-letters", "requeue", "--all"], 0);
     step(&["quality", "check"], 0);
     step(&["lineage", "--openlineage"], 0);

@@ -422,6 +422,7 @@ async fn a_mongodb_outage_is_retried_and_the_worker_catches_up() {
     let source = source(&env, fast()).await;
     let probes = aethermart_core::sync::Probes::new(
         source.pool().clone(),
+        env.config.mariadb.endpoint(),
         through_proxy.clone(),
         format!("127.0.0.1:{}", proxy.port),
     );

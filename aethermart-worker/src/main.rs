@@ -16,12 +16,19 @@ use std::time::{Duration, Instant};
 /// AetherMart sync worker: applies the changes queued in MariaDB (by the capture triggers) to
 /// MongoDB. Several workers may run at once; they share the queues.
 ///
-/// Reads AETHERMART_MARIADB_URL and AETHERMART_MONGODB_URI (passwords from MARIA_DB_PASS and
-/// MONGO_ADMIN_PASS). Serves Prometheus metrics on /metrics, liveness on /healthz (the loop
-/// turns) and readiness on /readyz (both stores answer, MongoDB took the last write).
-/// AETHERMART_MARIADB_URL may list the nodes of a cluster (mysql://USER@H1:P1,H2:P2,H3:P3/DB):
-/// all workers then claim on one node, the sync home (table sync_home), and move it to another
-/// node when it dies.
+/// Environment (every flag below also has its variable, shown with it):
+///   AETHERMART_MARIADB_URL      mysql://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?ssl-mode=...]
+///   AETHERMART_MONGODB_URI      mongodb://USER@HOSTS/DATABASE[?options]
+///   MARIA_DB_PASS, MONGO_ADMIN_PASS   the passwords (or in the URLs)
+///   <any of the four>_FILE      read that value from a file instead (systemd credentials)
+///   AETHERMART_LOG              log filter (default info)
+///   AETHERMART_LOG_FORMAT       text (default) or json
+///
+/// A host list in AETHERMART_MARIADB_URL names the nodes of a cluster: all workers then claim on
+/// one node, the sync home (table sync_home), and move it to another node when it dies.
+///
+/// HTTP on AETHERMART_METRICS_ADDR: / (live status page), /metrics (Prometheus), /healthz (the
+/// loop turns), /readyz (both stores answer, MongoDB took the last write).
 ///
 /// Examples:
 ///   aethermart-worker                    follow the queues until SIGINT/SIGTERM
@@ -43,7 +50,7 @@ struct Args {
     /// The loop's options (each also from its AETHERMART_SYNC_* variable).
     #[command(flatten)]
     sync: SyncArgs,
-    /// Address of the HTTP endpoint (/metrics, /healthz, /readyz; "off" to serve none). The
+    /// Address of the HTTP endpoint (/, /metrics, /healthz, /readyz; "off" to serve none). The
     /// default port is outside the 9100-9999 range Prometheus exporters take and below Linux's
     /// ephemeral ports.
     #[arg(
@@ -102,7 +109,12 @@ async fn run(args: Args) -> Result<(), Failure> {
         return Ok(());
     }
     let pool = source.pool().clone();
-    let probes = Probes::new(pool.clone(), mongo.clone(), config.mongodb.endpoint());
+    let probes = Probes::new(
+        pool.clone(),
+        config.mariadb.endpoint(),
+        mongo.clone(),
+        config.mongodb.endpoint(),
+    );
     let syncer = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options);
     let started = Instant::now();
     if args.once {
@@ -136,7 +148,7 @@ async fn run(args: Args) -> Result<(), Failure> {
                     args.metrics_addr
                 ))
             })?;
-        tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
+        tracing::info!(addr = %args.metrics_addr, "serving the status page, /metrics, /healthz and /readyz");
         if pool.server().is_some() {
             // A cluster: publish the pool's node switches.
             let metrics = syncer.metrics();

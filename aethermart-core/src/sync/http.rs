@@ -1,6 +1,6 @@
-//! The worker's HTTP endpoint: `/metrics` (Prometheus), `/healthz` (the loop turns) and
-//! `/readyz` (both stores answer now, and MongoDB took the last write). A minimal HTTP/1.1
-//! server: one request per connection, `GET` only, nothing but these paths.
+//! The worker's HTTP endpoint: `/` (the live status page), `/metrics` (Prometheus), `/healthz`
+//! (the loop turns) and `/readyz` (both stores answer now, and MongoDB took the last write). A
+//! minimal HTTP/1.1 server: one request per connection, `GET` only, nothing but these paths.
 
 use super::SyncMetrics;
 use crate::cluster::ClusterPool;
@@ -21,20 +21,25 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Probes {
     mariadb: ClusterPool,
+    /// `host:port` of MariaDB when the pool does not follow a cluster.
+    mariadb_endpoint: String,
     mongodb: mongodb::Database,
     /// `host:port` of MongoDB, for the reason shown when it does not answer.
     mongodb_endpoint: String,
 }
 
 impl Probes {
-    /// Probes over the worker's own pool (it follows the writable node) and database.
+    /// Probes over the worker's own pool (it follows the writable node) and database, with the
+    /// stores' `host:port` for the messages.
     pub fn new(
         mariadb: ClusterPool,
+        mariadb_endpoint: impl Into<String>,
         mongodb: mongodb::Database,
         mongodb_endpoint: impl Into<String>,
     ) -> Self {
         Self {
             mariadb,
+            mariadb_endpoint: mariadb_endpoint.into(),
             mongodb,
             mongodb_endpoint: mongodb_endpoint.into(),
         }
@@ -46,9 +51,9 @@ impl Probes {
             let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(self.mariadb.pool());
             match tokio::time::timeout(PROBE_TIMEOUT, query).await {
                 Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(format!("MariaDB{} does not answer: {e}", self.node())),
+                Ok(Err(e)) => Some(format!("MariaDB at {} does not answer: {e}", self.node())),
                 Err(_) => Some(format!(
-                    "MariaDB{} did not answer within {} s",
+                    "MariaDB at {} did not answer within {} s",
                     self.node(),
                     PROBE_TIMEOUT.as_secs()
                 )),
@@ -80,15 +85,16 @@ impl Probes {
         reasons
     }
 
+    /// `host:port` of the MariaDB node in use.
     fn node(&self) -> String {
         self.mariadb
             .node()
-            .map(|n| format!(" at {n}"))
-            .unwrap_or_default()
+            .unwrap_or_else(|| self.mariadb_endpoint.clone())
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text), `GET /healthz` (200 while the loop completed a poll
+/// Serves `GET /` (the live status page: queues, charts, last errors), `GET /metrics` (Prometheus
+/// text), `GET /healthz` (200 while the loop completed a poll
 /// within [`HEALTHY_POLL_AGE`], else 503) and `GET /readyz` (200 while both stores answer a
 /// probe now and the last MongoDB write attempted within [`READY_WRITE_WINDOW`], if any,
 /// succeeded; else 503 with the reasons) on `listener` until the task is dropped.
@@ -136,6 +142,16 @@ async fn respond(
     let path = line.split_whitespace().nth(1).unwrap_or("");
     const TEXT: &str = "text/plain; charset=utf-8";
     let (status, content_type, body) = match path {
+        "/" | "/index.html" => (
+            "200 OK",
+            "text/html; charset=utf-8",
+            super::status_page::render(
+                &metrics.snapshot(),
+                super::metrics::now_seconds(),
+                Some(&probes.node()),
+                env!("CARGO_PKG_VERSION"),
+            ),
+        ),
         "/metrics" => (
             "200 OK",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -161,7 +177,7 @@ async fn respond(
         _ => (
             "404 Not Found",
             TEXT,
-            "try /metrics, /healthz or /readyz\n".to_owned(),
+            "try /, /metrics, /healthz or /readyz\n".to_owned(),
         ),
     };
     let response = format!(

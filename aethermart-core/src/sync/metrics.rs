@@ -60,8 +60,80 @@ pub struct SyncMetrics {
     /// Unix milliseconds of the last MongoDB write that succeeded, and of the last that failed.
     last_write_ok_ms: AtomicU64,
     last_write_failed_ms: AtomicU64,
+    /// When the metrics (the process) started, in Unix seconds.
+    started: f64,
     /// CPU seconds of this process already added to `process_cpu`.
     cpu_seen: std::sync::Mutex<f64>,
+    /// What the status page shows beyond the counters.
+    page: std::sync::Mutex<PageState>,
+}
+
+/// Samples kept for the status page's charts: one per [`SyncMetrics::sample`] call (every 5 s),
+/// ten minutes' worth.
+pub const HISTORY_SAMPLES: usize = 120;
+/// Errors kept for the status page.
+pub const RECENT_ERRORS: usize = 10;
+
+/// One point of the status page's charts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// When, in Unix seconds.
+    pub at: f64,
+    /// Changes applied so far, all queues.
+    pub applied_total: u64,
+    /// The largest `last_batch_lag_seconds` of the queues then.
+    pub lag_seconds: f64,
+}
+
+/// An error the loop met, as the status page lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentError {
+    /// When, in Unix seconds.
+    pub at: f64,
+    /// The queue.
+    pub queue: &'static str,
+    /// `transient` (retried) or `permanent` (the loop stopped).
+    pub kind: &'static str,
+    /// The message, as logged.
+    pub message: String,
+}
+
+/// One queue on the status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueLine {
+    /// The queue table.
+    pub queue: &'static str,
+    /// Entries waiting.
+    pub depth: u64,
+    /// Age of the oldest, in seconds (0 when empty).
+    pub oldest_seconds: f64,
+    /// Dead letters of this queue.
+    pub dead_letters: u64,
+    /// Changes applied by this worker so far (read when the snapshot is taken).
+    pub applied_total: u64,
+}
+
+#[derive(Debug, Default)]
+struct PageState {
+    /// By queue: the entity and its line as last read (its applied count is read live).
+    queues: std::collections::BTreeMap<&'static str, (Entity, QueueLine)>,
+    history: std::collections::VecDeque<Sample>,
+    errors: std::collections::VecDeque<RecentError>,
+}
+
+/// What the status page shows, read at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The queues, in name order.
+    pub queues: Vec<QueueLine>,
+    /// Oldest first.
+    pub history: Vec<Sample>,
+    /// Newest first.
+    pub errors: Vec<RecentError>,
+    /// When a batch was last acknowledged, in Unix seconds (0: never).
+    pub last_apply: f64,
+    /// When the process started, in Unix seconds.
+    pub started: f64,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -190,6 +262,8 @@ impl Default for SyncMetrics {
             last_write_ok_ms: AtomicU64::new(0),
             last_write_failed_ms: AtomicU64::new(0),
             cpu_seen: std::sync::Mutex::new(0.0),
+            page: std::sync::Mutex::new(PageState::default()),
+            started: now_ms() as f64 / 1e3,
             switches_seen: AtomicU64::new(0),
             depth,
             applied,
@@ -204,6 +278,11 @@ impl Default for SyncMetrics {
             last_poll_ms: AtomicU64::new(now_ms()),
         }
     }
+}
+
+/// Now, in Unix seconds.
+pub(crate) fn now_seconds() -> f64 {
+    now_ms() as f64 / 1e3
 }
 
 fn now_ms() -> u64 {
@@ -247,8 +326,19 @@ impl SyncMetrics {
     }
 
     /// Records a failed poll or batch.
-    pub(crate) fn error(&self, entity: Entity, transient: bool) {
+    pub(crate) fn error(&self, entity: Entity, transient: bool, message: String) {
         let kind = if transient { "transient" } else { "permanent" };
+        if let Ok(mut page) = self.page.lock() {
+            if page.errors.len() == RECENT_ERRORS {
+                page.errors.pop_front();
+            }
+            page.errors.push_back(RecentError {
+                at: now_ms() as f64 / 1e3,
+                queue: entity.queue_table(),
+                kind,
+                message,
+            });
+        }
         self.errors
             .get_or_create(&ErrorLabel {
                 queue: entity.queue_table().to_owned(),
@@ -268,9 +358,64 @@ impl SyncMetrics {
         self.depth
             .get_or_create(&l)
             .set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
-        self.oldest_pending
-            .get_or_create(&l)
-            .set(backlog.oldest_age.map_or(0.0, |a| a.as_secs_f64()));
+        let oldest = backlog.oldest_age.map_or(0.0, |a| a.as_secs_f64());
+        self.oldest_pending.get_or_create(&l).set(oldest);
+        if let Ok(mut page) = self.page.lock() {
+            let line = QueueLine {
+                queue: entity.queue_table(),
+                depth: backlog.pending,
+                oldest_seconds: oldest,
+                dead_letters: backlog.dead_letters,
+                applied_total: 0,
+            };
+            page.queues.insert(entity.queue_table(), (entity, line));
+        }
+    }
+
+    /// Adds a point to the status page's charts (the backlog task calls it every 5 s).
+    pub(crate) fn sample(&self, entities: &[Entity]) {
+        let (mut applied_total, mut lag_seconds) = (0, 0.0_f64);
+        for &e in entities {
+            let l = label(e);
+            applied_total += self.applied.get_or_create(&l).get();
+            lag_seconds = lag_seconds.max(self.lag.get_or_create(&l).get());
+        }
+        if let Ok(mut page) = self.page.lock() {
+            if page.history.len() == HISTORY_SAMPLES {
+                page.history.pop_front();
+            }
+            page.history.push_back(Sample {
+                at: now_ms() as f64 / 1e3,
+                applied_total,
+                lag_seconds,
+            });
+        }
+    }
+
+    /// What the status page shows now.
+    pub fn snapshot(&self) -> Snapshot {
+        let page = self.page.lock();
+        let (queues, history, errors) = match &page {
+            Ok(p) => (
+                p.queues
+                    .values()
+                    .map(|(entity, line)| QueueLine {
+                        applied_total: self.applied.get_or_create(&label(*entity)).get(),
+                        ..line.clone()
+                    })
+                    .collect(),
+                p.history.iter().copied().collect(),
+                p.errors.iter().rev().cloned().collect(),
+            ),
+            Err(_) => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        Snapshot {
+            queues,
+            history,
+            errors,
+            last_apply: self.last_apply.get(),
+            started: self.started,
+        }
     }
 
     /// Notes that a poll completed (the loop is alive).

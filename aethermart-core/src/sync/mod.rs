@@ -33,6 +33,7 @@ mod operator;
 pub mod predicate;
 mod probe;
 mod queue;
+mod status_page;
 mod syncer;
 #[cfg(test)]
 mod tests;
@@ -40,7 +41,7 @@ mod tests;
 #[cfg(feature = "cli")]
 pub use args::SyncArgs;
 pub use http::{HEALTHY_POLL_AGE, Probes, READY_WRITE_WINDOW, serve_http};
-pub use metrics::SyncMetrics;
+pub use metrics::{QueueLine, RecentError, Sample, Snapshot, SyncMetrics};
 pub use mongo_sink::MongoSink;
 pub use operator::{
     DeadLetter, DeadLetters, OperatorError, RESYNC_CHUNK, Resolution, ResyncKeys, dead_letters,
@@ -125,6 +126,8 @@ pub struct Backlog {
     pub next_retry_in: Option<Duration>,
     /// Age of the oldest change queued, parked ones included (none when nothing is queued).
     pub oldest_age: Option<Duration>,
+    /// Changes of this entity given up on (in the dead letters).
+    pub dead_letters: u64,
 }
 
 /// Where changes come from.

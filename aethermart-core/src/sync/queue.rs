@@ -369,22 +369,25 @@ impl Source for QueueSource {
     }
 
     async fn backlog(&self, entity: Entity) -> Result<Backlog, SyncError> {
-        let (pending, parked, next, oldest): (i64, i64, Option<i64>, Option<i64>) =
-            sqlx::query_as(&format!(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(retry_at > NOW(6)), 0) AS SIGNED), \
+        type Row = (i64, i64, Option<i64>, Option<i64>, i64);
+        let (pending, parked, next, oldest, dead): Row = sqlx::query_as(&format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(retry_at > NOW(6)), 0) AS SIGNED), \
              TIMESTAMPDIFF(MICROSECOND, NOW(6), MIN(IF(retry_at > NOW(6), retry_at, NULL))), \
-             TIMESTAMPDIFF(MICROSECOND, MIN(changed_at), NOW(6)) \
-             FROM {}",
-                entity.queue_table()
-            ))
-            .fetch_one(self.mariadb.pool())
-            .await
-            .map_err(db_err("counting the queue"))?;
+             TIMESTAMPDIFF(MICROSECOND, MIN(changed_at), NOW(6)), \
+             (SELECT COUNT(*) FROM sync_dead_letters WHERE queue = '{queue}') \
+             FROM {queue}",
+            queue = entity.queue_table()
+        ))
+        .fetch_one(self.mariadb.pool())
+        .await
+        .map_err(db_err("counting the queue"))?;
+        let micros = |m: i64| std::time::Duration::from_micros(m.max(0) as u64);
         Ok(Backlog {
             pending: pending.max(0) as u64,
             parked: parked.max(0) as u64,
-            next_retry_in: next.map(|m| std::time::Duration::from_micros(m.max(0) as u64)),
-            oldest_age: oldest.map(|m| std::time::Duration::from_micros(m.max(0) as u64)),
+            next_retry_in: next.map(micros),
+            oldest_age: oldest.map(micros),
+            dead_letters: dead.max(0) as u64,
         })
     }
 }

@@ -132,6 +132,7 @@ impl Syncer {
                             }
                         }
                     }
+                    me.metrics.sample(&me.entities);
                     if wait(&mut stop, Duration::from_secs(5)).await {
                         break;
                     }
@@ -228,7 +229,7 @@ impl Syncer {
                     continue;
                 }
                 Err(e) if e.is_transient() => {
-                    self.metrics.error(entity, true);
+                    self.metrics.error(entity, true, e.to_string());
                     self.metrics.retry(entity);
                     report.transient_errors += 1;
                     tracing::warn!(queue = %entity, error = %e, retry_in_ms = backoff.as_millis() as u64, "transient sync error; retrying");
@@ -240,7 +241,7 @@ impl Syncer {
                     continue;
                 }
                 Err(e) => {
-                    self.metrics.error(entity, false);
+                    self.metrics.error(entity, false, e.to_string());
                     tracing::error!(queue = %entity, error = %e, "sync stopped");
                     return Err(e);
                 }

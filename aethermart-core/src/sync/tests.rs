@@ -133,6 +133,7 @@ impl Source for MemorySource {
             parked: parked.len() as u64,
             next_retry_in: parked.into_iter().min(),
             oldest_age: q.changes.iter().map(|c| now - c.queued_at).max(),
+            dead_letters: q.dead.len() as u64,
         })
     }
 }

@@ -1,0 +1,490 @@
+//! The `aethermart-worker` binary end to end: its help, its status page in a real browser, and
+//! the deploy kit (systemd unit, Prometheus alerts, Grafana dashboard) checked against what the
+//! worker really exports. Needs the local servers (`scripts/test.sh`), `promtool`,
+//! `systemd-analyze` and `chromium` (`scripts/test.sh` installs them); fails without them.
+
+use aethermart_core::config::{MariaDbConfig, MongoConfig};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aethermart-worker");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn env_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run scripts/test.sh or eval \"$(scripts/services.sh env)\"")
+    })
+}
+
+/// Runs a tool the suite needs; a missing tool fails the test with the package to install.
+fn tool(program: &str, package: &str, args: &[&str], dir: &Path) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} must be installed (Debian package {package}; scripts/test.sh installs it): {e}")
+        })
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn help() -> String {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("run the worker");
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
+#[test]
+fn the_help_names_every_variable_the_worker_reads() {
+    let help = help();
+    for var in [
+        "AETHERMART_MARIADB_URL",
+        "AETHERMART_MONGODB_URI",
+        "MARIA_DB_PASS",
+        "MONGO_ADMIN_PASS",
+        "_FILE",
+        "AETHERMART_LOG",
+        "AETHERMART_LOG_FORMAT",
+        "AETHERMART_METRICS_ADDR",
+        "AETHERMART_SYNC_BATCH_SIZE",
+        "AETHERMART_SYNC_LANES",
+        "AETHERMART_SYNC_POLL_MS",
+        "AETHERMART_SYNC_MAX_IDLE_MS",
+        "AETHERMART_SYNC_MAX_ATTEMPTS",
+    ] {
+        assert!(help.contains(var), "--help does not name {var}:\n{help}");
+    }
+}
+
+/// A worker process on fresh databases of its own, stopped (SIGTERM) when dropped.
+struct Worker {
+    child: Child,
+    addr: String,
+    db: String,
+    mariadb: MariaDbConfig,
+    mongodb: MongoConfig,
+}
+
+impl Worker {
+    fn start(test: &str) -> Self {
+        let db = format!("amt_worker_{}_{test}", std::process::id());
+        let mariadb = MariaDbConfig::from_env()
+            .expect("AETHERMART_MARIADB_URL (scripts/services.sh env)")
+            .with_database(&db)
+            .expect("a valid database name");
+        let mongodb = MongoConfig::from_lookup(aethermart_core::config::env_lookup)
+            .expect("AETHERMART_MONGODB_URI (scripts/services.sh env)")
+            .with_database(&db)
+            .expect("a valid database name");
+        block_on(async {
+            use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
+            MariaDbSchema::new(mariadb.clone())
+                .apply()
+                .await
+                .expect("the schema applies");
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .env(
+                "AETHERMART_MARIADB_URL",
+                with_db(&env_var("AETHERMART_MARIADB_URL"), &db),
+            )
+            .env(
+                "AETHERMART_MONGODB_URI",
+                with_db(&env_var("AETHERMART_MONGODB_URI"), &db),
+            )
+            .env("AETHERMART_METRICS_ADDR", &addr)
+            .env("AETHERMART_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the worker");
+        let worker = Self {
+            child,
+            addr,
+            db,
+            mariadb,
+            mongodb,
+        };
+        let started = Instant::now();
+        while get(&worker.addr, "/healthz").map(|r| r.0) != Some(200) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the worker did not serve /healthz within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        worker
+    }
+
+    fn metrics(&self) -> String {
+        get(&self.addr, "/metrics").expect("/metrics answers").1
+    }
+
+    /// The value of one sample line of /metrics (`name{labels}`), 0 when absent.
+    fn sample(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let (mariadb, mongodb, db) = (self.mariadb.clone(), self.mongodb.clone(), self.db.clone());
+        block_on(async move {
+            if let Ok(pool) = aethermart_core::connect::node_pool(
+                &mariadb,
+                aethermart_core::connect::PoolSize { max: 1 },
+            )
+            .await
+            {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`"))
+                    .execute(&pool)
+                    .await;
+            }
+            if let Ok(mongo) = aethermart_core::connect::mongodb_database(&mongodb).await {
+                let _ = mongo.drop().await;
+            }
+        });
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+/// The URL with its database (path) replaced, query kept.
+fn with_db(url: &str, db: &str) -> String {
+    let (address, query) = url.split_once('?').unwrap_or((url, ""));
+    let (scheme, rest) = address.split_once("://").expect("a URL");
+    let hosts = rest.split_once('/').map_or(rest, |(hosts, _)| hosts);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{scheme}://{hosts}/{db}{query}")
+}
+
+/// `GET path`: status and body, or `None` when nothing answers.
+fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// Metric names a scrape shows (`# TYPE` lines), with the sample suffixes of their types.
+fn exported_names(metrics: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in metrics.lines() {
+        let mut parts = line.split_whitespace();
+        if (parts.next(), parts.next()) != (Some("#"), Some("TYPE")) {
+            continue;
+        }
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_sum", "_count", "_created"],
+            _ => &[""],
+        };
+        for suffix in suffixes {
+            names.insert(format!("{name}{suffix}"));
+        }
+    }
+    names
+}
+
+/// The platform's metric names a PromQL text uses (`aethermart_*`, `process_*`).
+fn metric_names_in(promql: &str) -> BTreeSet<String> {
+    promql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|w| w.starts_with("aethermart_") || w.starts_with("process_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_deploy_kit_checks_out_against_what_the_worker_exports() {
+    let deploy = repo().join("deploy");
+    let prometheus = deploy.join("prometheus");
+
+    // Alert rules: valid, and their unit tests pass (each alert fires and stays quiet).
+    for args in [
+        &["check", "rules", "aethermart-alerts.yml"][..],
+        &["test", "rules", "aethermart-alerts.test.yml"],
+        &["check", "config", "scrape.yml"],
+    ] {
+        let out = tool("promtool", "prometheus", args, &prometheus);
+        assert!(out.status.success(), "promtool {args:?}:\n{}", text(&out));
+    }
+
+    // The systemd unit: valid (with a stand-in executable), and hardened.
+    let unit = std::fs::read_to_string(deploy.join("systemd/aethermart-worker.service")).unwrap();
+    let scratch = std::env::temp_dir().join(format!("amt_unit_{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let copy = scratch.join("aethermart-worker.service");
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/aethermart-worker", "/bin/true"),
+    )
+    .unwrap();
+    let copy_name = copy.to_str().unwrap();
+    let out = tool(
+        "systemd-analyze",
+        "systemd",
+        &["verify", copy_name],
+        &scratch,
+    );
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify:\n{}",
+        text(&out)
+    );
+    let out = tool(
+        "systemd-analyze",
+        "systemd",
+        &["security", "--offline=true", "--no-pager", copy_name],
+        &scratch,
+    );
+    let report = text(&out);
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for").nth(1))
+        .and_then(|rest| {
+            rest.split(':')
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    assert!(exposure <= 2.0, "exposure {exposure} above 2.0:\n{report}");
+    std::fs::remove_dir_all(&scratch).ok();
+
+    // The environment template sets only variables the worker reads.
+    let help = help();
+    let template = std::fs::read_to_string(deploy.join("systemd/worker.env.example")).unwrap();
+    for line in template
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+    {
+        let var = line.split('=').next().unwrap().trim();
+        assert!(
+            help.contains(var),
+            "worker.env.example sets {var}, which the worker does not read"
+        );
+    }
+    for var in unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|l| l.split('=').next())
+    {
+        assert!(
+            help.contains(var) || help.contains(var.trim_end_matches("_FILE")),
+            "the unit sets {var}"
+        );
+    }
+
+    // Every metric the dashboard and the alerts query is one the worker exports.
+    let worker = Worker::start("deploy");
+    let exported = exported_names(&worker.metrics());
+    assert!(
+        exported.contains("aethermart_sync_oldest_pending_seconds"),
+        "{exported:?}"
+    );
+    let alerts = std::fs::read_to_string(prometheus.join("aethermart-alerts.yml")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy.join("grafana/aethermart-sync.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut queries: Vec<String> = alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:"))
+        .map(str::to_owned)
+        .collect();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 8, "a dashboard with its panels");
+    for panel in panels {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            queries.push(target["expr"].as_str().expect("a PromQL expr").to_owned());
+        }
+    }
+    let used: BTreeSet<String> = queries.iter().flat_map(|q| metric_names_in(q)).collect();
+    assert!(used.len() >= 10, "{used:?}");
+    let unknown: Vec<&String> = used.difference(&exported).collect();
+    assert!(unknown.is_empty(), "queried but not exported: {unknown:?}");
+}
+
+#[test]
+fn the_status_page_renders_in_chromium_with_the_numbers_of_the_metrics() {
+    let worker = Worker::start("page");
+    let changes = 40;
+    block_on(async {
+        let pool = aethermart_core::connect::node_pool(
+            &worker.mariadb,
+            aethermart_core::connect::PoolSize { max: 2 },
+        )
+        .await
+        .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO Categories (category_id, parent_id, name, slug) VALUES (1, NULL, 'Things', 'things');
+             INSERT INTO Customers (customer_id, first_name, last_name, email) VALUES
+               (1, 'Ana', 'López', 'ana@example.com'), (2, 'Ben', 'Okafor', 'ben@example.com');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for i in 0..changes {
+            sqlx::query("UPDATE Customers SET phone = ? WHERE customer_id = ?")
+                .bind(format!("+1 555 {i:04}"))
+                .bind(1 + i % 2)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    });
+    // Idle: every queue read empty (the page's numbers come from the same reads).
+    let started = Instant::now();
+    let applied = "aethermart_sync_changes_applied_total{queue=\"customer_sync_queue\"}";
+    loop {
+        let metrics = worker.metrics();
+        let depth_zero = [
+            "customer_sync_queue",
+            "product_sync_queue",
+            "service_sync_queue",
+            "order_sync_queue",
+        ]
+        .iter()
+        .all(|q| metrics.contains(&format!("aethermart_sync_queue_depth{{queue=\"{q}\"}} 0")));
+        if depth_zero && worker.sample(applied) >= f64::from(changes) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the queues did not drain within 60 s:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let applied_total = worker.sample(applied);
+
+    let shot = repo().join("target/status-page.png");
+    let url = format!("http://{}/", worker.addr);
+    let profile = std::env::temp_dir().join(format!("amt_chromium_{}", std::process::id()));
+    let profile_arg = format!("--user-data-dir={}", profile.display());
+    let shot_arg = format!("--screenshot={}", shot.display());
+    let chromium = |extra: &[&str]| {
+        let mut args = vec![
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1280,1000",
+            profile_arg.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        args.push(url.as_str());
+        tool("chromium", "chromium", &args, &repo())
+    };
+    let out = chromium(&["--dump-dom"]);
+    assert!(out.status.success(), "chromium --dump-dom:\n{}", text(&out));
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    let cell = |class: &str, queue: &str| -> String {
+        let marker = format!("class=\"{class}\" data-queue=\"{queue}\"");
+        let at = dom
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {class} cell for {queue} in the page:\n{dom}"));
+        let rest = &dom[at..];
+        let open = rest.find('>').unwrap() + 1;
+        let close = rest.find("</td>").unwrap();
+        rest[open..close].to_owned()
+    };
+    assert_eq!(
+        cell("applied", "customer_sync_queue")
+            .parse::<f64>()
+            .unwrap(),
+        applied_total,
+        "the page shows the applied count /metrics shows"
+    );
+    for queue in ["customer_sync_queue", "order_sync_queue"] {
+        assert_eq!(cell("depth", queue), "0", "{queue} is idle on the page");
+        assert_eq!(cell("dead", queue), "0");
+    }
+    assert!(
+        dom.contains(&format!(
+            "<span id=\"version\">{}</span>",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "the version is shown"
+    );
+    let node = with_db(&env_var("AETHERMART_MARIADB_URL"), "x");
+    let endpoint = node
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    assert!(
+        dom.contains(&format!("<span id=\"node\">{endpoint}</span>")),
+        "the node in use:\n{dom}"
+    );
+    assert!(
+        dom.contains("<svg id=\"throughput\""),
+        "the throughput chart is drawn"
+    );
+    assert!(!dom.contains("<script"), "no script on the page");
+
+    let out = chromium(&[shot_arg.as_str()]);
+    assert!(
+        out.status.success(),
+        "chromium --screenshot:\n{}",
+        text(&out)
+    );
+    let png = std::fs::read(&shot).expect("a screenshot was written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real picture"
+    );
+    std::fs::remove_dir_all(&profile).ok();
+}
