@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 ///   AETHERMART_MARIADB_URL      mysql://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?ssl-mode=...]
 ///   AETHERMART_MONGODB_URI      mongodb://USER@HOSTS/DATABASE[?options]
 ///   MARIA_DB_PASS, MONGO_ADMIN_PASS   the passwords (or in the URLs)
-///   <any of the four>_FILE      read that value from a file instead (systemd credentials)
+///   MARIA_DB_PASS_FILE, ...     any of the four with _FILE: read it from a file (systemd credentials)
 ///   AETHERMART_LOG              log filter (default info)
 ///   AETHERMART_LOG_FORMAT       text (default) or json
 ///
