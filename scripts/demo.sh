@@ -67,7 +67,7 @@ for _ in $(seq 1 50); do
   [ "$(http_get /healthz 2>/dev/null)" = ok ] && break
   sleep 0.1
 done
-echo "aethermart-worker running (pid $WORKER_PID, log $WORKER_LOG)"
+echo "aethermart-worker running (pid $WORKER_PID, log $WORKER_LOG); status page: http://127.0.0.1:$METRICS_PORT/"
 
 say "Live: a change in MariaDB, timed until MongoDB shows it"
 run aethermart sync probe --customer 1
@@ -103,6 +103,8 @@ run aethermart sync status
 run aethermart migrate --verify-only
 echo "\$ curl -s 127.0.0.1:$METRICS_PORT/metrics | grep -E 'changes_applied|oldest_pending'"
 http_get /metrics | grep -E '^aethermart_sync_(changes_applied|oldest_pending)' || true
+echo "\$ curl -s 127.0.0.1:$METRICS_PORT/ | grep -o '<td class=\"applied\"[^<]*'   # the status page"
+http_get / | grep -o '<td class="applied"[^<]*' || true
 echo "\$ curl -s 127.0.0.1:$METRICS_PORT/readyz"
 http_get /readyz || true
 
@@ -160,7 +162,7 @@ cat <<EOF
   export PATH="$PWD/target/release:\$PATH"
   aethermart --help                         # every subcommand, with examples
   aethermart report customer 17             # any customer's orders
-  aethermart-worker                         # follow the queues (metrics, /healthz, /readyz on 127.0.0.1:19187)
+  aethermart-worker                         # follow the queues; status page http://127.0.0.1:19187/ (also /metrics, /healthz, /readyz)
   aethermart sync dead-letters list         # failed changes; requeue | discard them
   aethermart sync resync --entity customers --keys 1,2   # rebuild chosen documents
   aethermart sync status                    # queue depth, retries, dead letters
