@@ -58,7 +58,11 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
             }
             Ok(EXIT_OK)
         }
-        BenchCommand::PlaceOrder { clients, seconds } => {
+        BenchCommand::PlaceOrder {
+            clients,
+            seconds,
+            json,
+        } => {
             let settings = PlaceOrderBench {
                 clients,
                 duration: Duration::from_secs(seconds),
@@ -70,11 +74,16 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
                 seconds,
                 config.database()
             );
+            let runs = bench::place_order_throughput(&config, &settings).await?;
+            if json {
+                print_json(&runs);
+                return Ok(EXIT_OK);
+            }
             println!(
                 "{:>8} {:>10} {:>12} {:>10} {:>10}",
                 "clients", "orders", "orders/s", "p50 ms", "p99 ms"
             );
-            for r in bench::place_order_throughput(&config, &settings).await? {
+            for r in runs {
                 println!(
                     "{:>8} {:>10} {:>12.1} {:>10.2} {:>10.2}",
                     r.clients, r.orders, r.orders_per_second, r.p50_ms, r.p99_ms

@@ -24,10 +24,23 @@ pub async fn run(command: ClusterCommand) -> Result<u8, Error> {
                 EXIT_PROBLEM
             })
         }
-        ClusterCommand::Firewall { nodes, clients } => {
+        ClusterCommand::Firewall {
+            nodes,
+            clients,
+            mariadb_port,
+            sst_port,
+            replication_port,
+            ist_port,
+        } => {
             let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
             let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
-            print!("{}", cluster::render_nftables(&nodes, &clients)?);
+            let ports = cluster::ClusterPorts {
+                mariadb: mariadb_port,
+                sst: sst_port,
+                replication: replication_port,
+                ist: ist_port,
+            };
+            print!("{}", cluster::render_nftables(&nodes, &clients, &ports)?);
             Ok(EXIT_OK)
         }
     }

@@ -12,11 +12,7 @@ pub async fn run(args: LineageArgs) -> Result<u8, Error> {
     let pool = cluster::writable_pool(&config.mariadb, PoolSize { max: 2 }).await?;
     let rows = lineage::read(&pool, args.run.as_deref(), args.limit.max(1)).await?;
     if args.openlineage {
-        let ns = lineage::Namespaces {
-            mariadb_database: config.mariadb.database().to_owned(),
-            mariadb: format!("mysql://{}", config.mariadb.endpoint()),
-            mongodb: format!("mongodb://{}", config.mongodb.endpoint()),
-        };
+        let ns = lineage::Namespaces::of(&config);
         for event in lineage::openlineage_events(&rows, &ns) {
             println!("{event}");
         }

@@ -72,6 +72,12 @@ async fn run(command: Command) -> Result<u8, Error> {
         Command::Sync(command) => sync::run(command).await,
         Command::Cluster(command) => cluster::run(command).await,
         Command::Bench(command) => bench::run(command).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cli = Cli::command();
+            clap_complete::generate(shell, &mut cli, "aethermart", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
     }
 }
 

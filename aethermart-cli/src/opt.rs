@@ -91,6 +91,17 @@ pub enum Command {
     /// Measure the platform's speed and print the figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   aethermart completions bash > /etc/bash_completion.d/aethermart
+    ///   aethermart completions zsh > ~/.zfunc/_aethermart
+    ///   aethermart completions fish > ~/.config/fish/completions/aethermart.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,6 +175,12 @@ pub struct ReportArgs {
     /// Seconds a replica may lag for --from-replica.
     #[arg(long, global = true, default_value_t = 5, requires = "from_replica")]
     pub max_lag: u64,
+    /// Print the rows as JSON.
+    #[arg(long, global = true, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the rows as CSV (a header line, then one line per row).
+    #[arg(long, global = true)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +227,9 @@ pub enum SyncCommand {
         /// Seconds to wait.
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Each queue's waiting changes, retries, oldest age and dead letters.
     ///
@@ -395,6 +415,9 @@ pub enum OrderCommand {
         /// A consultation line, `ID@START` with START in RFC 3339 (repeatable).
         #[arg(long, value_parser = parse_service_line)]
         service: Vec<NewOrderLine>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel a pending or paid order: stock goes back, consultation slots are freed.
     ///
@@ -402,6 +425,9 @@ pub enum OrderCommand {
     Cancel {
         /// The order's id.
         order: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -459,6 +485,9 @@ pub enum BenchCommand {
         /// Seconds per run.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Sync worker: commit-to-MongoDB latency at fixed change rates, worker CPU per change,
     /// and the drain rate of one and two workers beside MongoDB's raw bulk-upsert rate.
@@ -568,8 +597,20 @@ pub enum ClusterCommand {
         /// A node's address (IPv4 or IPv6); at least two.
         #[arg(long = "node", value_name = "IP", required = true)]
         nodes: Vec<String>,
-        /// An application host or network (10.0.1.0/24) that may reach MariaDB's 3306 as well.
+        /// An application host or network (10.0.1.0/24) that may reach MariaDB's port as well.
         #[arg(long = "client", value_name = "IP[/PREFIX]")]
         clients: Vec<String>,
+        /// MariaDB's port (clients, replicas).
+        #[arg(long, default_value_t = 3306, value_parser = clap::value_parser!(u16).range(1..))]
+        mariadb_port: u16,
+        /// Galera's state snapshot transfer port.
+        #[arg(long, default_value_t = 4444, value_parser = clap::value_parser!(u16).range(1..))]
+        sst_port: u16,
+        /// Galera's replication port (TCP and UDP).
+        #[arg(long, default_value_t = 4567, value_parser = clap::value_parser!(u16).range(1..))]
+        replication_port: u16,
+        /// Galera's incremental state transfer port.
+        #[arg(long, default_value_t = 4568, value_parser = clap::value_parser!(u16).range(1..))]
+        ist_port: u16,
     },
 }

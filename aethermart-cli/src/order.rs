@@ -1,6 +1,7 @@
 //! `aethermart order place | cancel`.
 
 use crate::opt::OrderCommand;
+use crate::output::print_json;
 use crate::{EXIT_OK, mariadb_pool};
 use aethermart_core::model::{CustomerId, NewOrderLine, OrderId};
 use aethermart_core::{Error, orders};
@@ -11,15 +12,24 @@ pub async fn run(command: OrderCommand) -> Result<u8, Error> {
             customer,
             product,
             service,
+            json,
         } => {
             let lines: Vec<NewOrderLine> = product.into_iter().chain(service).collect();
             let placed =
                 orders::place_order(&mariadb_pool().await?, CustomerId(customer), &lines).await?;
-            println!("order {} placed, total {}", placed.order_id, placed.total);
+            if json {
+                print_json(&placed);
+            } else {
+                println!("order {} placed, total {}", placed.order_id, placed.total);
+            }
         }
-        OrderCommand::Cancel { order } => {
+        OrderCommand::Cancel { order, json } => {
             orders::cancel_order(&mariadb_pool().await?, OrderId(order)).await?;
-            println!("order {order} cancelled; stock restored");
+            if json {
+                print_json(&serde_json::json!({ "order_id": order, "cancelled": true }));
+            } else {
+                println!("order {order} cancelled; stock restored");
+            }
         }
     }
     Ok(EXIT_OK)

@@ -3,6 +3,101 @@
 use aethermart_core::generate::LoadSummary;
 use aethermart_core::migrate::{MigrationReport, VerifyReport};
 
+/// How a command prints its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// The typed rows as pretty JSON (`--json`).
+    Json,
+    /// RFC 4180 CSV with a header line (`--csv`).
+    Csv,
+}
+
+impl Format {
+    pub fn from_flags(json: bool, csv: bool) -> Self {
+        match (json, csv) {
+            (true, _) => Self::Json,
+            (_, true) => Self::Csv,
+            _ => Self::Table,
+        }
+    }
+}
+
+/// `rows` as `format`: the typed rows for JSON, `headers` and `cells` of each row otherwise.
+pub fn print_rows<T: serde::Serialize>(
+    format: Format,
+    rows: &[T],
+    headers: &[&str],
+    cells: impl Fn(&T) -> Vec<String>,
+) {
+    let lines: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    match format {
+        Format::Json => print_json(&rows),
+        Format::Csv => {
+            println!("{}", csv_line(headers.iter().map(|h| h.to_string())));
+            for line in lines {
+                println!("{}", csv_line(line.into_iter()));
+            }
+        }
+        Format::Table => {
+            let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+            for line in &lines {
+                for (w, cell) in widths.iter_mut().zip(line) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            // Columns of numbers only are right-aligned.
+            let numeric: Vec<bool> = (0..headers.len())
+                .map(|i| {
+                    !lines.is_empty()
+                        && lines
+                            .iter()
+                            .all(|l| l.get(i).is_some_and(|c| c.parse::<f64>().is_ok()))
+                })
+                .collect();
+            let render = |cells: Vec<String>| {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let w = widths.get(i).copied().unwrap_or(0);
+                        if numeric.get(i) == Some(&true) {
+                            format!("{c:>w$}")
+                        } else {
+                            format!("{c:<w$}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_owned()
+            };
+            println!(
+                "{}",
+                render(headers.iter().map(|h| h.to_string()).collect())
+            );
+            for line in lines {
+                println!("{}", render(line));
+            }
+        }
+    }
+}
+
+/// One CSV record: fields with a comma, quote or line break are quoted, quotes doubled.
+fn csv_line(fields: impl Iterator<Item = String>) -> String {
+    fields
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Pretty JSON on stdout (`--json`); the report types serialise infallibly.
 pub fn print_json(value: &impl serde::Serialize) {
     println!(
@@ -77,5 +172,20 @@ pub fn print_verification(report: &VerifyReport) {
             e.documents,
             e.mismatches
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_line;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let line = csv_line(
+            ["plain", "a,b", "say \"hi\"", "two\nlines"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        assert_eq!(line, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"");
     }
 }

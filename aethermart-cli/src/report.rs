@@ -1,6 +1,7 @@
 //! `aethermart report sales | low-stock | customer` (from a replica with `--from-replica`).
 
 use crate::opt::{ReportArgs, ReportCommand};
+use crate::output::{Format, print_json, print_rows};
 use crate::{EXIT_OK, EXIT_PROBLEM, mariadb_pool};
 use aethermart_core::config::MariaDbConfig;
 use aethermart_core::connect::{self, PoolSize};
@@ -13,7 +14,10 @@ pub async fn run(args: ReportArgs) -> Result<u8, Error> {
         report,
         from_replica,
         max_lag,
+        json,
+        csv,
     } = args;
+    let format = Format::from_flags(json, csv);
     let pool = if from_replica {
         let config = MariaDbConfig::from_env()?;
         let max_lag = Duration::from_secs(max_lag);
@@ -39,28 +43,37 @@ pub async fn run(args: ReportArgs) -> Result<u8, Error> {
                 }
                 None => reports::quarterly_sales(&pool).await?,
             };
-            println!(
-                "{:<8} {:<28} {:>8} {:>10} {:>14}",
-                "quarter", "category", "orders", "units", "revenue"
+            print_rows(
+                format,
+                &rows,
+                &["quarter", "category", "orders", "units", "revenue"],
+                |r| {
+                    vec![
+                        r.quarter.clone(),
+                        r.category.clone(),
+                        r.orders.to_string(),
+                        r.units.to_string(),
+                        r.revenue.to_string(),
+                    ]
+                },
             );
-            for r in rows {
-                println!(
-                    "{:<8} {:<28} {:>8} {:>10} {:>14}",
-                    r.quarter, r.category, r.orders, r.units, r.revenue
-                );
-            }
         }
         ReportCommand::LowStock { limit } => {
-            println!(
-                "{:>8} {:<16} {:<40} {:<24} {:>6}",
-                "id", "sku", "name", "category", "stock"
+            let rows = reports::low_stock(&pool, limit).await?;
+            print_rows(
+                format,
+                &rows,
+                &["id", "sku", "name", "category", "stock"],
+                |p| {
+                    vec![
+                        p.product_id.to_string(),
+                        p.sku.clone(),
+                        p.name.clone(),
+                        p.category.clone(),
+                        p.stock.to_string(),
+                    ]
+                },
             );
-            for p in reports::low_stock(&pool, limit).await? {
-                println!(
-                    "{:>8} {:<16} {:<40} {:<24} {:>6}",
-                    p.product_id, p.sku, p.name, p.category, p.stock
-                );
-            }
         }
         ReportCommand::Customer { customer } => {
             let id = CustomerId(customer);
@@ -68,25 +81,36 @@ pub async fn run(args: ReportArgs) -> Result<u8, Error> {
                 eprintln!("no customer {customer}");
                 return Ok(EXIT_PROBLEM);
             };
-            println!(
-                "customer {}: {} orders, lifetime value {}, last order {}",
-                summary.customer_id,
-                summary.order_count,
-                summary.lifetime_value,
-                summary
-                    .last_order_at
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_else(|| "never".into())
-            );
-            for o in reports::customer_orders(&pool, id, 10).await? {
+            let orders = reports::customer_orders(&pool, id, 10).await?;
+            if format == Format::Json {
+                print_json(&serde_json::json!({ "summary": summary, "latest_orders": orders }));
+                return Ok(EXIT_OK);
+            }
+            if format == Format::Table {
                 println!(
-                    "  order {:>8}  {}  {:<10} {:>12}",
-                    o.id,
-                    o.placed_at.format("%Y-%m-%d %H:%M"),
-                    o.status,
-                    o.total
+                    "customer {}: {} orders, lifetime value {}, last order {}",
+                    summary.customer_id,
+                    summary.order_count,
+                    summary.lifetime_value,
+                    summary
+                        .last_order_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "never".into())
                 );
             }
+            print_rows(
+                format,
+                &orders,
+                &["order", "placed_at", "status", "total"],
+                |o| {
+                    vec![
+                        o.id.to_string(),
+                        o.placed_at.format("%Y-%m-%d %H:%M").to_string(),
+                        o.status.to_string(),
+                        o.total.to_string(),
+                    ]
+                },
+            );
         }
     }
     Ok(EXIT_OK)

@@ -11,17 +11,25 @@ use std::time::Duration;
 
 pub async fn run(command: SyncCommand) -> Result<u8, Error> {
     match command {
-        SyncCommand::Probe { customer, timeout } => {
+        SyncCommand::Probe {
+            customer,
+            timeout,
+            json,
+        } => {
             let config = Config::from_env()?;
             let pool = cluster::writable_pool(&config.mariadb, PoolSize { max: 2 }).await?;
             let mongo = connect::mongodb_database(&config.mongodb).await?;
             let timeout = Duration::from_secs(timeout);
             match sync::measure_latency(&pool, &mongo, customer, timeout).await {
                 Ok(latency) => {
-                    println!(
-                        "customer {customer}: committed in MariaDB, visible in MongoDB {:.1} ms later",
-                        latency.as_secs_f64() * 1e3
-                    );
+                    let ms = latency.as_secs_f64() * 1e3;
+                    if json {
+                        print_json(&serde_json::json!({ "customer": customer, "latency_ms": ms }));
+                    } else {
+                        println!(
+                            "customer {customer}: committed in MariaDB, visible in MongoDB {ms:.1} ms later"
+                        );
+                    }
                     Ok(EXIT_OK)
                 }
                 Err(e) => {

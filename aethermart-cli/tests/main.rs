@@ -358,6 +358,28 @@ fn cluster_firewall_rules_pass_the_nft_checker_and_bad_nodes_exit_2() {
         String::from_utf8_lossy(&checked.stderr)
     );
 
+    let out = run(
+        &[
+            "cluster",
+            "firewall",
+            "--node",
+            "10.0.0.1",
+            "--node",
+            "10.0.0.2",
+            "--mariadb-port",
+            "13306",
+            "--replication-port",
+            "14567",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let custom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        custom.contains("tcp dport { 4444, 4568, 13306, 14567 } accept")
+            && custom.contains("udp dport 14567 accept"),
+        "{custom}"
+    );
     for (args, named) in [
         (vec!["--node", "10.0.0.1"], "at least two --node"),
         (
@@ -498,4 +520,57 @@ fn json_logs_are_one_object_per_line_and_an_unknown_format_is_named() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn shell_completions_are_valid_scripts() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell], &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("dead-letters") && script.contains("resync"),
+            "{shell}: the subcommands are completed"
+        );
+    }
+    let out = run(&["completions", "bash"], &[]);
+    let file =
+        std::env::temp_dir().join(format!("aethermart-completion-{}.bash", std::process::id()));
+    std::fs::write(&file, &out.stdout).unwrap();
+    let checked = Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .expect("bash");
+    std::fs::remove_file(&file).ok();
+    assert!(checked.status.success(), "bash -n: {}", text(&checked));
+}
+
+#[test]
+fn reports_print_json_and_csv() {
+    let db = format!("amt_test_{}_formats", std::process::id());
+    let url = url_with_database(&db);
+    let env = [("AETHERMART_MARIADB_URL", url.as_str())];
+    let out = run(&["schema", "apply"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["report", "low-stock", "--csv"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().next(),
+        Some("id,sku,name,category,stock"),
+        "a CSV header"
+    );
+    let out = run(&["report", "sales", "--json"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("report sales --json is JSON");
+    assert!(rows.is_array());
+    let out = run(&["report", "sales", "--json", "--csv"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--json and --csv exclude each other"
+    );
+    let out = run(&["schema", "teardown", "--yes"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

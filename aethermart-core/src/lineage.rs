@@ -119,6 +119,25 @@ pub struct Namespaces {
     pub mongodb: String,
 }
 
+impl Namespaces {
+    /// The namespaces of `config`'s stores. A host list is sorted first, so a dataset keeps its
+    /// namespace whatever order the cluster's nodes are listed in.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            mariadb_database: config.mariadb.database().to_owned(),
+            mariadb: format!("mysql://{}", sorted_hosts(&config.mariadb.endpoint())),
+            mongodb: format!("mongodb://{}", sorted_hosts(config.mongodb.endpoint())),
+        }
+    }
+}
+
+fn sorted_hosts(list: &str) -> String {
+    let mut hosts: Vec<&str> = list.split(',').map(str::trim).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    hosts.join(",")
+}
+
 /// The OpenLineage run of one row: a name-based (version 8, SHA-256) UUID of the row's run id
 /// and its key, so each row is a run of its own job while rows of one run share a parent.
 fn row_run_id(row: &LineageRow) -> String {
@@ -224,6 +243,31 @@ const SCHEMA_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$d
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn namespaces_do_not_depend_on_the_order_of_the_nodes() {
+        use crate::config::{Config, MARIADB_URL, MONGODB_URI};
+        let config = |mariadb: &str, mongodb: &str| {
+            let (mariadb, mongodb) = (mariadb.to_owned(), mongodb.to_owned());
+            Config::from_lookup(move |var| match var {
+                v if v == MARIADB_URL => Some(mariadb.clone()),
+                v if v == MONGODB_URI => Some(mongodb.clone()),
+                _ => None,
+            })
+            .unwrap()
+        };
+        let a = Namespaces::of(&config(
+            "mysql://u@db2:3306,db1:3306,db3:3306/shop",
+            "mongodb://m2:27017,m1:27017/shop",
+        ));
+        let b = Namespaces::of(&config(
+            "mysql://u@db3:3306,db2:3306,db1:3306/shop",
+            "mongodb://m1:27017,m2:27017/shop",
+        ));
+        assert_eq!((&a.mariadb, &a.mongodb), (&b.mariadb, &b.mongodb));
+        assert_eq!(a.mariadb, "mysql://db1:3306,db2:3306,db3:3306");
+        assert_eq!(a.mongodb, "mongodb://m1:27017,m2:27017");
+    }
     use super::*;
 
     #[test]

@@ -55,7 +55,7 @@ pub mod errno {
 }
 
 /// An order that was placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PlacedOrder {
     /// The new order's key.
     pub order_id: OrderId,

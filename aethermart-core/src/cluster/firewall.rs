@@ -1,6 +1,7 @@
 //! nftables rules for a cluster's node traffic: MariaDB (3306/tcp), Galera replication
 //! (4567/tcp and udp), incremental state transfer (4568/tcp) and state snapshot transfer
-//! (4444/tcp) are accepted from the cluster's nodes only (MariaDB also from listed clients and
+//! (4444/tcp) — those are the defaults, see [`ClusterPorts`] — are accepted from the cluster's
+//! nodes only (MariaDB also from listed clients and
 //! from the host itself over loopback) and dropped from everyone else. Nothing else is touched:
 //! the chain's policy is `accept`, so the host's other rules (SSH included) still decide about
 //! all other traffic.
@@ -9,8 +10,61 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-/// TCP ports only the cluster's nodes may reach.
-pub const NODE_TCP_PORTS: [u16; 4] = [3306, 4444, 4567, 4568];
+/// The ports of a cluster's node traffic (MariaDB's and Galera's defaults by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterPorts {
+    /// MariaDB clients and replicas (`port`), TCP.
+    pub mariadb: u16,
+    /// State snapshot transfer (`wsrep_sst_receive_address`), TCP.
+    pub sst: u16,
+    /// Galera replication (`wsrep_cluster_address`), TCP and UDP.
+    pub replication: u16,
+    /// Incremental state transfer (`ist.recv_addr`), TCP.
+    pub ist: u16,
+}
+
+impl Default for ClusterPorts {
+    fn default() -> Self {
+        Self {
+            mariadb: 3306,
+            sst: 4444,
+            replication: 4567,
+            ist: 4568,
+        }
+    }
+}
+
+impl ClusterPorts {
+    /// The TCP ports only the cluster's nodes may reach, ascending.
+    fn tcp(&self) -> Vec<u16> {
+        let mut ports = vec![self.mariadb, self.sst, self.replication, self.ist];
+        ports.sort_unstable();
+        ports
+    }
+
+    /// Each port set, non-zero and different from the others.
+    fn check(&self) -> Result<(), FirewallError> {
+        let named = [
+            ("--mariadb-port", self.mariadb),
+            ("--sst-port", self.sst),
+            ("--replication-port", self.replication),
+            ("--ist-port", self.ist),
+        ];
+        for (i, (flag, port)) in named.iter().enumerate() {
+            if *port == 0 {
+                return Err(FirewallError::BadPort { flag, port: 0 });
+            }
+            if let Some((other, _)) = named[..i].iter().find(|(_, p)| p == port) {
+                return Err(FirewallError::SamePort {
+                    flag,
+                    other,
+                    port: *port,
+                });
+            }
+        }
+        Ok(())
+    }
+}
 /// The nftables table the rules live in (replaced as a whole when loaded again).
 pub const TABLE: &str = "aethermart_cluster";
 
@@ -34,6 +88,24 @@ pub enum FirewallError {
     /// The same node is given twice.
     #[error("--node {0} is given twice")]
     Duplicate(IpAddr),
+    /// A port is 0.
+    #[error("{flag} {port} is not a port")]
+    BadPort {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        port: u16,
+    },
+    /// Two kinds of traffic are given the same port.
+    #[error("{flag} {port} is also {other}")]
+    SamePort {
+        /// The flag.
+        flag: &'static str,
+        /// The flag given the same port before it.
+        other: &'static str,
+        /// The port.
+        port: u16,
+    },
 }
 
 /// An address or network (`10.0.1.0/24`) with a valid prefix length.
@@ -66,10 +138,15 @@ impl std::fmt::Display for Network {
     }
 }
 
-/// Renders an `nft -f` script for every node of the cluster whose addresses are `nodes`;
-/// `clients` (addresses or networks) may reach MariaDB's 3306 as well. Loading it again
-/// replaces the previous version of the table.
-pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, FirewallError> {
+/// Renders an `nft -f` script for every node of the cluster whose addresses are `nodes`, its
+/// traffic on `ports`; `clients` (addresses or networks) may reach MariaDB's port as well.
+/// Loading it again replaces the previous version of the table.
+pub fn render_nftables(
+    nodes: &[&str],
+    clients: &[&str],
+    ports: &ClusterPorts,
+) -> Result<String, FirewallError> {
+    ports.check()?;
     let mut node_addrs = BTreeSet::new();
     for value in nodes {
         let addr: IpAddr = value.parse().map_err(|_| FirewallError::BadAddress {
@@ -95,14 +172,25 @@ pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, Firew
         })
         .collect::<Result<BTreeSet<_>, _>>()?;
 
-    let ports = NODE_TCP_PORTS.map(|p| p.to_string()).join(", ");
+    let ClusterPorts {
+        mariadb,
+        sst,
+        replication,
+        ist,
+    } = *ports;
+    let tcp_ports = ports
+        .tcp()
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let node_list = node_addrs.iter().map(IpAddr::to_string).collect::<Vec<_>>();
     let mut out = String::new();
     let _ = writeln!(out, "#!/usr/sbin/nft -f");
     let _ = writeln!(
         out,
-        "# AetherMart cluster traffic: MariaDB 3306/tcp, Galera replication 4567/tcp+udp, IST 4568/tcp\n\
-         # and SST 4444/tcp are accepted from the cluster's nodes only, and dropped from everyone\n\
+        "# AetherMart cluster traffic: MariaDB {mariadb}/tcp, Galera replication {replication}/tcp+udp, IST {ist}/tcp\n\
+         # and SST {sst}/tcp are accepted from the cluster's nodes only, and dropped from everyone\n\
          # else (loopback stays open to the host itself). All other traffic is left to the host's\n\
          # other rules (policy accept).\n\
          # Nodes: {}{}\n\
@@ -112,7 +200,10 @@ pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, Firew
             String::new()
         } else {
             let clients: Vec<String> = client_nets.iter().map(Network::to_string).collect();
-            format!("\n# MariaDB clients (3306 only): {}", clients.join(", "))
+            format!(
+                "\n# MariaDB clients ({mariadb} only): {}",
+                clients.join(", ")
+            )
         },
     );
     // Creating, then deleting, makes the load work whether or not the table exists.
@@ -138,10 +229,10 @@ pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, Firew
                 &members,
             );
             rules.push(format!(
-                "{match_kw} saddr @cluster_nodes_{suffix} tcp dport {{ {ports} }} accept"
+                "{match_kw} saddr @cluster_nodes_{suffix} tcp dport {{ {tcp_ports} }} accept"
             ));
             rules.push(format!(
-                "{match_kw} saddr @cluster_nodes_{suffix} udp dport 4567 accept"
+                "{match_kw} saddr @cluster_nodes_{suffix} udp dport {replication} accept"
             ));
         }
         let clients: Vec<String> = client_nets
@@ -158,12 +249,12 @@ pub fn render_nftables(nodes: &[&str], clients: &[&str]) -> Result<String, Firew
                 &clients,
             );
             rules.push(format!(
-                "{match_kw} saddr @mariadb_clients_{suffix} tcp dport 3306 accept"
+                "{match_kw} saddr @mariadb_clients_{suffix} tcp dport {mariadb} accept"
             ));
         }
     }
-    rules.push(format!("tcp dport {{ {ports} }} counter drop"));
-    rules.push("udp dport 4567 counter drop".to_owned());
+    rules.push(format!("tcp dport {{ {tcp_ports} }} counter drop"));
+    rules.push(format!("udp dport {replication} counter drop"));
     let _ = writeln!(
         out,
         "\tchain input {{\n\t\ttype filter hook input priority filter; policy accept;"
@@ -190,7 +281,12 @@ mod tests {
 
     #[test]
     fn only_the_nodes_reach_the_cluster_ports_and_the_rest_is_dropped() {
-        let rules = render_nftables(&["10.0.0.3", "10.0.0.1", "10.0.0.2"], &[]).unwrap();
+        let rules = render_nftables(
+            &["10.0.0.3", "10.0.0.1", "10.0.0.2"],
+            &[],
+            &ClusterPorts::default(),
+        )
+        .unwrap();
         assert!(
             rules.contains("elements = { 10.0.0.1, 10.0.0.2, 10.0.0.3 }"),
             "{rules}"
@@ -218,6 +314,7 @@ mod tests {
         let rules = render_nftables(
             &["10.0.0.1", "fd00::2"],
             &["192.168.7.0/24", "192.168.7.128/25"],
+            &ClusterPorts::default(),
         )
         .unwrap();
         assert!(rules.contains("ip saddr @mariadb_clients_v4 tcp dport 3306 accept"));
@@ -229,12 +326,45 @@ mod tests {
     #[test]
     fn bad_arguments_are_named() {
         let err = |nodes: &[&str], clients: &[&str]| {
-            render_nftables(nodes, clients).unwrap_err().to_string()
+            render_nftables(nodes, clients, &ClusterPorts::default())
+                .unwrap_err()
+                .to_string()
         };
         assert!(err(&["10.0.0.1"], &[]).contains("at least two --node"));
         assert!(err(&["10.0.0.1", "10.0.0.256"], &[]).contains("--node \"10.0.0.256\""));
         assert!(err(&["10.0.0.1", "10.0.0.1"], &[]).contains("--node 10.0.0.1 is given twice"));
         assert!(err(&["10.0.0.1", "db2"], &[]).contains("--node \"db2\""));
         assert!(err(&["10.0.0.1", "10.0.0.2"], &["10.0.0.0/33"]).contains("--client"));
+        let same = ClusterPorts {
+            ist: 4444,
+            ..ClusterPorts::default()
+        };
+        let e = render_nftables(&["10.0.0.1", "10.0.0.2"], &[], &same).unwrap_err();
+        assert_eq!(e.to_string(), "--ist-port 4444 is also --sst-port");
+    }
+
+    #[test]
+    fn the_ports_are_parameters() {
+        let ports = ClusterPorts {
+            mariadb: 13306,
+            sst: 14444,
+            replication: 14567,
+            ist: 14568,
+        };
+        let rules = render_nftables(&["10.0.0.1", "10.0.0.2"], &["10.0.1.0/24"], &ports).unwrap();
+        assert!(
+            rules.contains("tcp dport { 13306, 14444, 14567, 14568 } accept"),
+            "{rules}"
+        );
+        assert!(rules.contains("udp dport 14567 accept"));
+        assert!(rules.contains("@mariadb_clients_v4 tcp dport 13306 accept"));
+        assert!(rules.contains("udp dport 14567 counter drop"));
+        for default in ["3306", "4444", "4567", "4568"] {
+            assert!(
+                !rules.contains(&format!(" {default}"))
+                    && !rules.contains(&format!("{{ {default}")),
+                "default port {default} left in:\n{rules}"
+            );
+        }
     }
 }

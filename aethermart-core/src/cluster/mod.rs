@@ -19,7 +19,7 @@
 mod firewall;
 mod pool;
 
-pub use firewall::{FirewallError, render_nftables};
+pub use firewall::{ClusterPorts, FirewallError, render_nftables};
 pub use pool::{CHECK_INTERVAL, ClusterPool, MOVE_BACK_AFTER};
 
 use crate::config::MariaDbConfig;
