@@ -7,6 +7,7 @@
 
 use mongodb::options::ClientOptions;
 use percent_encoding::percent_decode_str;
+use sqlx::ConnectOptions;
 use sqlx::mysql::MySqlConnectOptions;
 use std::fmt;
 use std::str::FromStr;
@@ -411,7 +412,10 @@ impl MariaDbConfig {
                     .port(self.nodes[0].port)
             })
             .username(&self.user)
-            .charset("utf8mb4");
+            .charset("utf8mb4")
+            // A statement over a second is worth knowing about, not a warning on every command's
+            // terminal (the worker logs `info`, the CLI `warn`).
+            .log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1));
         match &self.password {
             Some(p) => options.password(p.expose()),
             None => options,

@@ -817,6 +817,32 @@ async fn an_engineer_lists_requeues_and_discards_dead_letters() {
         log.iter().all(|(who, _)| who.starts_with("maria@")),
         "{log:?}"
     );
+    // Each is lineage too: a finished row per dead letter, naming the queue it went to.
+    let lineage: Vec<(String, String, String, u64, String)> = sqlx::query_as(
+        "SELECT job, source_tables, target, rows_written, status FROM data_lineage_tracker \
+         WHERE job IN ('requeue', 'discard', 'resync') ORDER BY lineage_id",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let db = env.config.mariadb.database();
+    let row = |job: &str, queue: &str, written: u64| {
+        (
+            job.to_owned(),
+            "sync_dead_letters".to_owned(),
+            format!("mariadb:{db}.{queue}"),
+            written,
+            "complete".to_owned(),
+        )
+    };
+    assert_eq!(
+        lineage,
+        vec![
+            row("requeue", "customer_sync_queue", 1),
+            row("requeue", "customer_sync_queue", 1),
+            row("discard", "order_sync_queue", 0),
+        ]
+    );
 }
 
 /// Issue 18: a resync request queues exactly the chosen documents — by keys, by a `--where`

@@ -97,6 +97,11 @@ pub static VERSIONS: &[SchemaVersion] = &[
         description: "history loading is an account's privilege, not a session variable; each order line records the stock it took",
         sql: include_str!("../../sql/0012_history_loader.sql"),
     },
+    SchemaVersion {
+        version: 13,
+        description: "operator lineage: resync, requeue and discard each write a finished lineage row",
+        sql: include_str!("../../sql/0013_operator_lineage.sql"),
+    },
 ];
 
 /// Where one script stands in a database.
