@@ -48,10 +48,12 @@ pub async fn run(command: SyncCommand) -> Result<u8, Error> {
                 return watch_status(&pool, Duration::from_secs(interval)).await;
             }
             let queues = sync::queue_status(&pool).await?;
+            let streams = sync::stream_status(&pool).await?;
             if json {
-                print_json(&queues);
+                print_json(&serde_json::json!({ "queues": queues, "streams": streams }));
             } else {
                 print_queues(&queues);
+                print_streams(&streams);
             }
             let dead = queues.iter().any(|q| q.dead_letters > 0);
             Ok(if dead { EXIT_PROBLEM } else { EXIT_OK })
@@ -80,6 +82,15 @@ fn print_queues(queues: &[sync::QueueStatus]) {
     }
 }
 
+fn print_streams(streams: &[sync::StreamStatus]) {
+    for s in streams {
+        println!(
+            "change stream {}: {} events applied, newest {:.1} s ago, position stored {:.1} s ago",
+            s.stream, s.events, s.last_event_seconds_ago, s.stored_seconds_ago
+        );
+    }
+}
+
 /// `sync status --watch`: the table again every `every`, with how the waiting changes moved,
 /// until Ctrl-C. The screen is cleared between redraws only on a terminal.
 async fn watch_status(pool: &sqlx::MySqlPool, every: Duration) -> Result<u8, Error> {
@@ -98,6 +109,7 @@ async fn watch_status(pool: &sqlx::MySqlPool, every: Duration) -> Result<u8, Err
             every.as_secs()
         );
         print_queues(&queues);
+        print_streams(&sync::stream_status(pool).await?);
         if let Some(before) = previous {
             let change = pending as f64 - before as f64;
             println!(

@@ -46,6 +46,18 @@ impl CommandError {
         }
     }
 
+    /// MongoDB's error code, when the server answered with one.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Self::Driver(d) => match &*d.kind {
+                mongodb::error::ErrorKind::Command(c) => Some(c.code),
+                _ => None,
+            },
+            Self::WriteConcern { code } => Some(*code),
+            Self::Statement(s) => Some(s.code),
+        }
+    }
+
     /// True when MongoDB refused the whole command because of the documents in it (see
     /// [`retry::mongodb_code_in_documents`]).
     pub fn lies_in_documents(&self) -> bool {

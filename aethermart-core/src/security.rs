@@ -57,6 +57,7 @@ pub const ENGINEER_VIEWS: &[&str] = &[
     "v_sync_queue_status",
     "v_sync_dead_letters",
     "v_migration_checkpoints",
+    "v_sync_streams",
 ];
 
 /// The procedures through which the engineer operates the pipeline (definer's rights; each
@@ -188,6 +189,11 @@ pub fn worker_grants(database: &str) -> Vec<(String, String)> {
     }
     grants.push(("SELECT, INSERT".to_owned(), on("sync_dead_letters")));
     grants.push(("SELECT, INSERT, UPDATE".to_owned(), on("sync_home")));
+    // The review stream's position (stored with the product keys it queues).
+    grants.push((
+        "SELECT, INSERT, UPDATE".to_owned(),
+        on("sync_stream_positions"),
+    ));
     grants.push((
         "SELECT, INSERT, UPDATE".to_owned(),
         on("migration_checkpoints"),
@@ -574,6 +580,7 @@ mod tests {
                 || object.contains("dead_letters")
                 || object.contains("sync_home")
                 || object.contains("checkpoints")
+                || object.contains("stream_positions")
                 || object.contains("lineage");
             assert!(!writes || state, "{privileges} on {object}");
         }

@@ -938,3 +938,242 @@ async fn resync_queues_exactly_the_chosen_documents_and_the_worker_rewrites_them
     let back = profiles.find_one(doc! { "_id": 2_i64 }).await.unwrap();
     assert!(back.is_some_and(|d| d.get_str("email") == Ok("ben@example.com")));
 }
+
+/// A review follower on the test's stores, counting in `metrics`, until the sender says stop.
+async fn follow_reviews(
+    env: &TestEnv,
+    metrics: Arc<aethermart_core::sync::SyncMetrics>,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), aethermart_core::sync::ReviewStreamError>>,
+) {
+    let pool = source(env, fast()).await.pool().clone();
+    let follower = aethermart_core::sync::ReviewFollower::new(pool, env.mongo().await, metrics);
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move { follower.run(crate::support::until_stopped(rx)).await });
+    (tx, task)
+}
+
+/// `(count, average)` of a product document's rating.
+async fn rating(env: &TestEnv, product: i64) -> (i64, Option<f64>) {
+    let d = document(env, "products", product)
+        .await
+        .expect("the product's document");
+    let r = d.get_document("rating").expect("a rating").clone();
+    (r.get_i64("count").unwrap_or(-1), r.get_f64("average").ok())
+}
+
+/// Waits until product `product`'s rating is `expected` (panics after 20 s); returns how long.
+async fn until_rating(env: &TestEnv, product: i64, expected: (i64, Option<f64>)) -> Duration {
+    let started = Instant::now();
+    loop {
+        if rating(env, product).await == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "product {product}: rating {:?}, expected {expected:?}",
+            rating(env, product).await
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn review(id: i64, product: i64, stars: i32) -> Document {
+    doc! { "_id": id, "product_id": product, "customer_id": 1_i64, "rating": stars, "title": "t",
+    "text": "", "media": [], "created_at": mongodb::bson::DateTime::now() }
+}
+
+/// Issue 22: a review inserted, edited, moved and deleted refreshes its products' ratings
+/// (printed: how long each took with a worker running); a product renamed in MariaDB while
+/// reviews arrive ends with both; quality passes right after new reviews.
+#[tokio::test]
+async fn reviews_keep_product_ratings_fresh() {
+    let (env, pool) = seeded("sync_reviews").await;
+    migrate(&env).await;
+    let worker = syncer(&env, fast()).await;
+    let metrics = worker.metrics();
+    let (stop, task) = follow(worker);
+    let (stop_reviews, reviews_task) = follow_reviews(&env, metrics.clone()).await;
+    let reviews = env.mongo().await.collection::<Document>("reviews");
+    // The first start stores a position (after queuing every product once).
+    let started = Instant::now();
+    while sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sync_stream_positions")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no stream position stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until_drained(&pool, Duration::from_secs(20)).await;
+
+    reviews.insert_one(review(1, 1, 5)).await.unwrap();
+    let inserted = until_rating(&env, 1, (1, Some(5.0))).await;
+    reviews
+        .update_one(doc! { "_id": 1_i64 }, doc! { "$set": { "rating": 3 } })
+        .await
+        .unwrap();
+    let edited = until_rating(&env, 1, (1, Some(3.0))).await;
+    reviews
+        .update_one(
+            doc! { "_id": 1_i64 },
+            doc! { "$set": { "product_id": 2_i64 } },
+        )
+        .await
+        .unwrap();
+    let moved = until_rating(&env, 2, (1, Some(3.0))).await;
+    until_rating(&env, 1, (0, Some(0.0))).await;
+    reviews.delete_one(doc! { "_id": 1_i64 }).await.unwrap();
+    let deleted = until_rating(&env, 2, (0, Some(0.0))).await;
+    println!(
+        "review to rating: insert {:.0} ms, edit {:.0} ms, move {:.0} ms, delete {:.0} ms",
+        inserted.as_secs_f64() * 1e3,
+        edited.as_secs_f64() * 1e3,
+        moved.as_secs_f64() * 1e3,
+        deleted.as_secs_f64() * 1e3
+    );
+
+    // Renames in MariaDB and reviews in MongoDB at once: both end in the document.
+    let (mariadb, mongo_reviews) = (pool.clone(), reviews.clone());
+    let renames = tokio::spawn(async move {
+        for i in 0..20 {
+            sqlx::query("UPDATE Products SET name = ? WHERE product_id = 1")
+                .bind(format!("RTX 4090 rev {i}"))
+                .execute(&mariadb)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    });
+    for i in 0..20 {
+        mongo_reviews
+            .insert_one(review(100 + i, 1, 1 + (i % 5) as i32))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    renames.await.unwrap();
+    until_rating(&env, 1, (20, Some(3.0))).await;
+    until_drained(&pool, Duration::from_secs(20)).await;
+    let product = document(&env, "products", 1).await.unwrap();
+    assert_eq!(product.get_str("name").unwrap(), "RTX 4090 rev 19");
+    assert_equal_stores(&env).await;
+    let report = aethermart_core::quality::run_checks(
+        &pool,
+        &env.mongo().await,
+        &migrator(&env).await,
+        aethermart_core::quality::QualityOptions {
+            stale_after: Duration::from_secs(60),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.ok(), "quality right after new reviews: {report:?}");
+    assert!(
+        metrics
+            .encode()
+            .contains("aethermart_sync_review_events_total 24"),
+        "{}",
+        metrics.encode()
+    );
+
+    stop_reviews.send_replace(true);
+    reviews_task.await.unwrap().unwrap();
+    stop.send_replace(true);
+    task.await.unwrap();
+}
+
+/// Issue 22: a follower stopped between a review and its refresh resumes from its stored
+/// position (only that product is queued); a position the server no longer knows makes the
+/// next follower queue every product, and the ratings end right.
+#[tokio::test]
+async fn the_review_stream_resumes_and_a_lost_position_recomputes_every_rating() {
+    let (env, pool) = seeded("sync_reviews_resume").await;
+    migrate(&env).await;
+    let metrics = Arc::new(aethermart_core::sync::SyncMetrics::default());
+    let reviews = env.mongo().await.collection::<Document>("reviews");
+    let queued_products = || async {
+        sqlx::query_scalar::<_, u64>(
+            "SELECT DISTINCT entity_key FROM product_sync_queue WHERE source_table = 'reviews' \
+             ORDER BY entity_key",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let position = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT CAST(events AS SIGNED) FROM sync_stream_positions WHERE stream = 'reviews'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+    };
+    let until_position = |events: i64| async move {
+        let started = Instant::now();
+        while position().await < Some(events) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "position not stored"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+
+    // First start: every product queued once, position stored.
+    let (stop, task) = follow_reviews(&env, metrics.clone()).await;
+    until_position(0).await;
+    assert_eq!(queued_products().await, vec![1, 2, 3]);
+    sqlx::raw_sql("DELETE FROM product_sync_queue")
+        .execute(&pool)
+        .await
+        .unwrap();
+    stop.send_replace(true);
+    task.await.unwrap().unwrap();
+
+    // A review while no follower runs: the next one resumes and queues that product only.
+    reviews.insert_one(review(7, 2, 4)).await.unwrap();
+    let (stop, task) = follow_reviews(&env, metrics.clone()).await;
+    until_position(1).await;
+    assert_eq!(queued_products().await, vec![2], "resumed, not recomputed");
+    stop.send_replace(true);
+    task.await.unwrap().unwrap();
+    sqlx::raw_sql("DELETE FROM product_sync_queue")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // A position the server does not know (an oplog that moved on): every product again.
+    let foreign =
+        mongodb::bson::to_vec(&doc! { "_data": "8263F0A1B2000000012B0229296E04" }).unwrap();
+    sqlx::query("UPDATE sync_stream_positions SET resume_token = ? WHERE stream = 'reviews'")
+        .bind(foreign)
+        .execute(&pool)
+        .await
+        .unwrap();
+    reviews.insert_one(review(8, 3, 2)).await.unwrap();
+    let (stop, task) = follow_reviews(&env, metrics.clone()).await;
+    let started = Instant::now();
+    while queued_products().await != vec![1, 2, 3] {
+        if task.is_finished() {
+            panic!("the follower stopped: {:?}", task.await.unwrap());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            queued_products().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send_replace(true);
+    task.await.unwrap().unwrap();
+    drain(&env).await;
+    assert_eq!(rating(&env, 2).await, (1, Some(4.0)));
+    assert_eq!(rating(&env, 3).await, (1, Some(2.0)));
+    assert_equal_stores(&env).await;
+}

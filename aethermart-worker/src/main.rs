@@ -6,15 +6,17 @@
 use aethermart_core::config::Config;
 use aethermart_core::projection::Entity;
 use aethermart_core::sync::{
-    MongoSink, Probes, QueueSource, SyncArgs, SyncError, Syncer, serve_http,
+    MongoSink, Probes, QueueSource, ReviewFollower, SyncArgs, SyncError, Syncer, serve_http,
 };
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// AetherMart sync worker: applies the changes queued in MariaDB (by the capture triggers) to
-/// MongoDB. Several workers may run at once; they share the queues.
+/// MongoDB, and follows the change stream of MongoDB's reviews to keep the products' ratings
+/// fresh. Several workers may run at once; they share the queues.
 ///
 /// Environment (every flag below also has its variable, shown with it):
 ///   AETHERMART_MARIADB_URL      mysql://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?ssl-mode=...]
@@ -50,6 +52,10 @@ struct Args {
     /// The loop's options (each also from its AETHERMART_SYNC_* variable).
     #[command(flatten)]
     sync: SyncArgs,
+    /// Do not follow the change stream of `reviews` (product ratings then refresh only when a
+    /// product changes in MariaDB). For MongoDB deployments without change streams.
+    #[arg(long, env = "AETHERMART_NO_REVIEW_STREAM")]
+    no_review_stream: bool,
     /// Address of the HTTP endpoint (/, /metrics, /healthz, /readyz; "off" to serve none). The
     /// default port is outside the 9100-9999 range Prometheus exporters take and below Linux's
     /// ephemeral ports.
@@ -67,6 +73,8 @@ enum Failure {
     Start(String),
     /// Syncing failed for good.
     Sync(SyncError),
+    /// Following the reviews' change stream failed for good.
+    Reviews(String),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +101,10 @@ fn main() -> ExitCode {
             eprintln!("error: syncing stopped: {err}");
             ExitCode::from(1)
         }
+        Err(Failure::Reviews(err)) => {
+            eprintln!("error: {err}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -115,7 +127,11 @@ async fn run(args: Args) -> Result<(), Failure> {
         mongo.clone(),
         config.mongodb.endpoint(),
     );
-    let syncer = Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options);
+    let syncer = Syncer::new(
+        Arc::new(source),
+        Arc::new(MongoSink::new(mongo.clone())),
+        options,
+    );
     let started = Instant::now();
     if args.once {
         let report = syncer.drain().await.map_err(Failure::Sync)?;
@@ -151,7 +167,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         tracing::info!(addr = %args.metrics_addr, "serving the status page, /metrics, /healthz and /readyz");
         if pool.server().is_some() {
             // A cluster: publish the pool's node switches.
-            let metrics = syncer.metrics();
+            let (metrics, pool) = (syncer.metrics(), pool.clone());
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(1));
                 loop {
@@ -162,14 +178,45 @@ async fn run(args: Args) -> Result<(), Failure> {
         }
         Some(tokio::spawn(serve_http(listener, syncer.metrics(), probes)))
     };
-    let result = syncer
-        .run(async {
+    // One stop for both directions: a signal, or the review stream failing for good.
+    let stop = Arc::new(watch::Sender::new(false));
+    let until_stopped = |stop: &watch::Sender<bool>| {
+        let mut stopped = stop.subscribe();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
             let signal = shutdown_signal().await;
             tracing::info!(signal, "stopping after the batch in flight");
+            stop.send_replace(true);
         })
-        .await;
+    };
+    let reviews = (!args.no_review_stream).then(|| {
+        let follower = ReviewFollower::new(pool.clone(), mongo.clone(), syncer.metrics());
+        let (stop, until) = (stop.clone(), until_stopped(&stop));
+        tokio::spawn(async move {
+            let result = follower.run(until).await;
+            if result.is_err() {
+                stop.send_replace(true);
+            }
+            result
+        })
+    });
+    let result = syncer.run(until_stopped(&stop)).await;
+    stop.send_replace(true);
+    signal.abort();
     if let Some(m) = metrics {
         m.abort();
+    }
+    if let Some(reviews) = reviews {
+        match reviews.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::Reviews(e.to_string())),
+            Err(e) => return Err(Failure::Reviews(e.to_string())),
+        }
     }
     let report = result.map_err(Failure::Sync)?;
     tracing::info!(

@@ -74,6 +74,8 @@ fn the_help_names_every_variable_the_worker_reads() {
 /// A worker process on fresh databases of its own, stopped (SIGTERM) when dropped.
 struct Worker {
     child: Child,
+    /// Drops the databases when dropped (the first worker of a test does).
+    owner: bool,
     addr: String,
     db: String,
     mariadb: MariaDbConfig,
@@ -81,23 +83,51 @@ struct Worker {
 }
 
 impl Worker {
+    /// A worker on fresh databases `amt_worker_<pid>_<test>`, the schema applied.
     fn start(test: &str) -> Self {
         let db = format!("amt_worker_{}_{test}", std::process::id());
-        let mariadb = MariaDbConfig::from_env()
-            .expect("AETHERMART_MARIADB_URL (scripts/services.sh env)")
-            .with_database(&db)
-            .expect("a valid database name");
-        let mongodb = MongoConfig::from_lookup(aethermart_core::config::env_lookup)
-            .expect("AETHERMART_MONGODB_URI (scripts/services.sh env)")
-            .with_database(&db)
-            .expect("a valid database name");
+        let (mariadb, _) = configs(&db);
         block_on(async {
             use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
-            MariaDbSchema::new(mariadb.clone())
+            MariaDbSchema::new(mariadb)
                 .apply()
                 .await
                 .expect("the schema applies");
         });
+        let worker = Self::spawn(&db);
+        worker.until_healthy();
+        worker
+    }
+
+    /// Another worker process on the same databases as `self`.
+    fn another(&self) -> Self {
+        let mut worker = Self::spawn(&self.db);
+        worker.owner = false;
+        worker.until_healthy();
+        worker
+    }
+
+    /// Kills the process with SIGKILL (no batch finished, nothing flushed).
+    fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL the worker");
+        let _ = self.child.wait();
+    }
+
+    fn until_healthy(&self) {
+        let started = Instant::now();
+        while get(&self.addr, "/healthz").map(|r| r.0) != Some(200) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the worker did not serve /healthz within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts a worker process on databases `db` (created by MariaDB's schema apply).
+    fn spawn(db: &str) -> Self {
+        let db = db.to_owned();
+        let (mariadb, mongodb) = configs(&db);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -118,22 +148,14 @@ impl Worker {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the worker");
-        let worker = Self {
+        Self {
             child,
             addr,
             db,
             mariadb,
             mongodb,
-        };
-        let started = Instant::now();
-        while get(&worker.addr, "/healthz").map(|r| r.0) != Some(200) {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the worker did not serve /healthz within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            owner: true,
         }
-        worker
     }
 
     fn metrics(&self) -> String {
@@ -154,8 +176,12 @@ impl Drop for Worker {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
+        if !self.owner {
+            return;
+        }
         let (mariadb, mongodb, db) = (self.mariadb.clone(), self.mongodb.clone(), self.db.clone());
         block_on(async move {
             if let Ok(pool) = aethermart_core::connect::node_pool(
@@ -173,6 +199,19 @@ impl Drop for Worker {
             }
         });
     }
+}
+
+/// Both stores' configuration (from the environment) with database `db`.
+fn configs(db: &str) -> (MariaDbConfig, MongoConfig) {
+    let mariadb = MariaDbConfig::from_env()
+        .expect("AETHERMART_MARIADB_URL (scripts/services.sh env)")
+        .with_database(db)
+        .expect("a valid database name");
+    let mongodb = MongoConfig::from_lookup(aethermart_core::config::env_lookup)
+        .expect("AETHERMART_MONGODB_URI (scripts/services.sh env)")
+        .with_database(db)
+        .expect("a valid database name");
+    (mariadb, mongodb)
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -487,4 +526,89 @@ fn the_status_page_renders_in_chromium_with_the_numbers_of_the_metrics() {
         "a real picture"
     );
     std::fs::remove_dir_all(&profile).ok();
+}
+
+#[test]
+fn a_worker_killed_9_after_a_review_catches_up_when_started_again() {
+    let mut first = Worker::start("review_kill");
+    let mongo = first.mongodb.clone();
+    let rating = |expected: (i64, f64)| {
+        let mongo = mongo.clone();
+        block_on(async move {
+            let db = aethermart_core::connect::mongodb_database(&mongo)
+                .await
+                .unwrap();
+            let products = db.collection::<mongodb::bson::Document>("products");
+            let started = Instant::now();
+            loop {
+                let doc = products
+                    .find_one(mongodb::bson::doc! { "_id": 1_i64 })
+                    .await
+                    .unwrap();
+                let got = doc.and_then(|d| {
+                    let r = d.get_document("rating").ok()?.clone();
+                    Some((r.get_i64("count").ok()?, r.get_f64("average").ok()?))
+                });
+                if got == Some(expected) {
+                    return started.elapsed();
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "product 1's rating {got:?}, expected {expected:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    block_on(async {
+        let pool = aethermart_core::connect::node_pool(
+            &first.mariadb,
+            aethermart_core::connect::PoolSize { max: 1 },
+        )
+        .await
+        .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO Categories (category_id, parent_id, name, slug) VALUES (1, NULL, 'Things', 'things');
+             INSERT INTO Products (product_id, sku, name, description, category_id, price, stock) VALUES
+               (1, 'T-1', 'Thing', '', 1, 9.99, 5);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let db = aethermart_core::connect::mongodb_database(&first.mongodb)
+            .await
+            .unwrap();
+        aethermart_core::migrate::setup_collections(&db)
+            .await
+            .unwrap();
+    });
+    rating((0, 0.0));
+    let insert = |id: i64, stars: i32| {
+        let mongo = mongo.clone();
+        block_on(async move {
+            let db = aethermart_core::connect::mongodb_database(&mongo)
+                .await
+                .unwrap();
+            db.collection::<mongodb::bson::Document>("reviews")
+                .insert_one(mongodb::bson::doc! {
+                    "_id": id, "product_id": 1_i64, "customer_id": 1_i64, "rating": stars,
+                    "title": "t", "text": "", "media": [], "created_at": mongodb::bson::DateTime::now()
+                })
+                .await
+                .unwrap();
+        });
+    };
+    insert(1, 4);
+    rating((1, 4.0));
+    // A review, and the worker killed at once: whether or not it queued the product, the next
+    // worker ends with the right rating.
+    insert(2, 2);
+    first.kill_9();
+    let second = first.another();
+    let took = rating((2, 3.0));
+    println!(
+        "after kill -9: rating right {:.0} ms after the restart",
+        took.as_secs_f64() * 1e3
+    );
+    drop(second);
 }

@@ -187,7 +187,20 @@ pub async fn setup_collections(db: &mongodb::Database) -> Result<(), CollectionS
     for collection in [CUSTOMER_PROFILES, PRODUCTS, SERVICES, ORDERS, REVIEWS] {
         create_indexes(db, collection, collection).await?;
     }
-    Ok(())
+    keep_review_pre_images(db).await
+}
+
+/// Makes the `reviews` change stream carry each changed review's previous version (MongoDB
+/// 6+ `changeStreamPreAndPostImages`): a deleted review's product is known only from it.
+/// Idempotent; the sync workers call it too, for collections set up before.
+pub async fn keep_review_pre_images(db: &mongodb::Database) -> Result<(), CollectionSetupError> {
+    db.run_command(doc! { "collMod": REVIEWS, "changeStreamPreAndPostImages": { "enabled": true } })
+        .await
+        .map(drop)
+        .map_err(|source| CollectionSetupError {
+            collection: REVIEWS,
+            source,
+        })
 }
 
 /// Creates on `target` the indexes [`INDEXES`] lists for `of` (`createIndexes` is idempotent).

@@ -7,7 +7,9 @@ mod collections;
 mod verify;
 
 pub use bulk::BulkMigrator;
-pub use collections::{CollectionSetupError, create_like, setup_collections};
+pub use collections::{
+    CollectionSetupError, create_like, keep_review_pre_images, setup_collections,
+};
 pub use verify::{EntityVerification, VerifyReport};
 
 use crate::connect::ConnectError;

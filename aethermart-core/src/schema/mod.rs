@@ -102,6 +102,11 @@ pub static VERSIONS: &[SchemaVersion] = &[
         description: "operator lineage: resync, requeue and discard each write a finished lineage row",
         sql: include_str!("../../sql/0013_operator_lineage.sql"),
     },
+    SchemaVersion {
+        version: 14,
+        description: "review stream: where the workers' change stream on reviews stands",
+        sql: include_str!("../../sql/0014_review_stream.sql"),
+    },
 ];
 
 /// Where one script stands in a database.

@@ -49,6 +49,8 @@ pub struct SyncMetrics {
     last_poll: Gauge<f64, AtomicU64>,
     process_cpu: Counter<f64, AtomicU64>,
     process_resident: Gauge,
+    review_events: Counter,
+    review_lag: Gauge<f64, AtomicU64>,
     lag_seconds: HistogramFamily,
     batch_size: HistogramFamily,
     batch_seconds: HistogramFamily,
@@ -227,6 +229,18 @@ impl Default for SyncMetrics {
             "When a batch was last acknowledged (any queue), in Unix seconds; 0 before the first",
             last_apply.clone(),
         );
+        let review_events = Counter::default();
+        registry.register(
+            "review_events",
+            "Change events of the reviews collection whose products were queued",
+            review_events.clone(),
+        );
+        let review_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "review_stream_lag_seconds",
+            "Seconds from the newest review event of the last batch to its products being queued",
+            review_lag.clone(),
+        );
         let last_poll = Gauge::<f64, AtomicU64>::default();
         last_poll.set(now_ms() as f64 / 1e3);
         registry.register(
@@ -259,6 +273,8 @@ impl Default for SyncMetrics {
             last_poll,
             process_cpu,
             process_resident,
+            review_events,
+            review_lag,
             last_write_ok_ms: AtomicU64::new(0),
             last_write_failed_ms: AtomicU64::new(0),
             cpu_seen: std::sync::Mutex::new(0.0),
@@ -423,6 +439,15 @@ impl SyncMetrics {
         let now = now_ms();
         self.last_poll_ms.store(now, Ordering::Relaxed);
         self.last_poll.set(now as f64 / 1e3);
+    }
+
+    /// Records review events applied; `newest_ms` is the newest one's time (Unix ms).
+    pub(crate) fn review_events(&self, events: u64, newest_ms: Option<i64>) {
+        self.review_events.inc_by(events);
+        if let Some(ms) = newest_ms {
+            self.review_lag
+                .set((now_ms() as f64 - ms as f64).max(0.0) / 1e3);
+        }
     }
 
     /// Notes how a write to MongoDB ended.

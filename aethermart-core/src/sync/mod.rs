@@ -33,6 +33,7 @@ mod operator;
 pub mod predicate;
 mod probe;
 mod queue;
+mod reviews;
 mod status_page;
 mod syncer;
 #[cfg(test)]
@@ -47,8 +48,11 @@ pub use operator::{
     DeadLetter, DeadLetters, OperatorError, RESYNC_CHUNK, Resolution, ResyncKeys, dead_letters,
     request_resync, resolve_dead_letters,
 };
-pub use probe::{ProbeError, QueueStatus, measure_latency, queue_status};
+pub use probe::{
+    ProbeError, QueueStatus, StreamStatus, measure_latency, queue_status, stream_status,
+};
 pub use queue::QueueSource;
+pub use reviews::{REVIEW_STREAM, ReviewFollower, ReviewStreamError};
 pub use syncer::{SyncReport, Syncer};
 
 use crate::mongo_write::CommandError;

@@ -28,6 +28,42 @@ pub struct QueueStatus {
     pub dead_letters: u64,
 }
 
+/// Where a followed change stream stands (`sync_stream_positions`, through `v_sync_streams`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamStatus {
+    /// The stream (`reviews`).
+    pub stream: String,
+    /// Seconds since the newest event whose products were queued.
+    pub last_event_seconds_ago: f64,
+    /// Events applied since the position was first stored.
+    pub events: u64,
+    /// Seconds since the position was last stored.
+    pub stored_seconds_ago: f64,
+}
+
+/// Every followed stream's position (none before a worker first followed one).
+pub async fn stream_status(pool: &sqlx::MySqlPool) -> Result<Vec<StreamStatus>, SyncError> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT stream, TIMESTAMPDIFF(MICROSECOND, event_time, NOW(6)), CAST(events AS SIGNED), \
+         TIMESTAMPDIFF(MICROSECOND, updated_at, NOW(6)) FROM v_sync_streams ORDER BY stream",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|source| SyncError::MariaDb {
+        step: "reading the change streams' positions",
+        source,
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(stream, event, events, stored)| StreamStatus {
+            stream,
+            last_event_seconds_ago: event.max(0) as f64 / 1e6,
+            events: events.max(0) as u64,
+            stored_seconds_ago: stored.max(0) as f64 / 1e6,
+        })
+        .collect())
+}
+
 /// Reads every queue's depth, retries, parked entries, age and dead letters (`aethermart sync
 /// status`) through the engineer's views (`v_sync_queue_status`, `v_sync_dead_letters`), so
 /// reading them takes no lock a worker could wait for.

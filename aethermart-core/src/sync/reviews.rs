@@ -1,0 +1,399 @@
+//! The second direction: MongoDB's `reviews` → the products' `rating` summary.
+//!
+//! [`ReviewFollower`] follows the change stream of `reviews` (inserts, deletes, replacements,
+//! and updates of `rating` or `product_id`), names the products each event affects (from the
+//! review and its pre-image), and queues them on `product_sync_queue` — in one MariaDB
+//! transaction with the stream's resume token (`sync_stream_positions`). The product sync then
+//! rewrites those documents as it rewrites any product: from the current row and a rating
+//! aggregated from the reviews themselves, by the one worker that holds the product's key.
+//!
+//! So a product document has a single writer that reads both sides after the events that
+//! queued it: a rating refresh can neither overwrite a newer name from MariaDB nor a MariaDB
+//! change a newer rating, a replayed event only queues a key again, and a restart resumes from
+//! the stored token (at-least-once). A token the server no longer has (its oplog rolled over),
+//! or no token at all (the first start), makes the follower queue every product once, with a
+//! log line saying why: never a silent gap.
+
+use super::SyncMetrics;
+use crate::cluster::ClusterPool;
+use crate::projection::document::REVIEWS;
+use futures_util::StreamExt;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::change_stream::ChangeStream;
+use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
+use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The stream's name in `sync_stream_positions`.
+pub const REVIEW_STREAM: &str = "reviews";
+/// Events applied in one transaction at most.
+const BATCH: usize = 500;
+/// How long a batch waits for more events once it has one.
+const GATHER: Duration = Duration::from_millis(20);
+
+/// Following the review stream failed in a way retrying does not fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewStreamError {
+    /// MariaDB refused (e.g. a missing privilege).
+    #[error("review stream: {step} failed: {source}")]
+    MariaDb {
+        /// What was being done.
+        step: &'static str,
+        /// The server's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// MongoDB refused (e.g. change streams unsupported).
+    #[error("review stream: {step} failed: {source}")]
+    MongoDb {
+        /// What was being done.
+        step: &'static str,
+        /// The command's failure (described by its code).
+        #[source]
+        source: crate::mongo_write::CommandError,
+    },
+}
+
+/// Follows `reviews` and queues the products whose rating changed (see the module docs).
+#[derive(Debug, Clone)]
+pub struct ReviewFollower {
+    mariadb: ClusterPool,
+    mongo: mongodb::Database,
+    metrics: Arc<SyncMetrics>,
+    /// Pause after a transient failure before opening the stream again.
+    backoff: Duration,
+}
+
+/// Why the stream (re)starts from the beginning of time instead of a stored position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// Resumed from the stored token.
+    Resumed,
+    /// No position stored yet.
+    FirstStart,
+    /// The server no longer has the stored position.
+    HistoryLost,
+}
+
+impl ReviewFollower {
+    /// A follower queuing on `mariadb`'s product queue, reading `mongo`'s `reviews`, counting
+    /// in `metrics` (the worker's, so `/metrics` shows it).
+    pub fn new(mariadb: ClusterPool, mongo: mongodb::Database, metrics: Arc<SyncMetrics>) -> Self {
+        Self {
+            mariadb,
+            mongo,
+            metrics,
+            backoff: Duration::from_millis(500),
+        }
+    }
+
+    /// Follows until `stop` resolves. Transient failures (either store unreachable, a
+    /// lost cursor) are retried from the stored position; an error retrying cannot fix (a
+    /// missing privilege, change streams unsupported) is returned.
+    pub async fn run(
+        &self,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), ReviewStreamError> {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                result = self.follow_once() => match result {
+                    Ok(()) => {}
+                    Err(e) if is_transient(&e) => {
+                        tracing::warn!(error = %e, retry_in_ms = self.backoff.as_millis() as u64,
+                            "review stream interrupted; resuming from the stored position");
+                        tokio::select! {
+                            _ = &mut stop => return Ok(()),
+                            _ = tokio::time::sleep(self.backoff) => {}
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "review stream stopped");
+                        return Err(e);
+                    }
+                },
+            }
+        }
+    }
+
+    /// Opens the stream at the stored position and applies events until it fails.
+    async fn follow_once(&self) -> Result<(), ReviewStreamError> {
+        if let Err(e) = crate::migrate::keep_review_pre_images(&self.mongo).await {
+            // Without pre-images a deleted review's product is unknown; such an event then
+            // queues every product (see `products_of`), so this is slower, not wrong. No
+            // collection yet (code 26): the migration or the first review creates it.
+            let code = crate::mongo_write::CommandError::from(e.source).code();
+            if code == Some(26) {
+                tracing::debug!("reviews does not exist yet: pre-images switched on later");
+            } else {
+                tracing::warn!(code, "reviews: could not switch on pre-images");
+            }
+        }
+        let stored = self.stored_token().await?;
+        let (mut stream, restart) = match stored {
+            Some(token) => match self.open(Some(token)).await {
+                Ok(stream) => (stream, Restart::Resumed),
+                Err(e) if history_lost(&e) => (self.open(None).await?, Restart::HistoryLost),
+                Err(e) => return Err(e),
+            },
+            None => (self.open(None).await?, Restart::FirstStart),
+        };
+        match restart {
+            Restart::Resumed => tracing::info!("review stream resumed from its stored position"),
+            Restart::FirstStart | Restart::HistoryLost => {
+                let why = if restart == Restart::FirstStart {
+                    "no stored position (first start)"
+                } else {
+                    "the server no longer has the stored position (its oplog moved on)"
+                };
+                // The stream is open before the products are queued: nothing falls between.
+                let queued = self.queue_every_product(stream.resume_token()).await?;
+                tracing::warn!(
+                    products = queued,
+                    reason = why,
+                    "review stream: recomputing every product's rating"
+                );
+            }
+        }
+        loop {
+            let mut events = Vec::new();
+            match stream.next().await {
+                Some(event) => events.push(event.map_err(mongo("reading the change stream"))?),
+                None => return Ok(()),
+            }
+            while events.len() < BATCH {
+                match tokio::time::timeout(GATHER, stream.next_if_any()).await {
+                    Ok(Ok(Some(event))) => events.push(event),
+                    Ok(Ok(None)) | Err(_) => break,
+                    Ok(Err(e)) => return Err(mongo("reading the change stream")(e)),
+                }
+            }
+            self.apply(stream.resume_token(), &events).await?;
+        }
+    }
+
+    async fn open(
+        &self,
+        token: Option<ResumeToken>,
+    ) -> Result<ChangeStream<ChangeStreamEvent<Document>>, ReviewStreamError> {
+        let pipeline = [
+            doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace", "delete"] } } },
+        ];
+        self.mongo
+            .collection::<Document>(REVIEWS)
+            .watch()
+            .pipeline(pipeline)
+            .full_document(FullDocumentType::UpdateLookup)
+            .full_document_before_change(FullDocumentBeforeChangeType::WhenAvailable)
+            .resume_after(token)
+            .await
+            .map_err(mongo("opening the change stream on reviews"))
+    }
+
+    /// Queues the products of `events` and stores the stream's position after them, in one
+    /// transaction.
+    async fn apply(
+        &self,
+        token: Option<ResumeToken>,
+        events: &[ChangeStreamEvent<Document>],
+    ) -> Result<(), ReviewStreamError> {
+        let mut products = BTreeSet::new();
+        let mut unknown = false;
+        for event in events {
+            match products_of(event) {
+                Some(keys) => products.extend(keys),
+                None => unknown = true,
+            }
+        }
+        let newest = events
+            .iter()
+            .filter_map(|e| e.wall_time.map(|t| t.timestamp_millis()))
+            .max();
+        let mut tx = self
+            .mariadb
+            .pool()
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        if unknown {
+            tracing::warn!("a review event names no product (no pre-image): queuing every product");
+            queue_all(&mut tx).await?;
+        } else if !products.is_empty() {
+            let mut insert = sqlx::QueryBuilder::<sqlx::MySql>::new(
+                "INSERT INTO product_sync_queue (entity_key, operation, source_table) ",
+            );
+            insert.push_values(&products, |mut row, key| {
+                row.push_bind(*key).push_bind("update").push_bind(REVIEWS);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(db("queuing products"))?;
+        }
+        store_position(&mut tx, token, newest, events.len() as u64).await?;
+        tx.commit().await.map_err(db("committing"))?;
+        self.metrics.review_events(events.len() as u64, newest);
+        tracing::debug!(
+            events = events.len(),
+            products = products.len(),
+            "review events applied"
+        );
+        Ok(())
+    }
+
+    async fn queue_every_product(
+        &self,
+        token: Option<ResumeToken>,
+    ) -> Result<u64, ReviewStreamError> {
+        let mut tx = self
+            .mariadb
+            .pool()
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        let queued = queue_all(&mut tx).await?;
+        store_position(&mut tx, token, None, 0).await?;
+        tx.commit().await.map_err(db("committing"))?;
+        Ok(queued)
+    }
+
+    async fn stored_token(&self) -> Result<Option<ResumeToken>, ReviewStreamError> {
+        let raw: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT resume_token FROM sync_stream_positions WHERE stream = ?")
+                .bind(REVIEW_STREAM)
+                .fetch_optional(self.mariadb.pool())
+                .await
+                .map_err(db("reading the stream's position"))?;
+        Ok(raw.and_then(|bytes| match mongodb::bson::from_slice::<ResumeToken>(&bytes) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::warn!(error = %e, "the stored resume token is unreadable; starting over");
+                None
+            }
+        }))
+    }
+}
+
+/// The products a review event changes the rating of: the review's product before and after.
+/// `None` when a delete or replacement carries no pre-image (the product is unknown).
+fn products_of(event: &ChangeStreamEvent<Document>) -> Option<BTreeSet<i64>> {
+    let product = |d: &Option<Document>| d.as_ref().and_then(|d| key(d.get("product_id")));
+    let before = product(&event.full_document_before_change);
+    let after = product(&event.full_document);
+    let keys: BTreeSet<i64> = before.into_iter().chain(after).collect();
+    match event.operation_type {
+        OperationType::Insert => Some(keys),
+        OperationType::Update => {
+            let touched = event.update_description.as_ref().is_none_or(|u| {
+                u.updated_fields.contains_key("rating")
+                    || u.updated_fields.contains_key("product_id")
+                    || u.removed_fields
+                        .iter()
+                        .any(|f| f == "rating" || f == "product_id")
+            });
+            if !touched {
+                Some(BTreeSet::new())
+            } else if before.is_some() || !u_changes_product(event) {
+                Some(keys)
+            } else {
+                // A review moved to another product without a pre-image: its old product is
+                // unknown.
+                None
+            }
+        }
+        OperationType::Replace => before.map(|_| keys),
+        OperationType::Delete => before.map(|_| keys),
+        _ => Some(BTreeSet::new()),
+    }
+}
+
+fn u_changes_product(event: &ChangeStreamEvent<Document>) -> bool {
+    event
+        .update_description
+        .as_ref()
+        .is_some_and(|u| u.updated_fields.contains_key("product_id"))
+}
+
+fn key(value: Option<&Bson>) -> Option<i64> {
+    match value? {
+        Bson::Int64(n) => Some(*n),
+        Bson::Int32(n) => Some(i64::from(*n)),
+        _ => None,
+    }
+}
+
+async fn queue_all(tx: &mut sqlx::MySqlConnection) -> Result<u64, ReviewStreamError> {
+    sqlx::query(
+        "INSERT INTO product_sync_queue (entity_key, operation, source_table) \
+         SELECT product_id, 'update', 'reviews' FROM Products",
+    )
+    .execute(tx)
+    .await
+    .map(|r| r.rows_affected())
+    .map_err(db("queuing every product"))
+}
+
+/// Stores `token` (the stream's resume token after the applied events); `newest` (Unix ms) is
+/// the newest applied event's time. The position only moves forward in event time (several
+/// workers may follow).
+async fn store_position(
+    tx: &mut sqlx::MySqlConnection,
+    token: Option<ResumeToken>,
+    newest: Option<i64>,
+    events: u64,
+) -> Result<(), ReviewStreamError> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    let bytes = mongodb::bson::to_vec(&token).unwrap_or_default();
+    let at = newest
+        .map(|ms| ms as f64 / 1e3)
+        .unwrap_or_else(super::metrics::now_seconds);
+    sqlx::query(
+        "INSERT INTO sync_stream_positions (stream, resume_token, event_time, events) \
+         VALUES (?, ?, FROM_UNIXTIME(?), ?) \
+         ON DUPLICATE KEY UPDATE \
+           resume_token = IF(VALUES(event_time) >= event_time, VALUES(resume_token), resume_token), \
+           event_time = GREATEST(event_time, VALUES(event_time)), \
+           events = events + VALUES(events)",
+    )
+    .bind(REVIEW_STREAM)
+    .bind(bytes)
+    .bind(at)
+    .bind(events)
+    .execute(tx)
+    .await
+    .map(drop)
+    .map_err(db("storing the stream's position"))
+}
+
+fn db(step: &'static str) -> impl Fn(sqlx::Error) -> ReviewStreamError {
+    move |source| ReviewStreamError::MariaDb { step, source }
+}
+
+fn mongo(step: &'static str) -> impl Fn(mongodb::error::Error) -> ReviewStreamError {
+    move |e| ReviewStreamError::MongoDb {
+        step,
+        source: e.into(),
+    }
+}
+
+/// The stored position is no use to the server: gone from its oplog (ChangeStreamHistoryLost
+/// 286, 280) or a token it cannot read (InvalidResumeToken 260, 40647 "resume token is not
+/// valid", e.g. from another deployment after a restore).
+fn history_lost(e: &ReviewStreamError) -> bool {
+    matches!(e, ReviewStreamError::MongoDb { source, .. } if source.code().is_some_and(|c| [260, 280, 286, 40647].contains(&c)))
+}
+
+fn is_transient(e: &ReviewStreamError) -> bool {
+    match e {
+        ReviewStreamError::MariaDb { source, .. } => crate::retry::mariadb_idempotent(source),
+        ReviewStreamError::MongoDb { source, .. } => {
+            source.is_retryable() || source.code().is_none()
+        }
+    }
+}
