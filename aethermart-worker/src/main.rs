@@ -73,8 +73,6 @@ enum Failure {
     Start(String),
     /// Syncing failed for good.
     Sync(SyncError),
-    /// Following the reviews' change stream failed for good.
-    Reviews(String),
 }
 
 fn main() -> ExitCode {
@@ -99,10 +97,6 @@ fn main() -> ExitCode {
         }
         Err(Failure::Sync(err)) => {
             eprintln!("error: syncing stopped: {err}");
-            ExitCode::from(1)
-        }
-        Err(Failure::Reviews(err)) => {
-            eprintln!("error: {err}");
             ExitCode::from(1)
         }
     }
@@ -194,16 +188,12 @@ async fn run(args: Args) -> Result<(), Failure> {
             stop.send_replace(true);
         })
     };
+    // The review stream retries whatever fails (counted, and /readyz says so): it never stops
+    // the queue sync.
     let reviews = (!args.no_review_stream).then(|| {
         let follower = ReviewFollower::new(pool.clone(), mongo.clone(), syncer.metrics());
-        let (stop, until) = (stop.clone(), until_stopped(&stop));
-        tokio::spawn(async move {
-            let result = follower.run(until).await;
-            if result.is_err() {
-                stop.send_replace(true);
-            }
-            result
-        })
+        let until = until_stopped(&stop);
+        tokio::spawn(async move { follower.run(until).await })
     });
     let result = syncer.run(until_stopped(&stop)).await;
     stop.send_replace(true);
@@ -212,10 +202,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         m.abort();
     }
     if let Some(reviews) = reviews {
-        match reviews.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Failure::Reviews(e.to_string())),
-            Err(e) => return Err(Failure::Reviews(e.to_string())),
+        if let Err(e) = reviews.await {
+            tracing::error!(error = %e, "the review stream's task ended abnormally");
         }
     }
     let report = result.map_err(Failure::Sync)?;

@@ -16,10 +16,18 @@ pub const HEALTHY_POLL_AGE: Duration = Duration::from_secs(30);
 pub const READY_WRITE_WINDOW: Duration = Duration::from_secs(60);
 /// How long each store has to answer `/readyz`'s probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a probe's answer is reused.
+const PROBE_CACHE: Duration = Duration::from_secs(1);
+
+/// A `/readyz` answer: when it was probed, and the reasons not to be ready.
+type Answer = (std::time::Instant, Vec<String>);
 
 /// What `/readyz` asks: the worker's MariaDB pool and MongoDB database.
 #[derive(Debug, Clone)]
 pub struct Probes {
+    /// The last answer and when it was taken: `/readyz` probes the stores at most once a
+    /// second, however often it is asked (the probes use the sync's own pool).
+    last: Arc<tokio::sync::Mutex<Option<Answer>>>,
     mariadb: ClusterPool,
     /// `host:port` of MariaDB when the pool does not follow a cluster.
     mariadb_endpoint: String,
@@ -38,6 +46,7 @@ impl Probes {
         mongodb_endpoint: impl Into<String>,
     ) -> Self {
         Self {
+            last: Arc::default(),
             mariadb,
             mariadb_endpoint: mariadb_endpoint.into(),
             mongodb,
@@ -45,8 +54,21 @@ impl Probes {
         }
     }
 
-    /// Why the worker is not ready (one line per reason), or nothing.
+    /// Why the worker is not ready (one line per reason), or nothing. Answers from the last
+    /// probe when it is under a second old; concurrent callers wait for one probe.
     pub async fn not_ready(&self, metrics: &SyncMetrics) -> Vec<String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, reasons)) = last.as_ref() {
+            if at.elapsed() < PROBE_CACHE {
+                return reasons.clone();
+            }
+        }
+        let reasons = self.probe(metrics).await;
+        *last = Some((std::time::Instant::now(), reasons.clone()));
+        reasons
+    }
+
+    async fn probe(&self, metrics: &SyncMetrics) -> Vec<String> {
         let mariadb = async {
             let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(self.mariadb.pool());
             match tokio::time::timeout(PROBE_TIMEOUT, query).await {
@@ -76,6 +98,12 @@ impl Probes {
         };
         let (mariadb, mongodb) = tokio::join!(mariadb, mongodb);
         let mut reasons: Vec<String> = mariadb.into_iter().chain(mongodb).collect();
+        if !metrics.review_stream_ok(READY_WRITE_WINDOW) {
+            reasons.push(format!(
+                "the reviews change stream failed within {} s and has not recovered (see the log)",
+                READY_WRITE_WINDOW.as_secs()
+            ));
+        }
         if !metrics.mongodb_writes_ok(READY_WRITE_WINDOW) {
             reasons.push(format!(
                 "the last write to MongoDB (within {} s) failed",

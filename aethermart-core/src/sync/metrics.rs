@@ -51,6 +51,11 @@ pub struct SyncMetrics {
     process_resident: Gauge,
     review_events: Counter,
     review_lag: Gauge<f64, AtomicU64>,
+    review_errors: Counter,
+    review_stored: Gauge<f64, AtomicU64>,
+    /// Unix ms of the review stream's last failure and last stored position.
+    review_failed_ms: AtomicU64,
+    review_stored_ms: AtomicU64,
     lag_seconds: HistogramFamily,
     batch_size: HistogramFamily,
     batch_seconds: HistogramFamily,
@@ -241,6 +246,18 @@ impl Default for SyncMetrics {
             "Seconds from the newest review event of the last batch to its products being queued",
             review_lag.clone(),
         );
+        let review_errors = Counter::default();
+        registry.register(
+            "review_stream_errors",
+            "Failures of the reviews change stream (each retried after a backoff)",
+            review_errors.clone(),
+        );
+        let review_stored = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "review_stream_stored_timestamp_seconds",
+            "When the reviews stream's position was last stored (at least every 30 s while it runs), in Unix seconds; 0 before the first",
+            review_stored.clone(),
+        );
         let last_poll = Gauge::<f64, AtomicU64>::default();
         last_poll.set(now_ms() as f64 / 1e3);
         registry.register(
@@ -275,6 +292,10 @@ impl Default for SyncMetrics {
             process_resident,
             review_events,
             review_lag,
+            review_errors,
+            review_stored,
+            review_failed_ms: AtomicU64::new(0),
+            review_stored_ms: AtomicU64::new(0),
             last_write_ok_ms: AtomicU64::new(0),
             last_write_failed_ms: AtomicU64::new(0),
             cpu_seen: std::sync::Mutex::new(0.0),
@@ -448,6 +469,28 @@ impl SyncMetrics {
             self.review_lag
                 .set((now_ms() as f64 - ms as f64).max(0.0) / 1e3);
         }
+    }
+
+    /// Records a failure of the review stream.
+    pub(crate) fn review_stream_error(&self) {
+        self.review_errors.inc();
+        self.review_failed_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Records that the review stream stored its position.
+    pub(crate) fn review_position_stored(&self) {
+        let now = now_ms();
+        self.review_stored_ms.store(now, Ordering::Relaxed);
+        self.review_stored.set(now as f64 / 1e3);
+    }
+
+    /// True unless the review stream failed within `window` and stored nothing since.
+    pub fn review_stream_ok(&self, window: Duration) -> bool {
+        let failed = self.review_failed_ms.load(Ordering::Relaxed);
+        let stored = self.review_stored_ms.load(Ordering::Relaxed);
+        failed == 0
+            || failed < stored
+            || now_ms().saturating_sub(failed) > window.as_millis() as u64
     }
 
     /// Notes how a write to MongoDB ended.

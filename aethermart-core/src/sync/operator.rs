@@ -85,6 +85,15 @@ pub enum OperatorError {
     /// The `--where` predicate was refused.
     #[error(transparent)]
     Predicate(#[from] PredicateError),
+    /// The caller may not read the entity's table (`--where` and `--all` select its keys with
+    /// the caller's own rights; an engineer gives `--keys`).
+    #[error(
+        "{table} is not readable by this account: --where and --all select its keys with your own SELECT rights (give --keys instead)"
+    )]
+    NoReadAccess {
+        /// The table.
+        table: &'static str,
+    },
     /// `--id N` named no dead letter.
     #[error("no dead letter with id {0} (see `aethermart sync dead-letters list`)")]
     UnknownDeadLetter(u64),
@@ -172,6 +181,8 @@ pub async fn resolve_dead_letters(
     };
     let mut conn = pool.acquire().await.map_err(db("connecting to MariaDB"))?;
     let mut tx = conn.begin().await.map_err(db("starting a transaction"))?;
+    let bulk = !matches!(which, DeadLetters::Id(_));
+    let mut resolved_count = 0_u64;
     for &id in &ids {
         let resolved = sqlx::query("CALL sp_ResolveDeadLetter(?, ?)")
             .bind(id)
@@ -179,7 +190,9 @@ pub async fn resolve_dead_letters(
             .execute(&mut *tx)
             .await;
         match resolved {
-            Ok(_) => {}
+            Ok(_) => resolved_count += 1,
+            // Listed, then resolved by another operator meanwhile: nothing left to do for it.
+            Err(e) if bulk && crate::orders::server_error(&e).is_some_and(|(n, _)| n == 30044) => {}
             Err(e) if crate::orders::server_error(&e).is_some_and(|(n, _)| n == 30044) => {
                 return Err(OperatorError::UnknownDeadLetter(id));
             }
@@ -193,11 +206,11 @@ pub async fn resolve_dead_letters(
     }
     tx.commit().await.map_err(db("committing"))?;
     tracing::info!(
-        count = ids.len(),
+        count = resolved_count,
         action = resolution.action(),
         "dead letters resolved"
     );
-    Ok(ids.len() as u64)
+    Ok(resolved_count)
 }
 
 fn ids_of(letters: Vec<DeadLetter>) -> Vec<u64> {
@@ -215,15 +228,20 @@ pub async fn request_resync(
     keys: ResyncKeys,
     progress: &dyn Progress,
 ) -> Result<u64, OperatorError> {
-    let keys = match keys {
+    let mut keys = match keys {
         ResyncKeys::Keys(keys) => keys,
         ResyncKeys::Where(text) => {
             let columns = table_columns(pool, entity).await?;
             let filter = predicate::parse(&text, &columns)?;
             matching_keys(pool, entity, Some(filter)).await?
         }
-        ResyncKeys::All => matching_keys(pool, entity, None).await?,
+        ResyncKeys::All => {
+            table_columns(pool, entity).await?;
+            matching_keys(pool, entity, None).await?
+        }
     };
+    keys.sort_unstable();
+    keys.dedup();
     let name = entity.name();
     progress.begin(name, Some(keys.len() as u64));
     for chunk in keys.chunks(RESYNC_CHUNK) {
@@ -254,6 +272,12 @@ async fn table_columns(
     .fetch_all(pool)
     .await
     .map_err(db(format!("reading the columns of {}", entity.table())))?;
+    if columns.is_empty() {
+        // information_schema shows only what the account may read.
+        return Err(OperatorError::NoReadAccess {
+            table: entity.table(),
+        });
+    }
     Ok(columns.into_iter().collect())
 }
 

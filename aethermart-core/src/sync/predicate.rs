@@ -319,8 +319,11 @@ impl Parser<'_> {
         if self.keyword("NOT") {
             self.deeper()?;
             self.next();
-            self.out.sql.push_str("NOT ");
+            // Parenthesised: the meaning must not hang on the server's NOT precedence
+            // (`HIGH_NOT_PRECEDENCE` would read `NOT a = 5` as `(NOT a) = 5`).
+            self.out.sql.push_str("NOT (");
             self.not()?;
+            self.out.sql.push(')');
             self.depth -= 1;
             return Ok(());
         }
@@ -475,7 +478,7 @@ mod tests {
         let p = ok("customer_id BETWEEN 1 AND 100 AND NOT (email = 'a''b@x.com' OR phone IS NULL)");
         assert_eq!(
             p.sql,
-            "((`customer_id` BETWEEN ? AND ? AND NOT ((`email` = ?) OR (`phone` IS NULL))))"
+            "((`customer_id` BETWEEN ? AND ? AND NOT (((`email` = ?) OR (`phone` IS NULL)))))"
         );
         assert_eq!(
             p.binds,

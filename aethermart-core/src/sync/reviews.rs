@@ -17,7 +17,6 @@
 use super::SyncMetrics;
 use crate::cluster::ClusterPool;
 use crate::projection::document::REVIEWS;
-use futures_util::StreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::change_stream::ChangeStream;
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
@@ -32,6 +31,10 @@ pub const REVIEW_STREAM: &str = "reviews";
 const BATCH: usize = 500;
 /// How long a batch waits for more events once it has one.
 const GATHER: Duration = Duration::from_millis(20);
+/// How often the position is stored while the stream is quiet.
+const IDLE_STORE: Duration = Duration::from_secs(30);
+/// The longest pause between attempts after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Following the review stream failed in a way retrying does not fix.
 #[derive(Debug, thiserror::Error)]
@@ -89,33 +92,40 @@ impl ReviewFollower {
         }
     }
 
-    /// Follows until `stop` resolves. Transient failures (either store unreachable, a
-    /// lost cursor) are retried from the stored position; an error retrying cannot fix (a
-    /// missing privilege, change streams unsupported) is returned.
-    pub async fn run(
-        &self,
-        stop: impl std::future::Future<Output = ()> + Send,
-    ) -> Result<(), ReviewStreamError> {
+    /// Follows until `stop` resolves. Whatever fails (either store unreachable, a lost cursor,
+    /// a missing privilege, a schema not yet applied) is logged, counted
+    /// (`aethermart_sync_review_stream_errors_total`, and `/readyz` says so) and retried from
+    /// the stored position after a backoff growing to a minute: the review stream never stops
+    /// the queue sync, and heals by itself once the cause is fixed. A stream the server ends
+    /// (the collection dropped) is opened again after the same pause.
+    pub async fn run(&self, stop: impl std::future::Future<Output = ()> + Send) {
         tokio::pin!(stop);
+        let mut backoff = self.backoff;
         loop {
-            tokio::select! {
-                _ = &mut stop => return Ok(()),
-                result = self.follow_once() => match result {
-                    Ok(()) => {}
-                    Err(e) if is_transient(&e) => {
-                        tracing::warn!(error = %e, retry_in_ms = self.backoff.as_millis() as u64,
+            let outcome = tokio::select! {
+                _ = &mut stop => return,
+                result = self.follow_once() => result,
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::info!("the review stream ended (reviews dropped?); opening it again")
+                }
+                Err(e) => {
+                    self.metrics.review_stream_error();
+                    if is_transient(&e) {
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64,
                             "review stream interrupted; resuming from the stored position");
-                        tokio::select! {
-                            _ = &mut stop => return Ok(()),
-                            _ = tokio::time::sleep(self.backoff) => {}
-                        }
+                    } else {
+                        tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                            "review stream failed; retrying (product ratings are not refreshed meanwhile)");
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "review stream stopped");
-                        return Err(e);
-                    }
-                },
+                }
             }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -158,11 +168,28 @@ impl ReviewFollower {
                 );
             }
         }
+        let mut stored_at = std::time::Instant::now();
         loop {
+            if !stream.is_alive() {
+                return Ok(());
+            }
             let mut events = Vec::new();
-            match stream.next().await {
-                Some(event) => events.push(event.map_err(mongo("reading the change stream"))?),
-                None => return Ok(()),
+            // Waits up to the server's await time (about a second) for a batch.
+            match stream
+                .next_if_any()
+                .await
+                .map_err(mongo("reading the change stream"))?
+            {
+                Some(event) => events.push(event),
+                None => {
+                    // Quiet: keep the stored position near the stream's, so a restart after a
+                    // long quiet spell does not start from a point the oplog no longer holds.
+                    if stored_at.elapsed() >= IDLE_STORE {
+                        self.store_only(stream.resume_token()).await?;
+                        stored_at = std::time::Instant::now();
+                    }
+                    continue;
+                }
             }
             while events.len() < BATCH {
                 match tokio::time::timeout(GATHER, stream.next_if_any()).await {
@@ -172,6 +199,7 @@ impl ReviewFollower {
                 }
             }
             self.apply(stream.resume_token(), &events).await?;
+            stored_at = std::time::Instant::now();
         }
     }
 
@@ -237,11 +265,26 @@ impl ReviewFollower {
         store_position(&mut tx, token, newest, events.len() as u64).await?;
         tx.commit().await.map_err(db("committing"))?;
         self.metrics.review_events(events.len() as u64, newest);
+        self.metrics.review_position_stored();
         tracing::debug!(
             events = events.len(),
             products = products.len(),
             "review events applied"
         );
+        Ok(())
+    }
+
+    /// Stores the stream's position alone (no events: the stream was quiet).
+    async fn store_only(&self, token: Option<ResumeToken>) -> Result<(), ReviewStreamError> {
+        let mut tx = self
+            .mariadb
+            .pool()
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        store_position(&mut tx, token, None, 0).await?;
+        tx.commit().await.map_err(db("committing"))?;
+        self.metrics.review_position_stored();
         Ok(())
     }
 
@@ -318,18 +361,32 @@ fn u_changes_product(event: &ChangeStreamEvent<Document>) -> bool {
         .is_some_and(|u| u.updated_fields.contains_key("product_id"))
 }
 
+/// A product key from a review's `product_id`: a positive integer, or nothing (a review naming
+/// no product, or a malformed one, refreshes no rating and must not stop the stream).
 fn key(value: Option<&Bson>) -> Option<i64> {
-    match value? {
-        Bson::Int64(n) => Some(*n),
-        Bson::Int32(n) => Some(i64::from(*n)),
-        _ => None,
-    }
+    let key = match value? {
+        Bson::Int64(n) => *n,
+        Bson::Int32(n) => i64::from(*n),
+        _ => return None,
+    };
+    (key > 0).then_some(key)
 }
 
+/// Queues every product (marked `reviews:all`), unless such a full requeue is still waiting:
+/// a catch-up full of unattributable deletes queues the catalogue once, not once per batch.
 async fn queue_all(tx: &mut sqlx::MySqlConnection) -> Result<u64, ReviewStreamError> {
+    let pending: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM product_sync_queue WHERE source_table = 'reviews:all' LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db("looking for a pending full requeue"))?;
+    if pending.is_some() {
+        return Ok(0);
+    }
     sqlx::query(
         "INSERT INTO product_sync_queue (entity_key, operation, source_table) \
-         SELECT product_id, 'update', 'reviews' FROM Products",
+         SELECT product_id, 'update', 'reviews:all' FROM Products",
     )
     .execute(tx)
     .await
@@ -337,9 +394,9 @@ async fn queue_all(tx: &mut sqlx::MySqlConnection) -> Result<u64, ReviewStreamEr
     .map_err(db("queuing every product"))
 }
 
-/// Stores `token` (the stream's resume token after the applied events); `newest` (Unix ms) is
-/// the newest applied event's time. The position only moves forward in event time (several
-/// workers may follow).
+/// Stores `token` (the stream's resume token after the applied events; the newest token wins,
+/// so with several followers a restart may replay a little, which only queues keys again);
+/// `newest` (Unix ms) is the newest applied event's time, kept for `sync status` only.
 async fn store_position(
     tx: &mut sqlx::MySqlConnection,
     token: Option<ResumeToken>,
@@ -350,21 +407,21 @@ async fn store_position(
         return Ok(());
     };
     let bytes = mongodb::bson::to_vec(&token).unwrap_or_default();
-    let at = newest
-        .map(|ms| ms as f64 / 1e3)
-        .unwrap_or_else(super::metrics::now_seconds);
+    let at = newest.map(|ms| ms as f64 / 1e3);
     sqlx::query(
         "INSERT INTO sync_stream_positions (stream, resume_token, event_time, events) \
-         VALUES (?, ?, FROM_UNIXTIME(?), ?) \
+         VALUES (?, ?, COALESCE(FROM_UNIXTIME(?), NOW(6)), ?) \
          ON DUPLICATE KEY UPDATE \
-           resume_token = IF(VALUES(event_time) >= event_time, VALUES(resume_token), resume_token), \
-           event_time = GREATEST(event_time, VALUES(event_time)), \
-           events = events + VALUES(events)",
+           resume_token = VALUES(resume_token), \
+           event_time = IF(? IS NULL, event_time, GREATEST(event_time, VALUES(event_time))), \
+           events = events + VALUES(events), \
+           updated_at = NOW(6)",
     )
     .bind(REVIEW_STREAM)
     .bind(bytes)
     .bind(at)
     .bind(events)
+    .bind(at)
     .execute(tx)
     .await
     .map(drop)
@@ -395,5 +452,26 @@ fn is_transient(e: &ReviewStreamError) -> bool {
         ReviewStreamError::MongoDb { source, .. } => {
             source.is_retryable() || source.code().is_none()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_positive_integer_product_ids_are_keys() {
+        assert_eq!(key(Some(&Bson::Int64(7))), Some(7));
+        assert_eq!(key(Some(&Bson::Int32(7))), Some(7));
+        for bad in [
+            Bson::Int64(-1),
+            Bson::Int64(0),
+            Bson::String("7".into()),
+            Bson::Double(7.0),
+            Bson::Null,
+        ] {
+            assert_eq!(key(Some(&bad)), None, "{bad:?}");
+        }
+        assert_eq!(key(None), None);
     }
 }
