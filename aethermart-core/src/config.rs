@@ -134,8 +134,7 @@ impl Config {
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        check_env_files(&Self::VARIABLES)?;
-        Self::from_lookup(env_lookup)
+        Self::from_lookup(env_snapshot(&Self::VARIABLES)?)
     }
 
     /// Reads variables through `lookup` (a map in tests, the environment in production).
@@ -148,8 +147,8 @@ impl Config {
 }
 
 /// Reads one variable from the process environment, or from the file its `<VAR>_FILE` names;
-/// unset, empty and non-UTF-8 count as missing. Run [`check_env_files`] first: here a conflict
-/// or an unreadable file also counts as missing.
+/// unset, empty and non-UTF-8 count as missing, and so do a conflict or an unreadable file (use
+/// [`env_snapshot`] to have those named as errors).
 pub fn env_lookup(var: &str) -> Option<String> {
     let raw = |v: &str| std::env::var(v).ok();
     env_or_file(&raw, var).ok().flatten()
@@ -184,13 +183,20 @@ pub fn env_or_file(
     Ok(Some(text.to_owned()).filter(|t| !t.is_empty()))
 }
 
-/// Fails on the first of `vars` given both directly and as a file, or whose file cannot be read.
-pub fn check_env_files(vars: &[&'static str]) -> Result<(), ConfigError> {
+/// `vars` read once from the process environment (each from its variable or its file, see
+/// [`env_or_file`]), as a lookup for `from_lookup`. Fails on the first given both ways or whose
+/// file cannot be read.
+pub fn env_snapshot(
+    vars: &[&'static str],
+) -> Result<impl Fn(&str) -> Option<String> + use<>, ConfigError> {
     let raw = |v: &str| std::env::var(v).ok();
+    let mut values = std::collections::HashMap::new();
     for var in vars {
-        env_or_file(&raw, var)?;
+        if let Some(value) = env_or_file(&raw, var)? {
+            values.insert(*var, value);
+        }
     }
-    Ok(())
+    Ok(move |var: &str| values.get(var).cloned())
 }
 
 fn required(
@@ -241,8 +247,7 @@ impl MariaDbConfig {
     /// Reads [`MARIADB_URL`] and [`MARIADB_PASSWORD`] from the process environment, each also
     /// from a file (`<VAR>_FILE`, see [`env_or_file`]).
     pub fn from_env() -> Result<Self, ConfigError> {
-        check_env_files(&[MARIADB_URL, MARIADB_PASSWORD])?;
-        Self::from_lookup(env_lookup)
+        Self::from_lookup(env_snapshot(&[MARIADB_URL, MARIADB_PASSWORD])?)
     }
 
     /// Reads [`MARIADB_URL`] and, for the password, [`MARIADB_PASSWORD`].

@@ -118,8 +118,7 @@ impl Passwords {
     /// Reads the four variables from the process environment, each also from a file
     /// (`<VAR>_FILE`, see [`crate::config::env_or_file`]).
     pub fn from_env() -> Result<Self, ConfigError> {
-        crate::config::check_env_files(&Self::VARIABLES)?;
-        Self::from_lookup(crate::config::env_lookup)
+        Self::from_lookup(crate::config::env_snapshot(&Self::VARIABLES)?)
     }
 
     /// The variables [`Passwords::from_lookup`] reads.

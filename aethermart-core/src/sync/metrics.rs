@@ -53,20 +53,16 @@ pub struct SyncMetrics {
     review_lag: Gauge<f64, AtomicU64>,
     review_errors: Counter,
     review_stored: Gauge<f64, AtomicU64>,
-    /// Unix ms of the review stream's last failure and last stored position.
-    review_failed_ms: AtomicU64,
-    review_stored_ms: AtomicU64,
+    /// The review stream: failures, and positions stored.
+    review_stream: Outcomes,
     lag_seconds: HistogramFamily,
     batch_size: HistogramFamily,
     batch_seconds: HistogramFamily,
     mariadb_switches: Counter,
     /// The pool's switch total last recorded (the counter grows by the difference).
     switches_seen: AtomicU64,
-    /// Unix milliseconds of the last completed poll (healthy while recent).
-    last_poll_ms: AtomicU64,
-    /// Unix milliseconds of the last MongoDB write that succeeded, and of the last that failed.
-    last_write_ok_ms: AtomicU64,
-    last_write_failed_ms: AtomicU64,
+    /// Writes to MongoDB.
+    mongodb_writes: Outcomes,
     /// When the metrics (the process) started, in Unix seconds.
     started: f64,
     /// CPU seconds of this process already added to `process_cpu`.
@@ -294,10 +290,8 @@ impl Default for SyncMetrics {
             review_lag,
             review_errors,
             review_stored,
-            review_failed_ms: AtomicU64::new(0),
-            review_stored_ms: AtomicU64::new(0),
-            last_write_ok_ms: AtomicU64::new(0),
-            last_write_failed_ms: AtomicU64::new(0),
+            review_stream: Outcomes::default(),
+            mongodb_writes: Outcomes::default(),
             cpu_seen: std::sync::Mutex::new(0.0),
             page: std::sync::Mutex::new(PageState::default()),
             started: now_ms() as f64 / 1e3,
@@ -312,8 +306,29 @@ impl Default for SyncMetrics {
             lag_seconds,
             batch_size,
             batch_seconds,
-            last_poll_ms: AtomicU64::new(now_ms()),
         }
+    }
+}
+
+/// When something last succeeded and last failed (Unix ms, 0: never).
+#[derive(Debug, Default)]
+struct Outcomes {
+    ok_ms: AtomicU64,
+    failed_ms: AtomicU64,
+}
+
+impl Outcomes {
+    fn record(&self, ok: bool) {
+        let at = if ok { &self.ok_ms } else { &self.failed_ms };
+        at.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// False while the last failure is within `window` and nothing succeeded since.
+    fn ok_within(&self, window: Duration) -> bool {
+        let failed = self.failed_ms.load(Ordering::Relaxed);
+        failed == 0
+            || failed < self.ok_ms.load(Ordering::Relaxed)
+            || now_ms().saturating_sub(failed) > window.as_millis() as u64
     }
 }
 
@@ -457,9 +472,7 @@ impl SyncMetrics {
 
     /// Notes that a poll completed (the loop is alive).
     pub(crate) fn polled(&self) {
-        let now = now_ms();
-        self.last_poll_ms.store(now, Ordering::Relaxed);
-        self.last_poll.set(now as f64 / 1e3);
+        self.last_poll.set(now_seconds());
     }
 
     /// Records review events applied; `newest_ms` is the newest one's time (Unix ms).
@@ -474,47 +487,34 @@ impl SyncMetrics {
     /// Records a failure of the review stream.
     pub(crate) fn review_stream_error(&self) {
         self.review_errors.inc();
-        self.review_failed_ms.store(now_ms(), Ordering::Relaxed);
+        self.review_stream.record(false);
     }
 
     /// Records that the review stream stored its position.
     pub(crate) fn review_position_stored(&self) {
-        let now = now_ms();
-        self.review_stored_ms.store(now, Ordering::Relaxed);
-        self.review_stored.set(now as f64 / 1e3);
+        self.review_stream.record(true);
+        self.review_stored.set(now_seconds());
     }
 
     /// True unless the review stream failed within `window` and stored nothing since.
     pub fn review_stream_ok(&self, window: Duration) -> bool {
-        let failed = self.review_failed_ms.load(Ordering::Relaxed);
-        let stored = self.review_stored_ms.load(Ordering::Relaxed);
-        failed == 0
-            || failed < stored
-            || now_ms().saturating_sub(failed) > window.as_millis() as u64
+        self.review_stream.ok_within(window)
     }
 
     /// Notes how a write to MongoDB ended.
     pub(crate) fn mongodb_write(&self, ok: bool) {
-        let at = if ok {
-            &self.last_write_ok_ms
-        } else {
-            &self.last_write_failed_ms
-        };
-        at.store(now_ms(), Ordering::Relaxed);
+        self.mongodb_writes.record(ok);
     }
 
     /// True unless the last MongoDB write attempted within `window` failed (an idle worker,
     /// which attempted none, is fine).
     pub fn mongodb_writes_ok(&self, window: Duration) -> bool {
-        let failed = self.last_write_failed_ms.load(Ordering::Relaxed);
-        let ok = self.last_write_ok_ms.load(Ordering::Relaxed);
-        failed == 0 || failed < ok || now_ms().saturating_sub(failed) > window.as_millis() as u64
+        self.mongodb_writes.ok_within(window)
     }
 
     /// True when the loop completed a poll within `max_age`.
     pub fn healthy(&self, max_age: Duration) -> bool {
-        now_ms().saturating_sub(self.last_poll_ms.load(Ordering::Relaxed))
-            <= max_age.as_millis() as u64
+        now_seconds() - self.last_poll.get() <= max_age.as_secs_f64()
     }
 
     /// The metrics in the Prometheus text exposition format (the process figures read now).

@@ -118,18 +118,7 @@ pub async fn dead_letters(
     pool: &MySqlPool,
     queue: Option<Entity>,
 ) -> Result<Vec<DeadLetter>, OperatorError> {
-    type Row = (
-        u64,
-        String,
-        u64,
-        String,
-        String,
-        NaiveDateTime,
-        u32,
-        String,
-        NaiveDateTime,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    sqlx::query_as::<_, DeadLetter>(
         "SELECT dead_letter_id, queue, entity_key, operation, source_table, changed_at, \
          attempts, error, dead_at FROM v_sync_dead_letters \
          WHERE ? IS NULL OR queue = ? ORDER BY dead_letter_id",
@@ -138,33 +127,24 @@ pub async fn dead_letters(
     .bind(queue.map(Entity::queue_table))
     .fetch_all(pool)
     .await
-    .map_err(db("reading v_sync_dead_letters"))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                dead_letter_id,
-                queue,
-                entity_key,
-                operation,
-                source_table,
-                changed_at,
-                attempts,
-                error,
-                dead_at,
-            )| DeadLetter {
-                dead_letter_id,
-                queue,
-                entity_key,
-                operation,
-                source_table,
-                changed_at,
-                attempts,
-                error,
-                dead_at,
-            },
-        )
-        .collect())
+    .map_err(db("reading v_sync_dead_letters"))
+}
+
+impl sqlx::FromRow<'_, sqlx::mysql::MySqlRow> for DeadLetter {
+    fn from_row(row: &sqlx::mysql::MySqlRow) -> sqlx::Result<Self> {
+        use sqlx::Row;
+        Ok(Self {
+            dead_letter_id: row.try_get("dead_letter_id")?,
+            queue: row.try_get("queue")?,
+            entity_key: row.try_get("entity_key")?,
+            operation: row.try_get("operation")?,
+            source_table: row.try_get("source_table")?,
+            changed_at: row.try_get("changed_at")?,
+            attempts: row.try_get("attempts")?,
+            error: row.try_get("error")?,
+            dead_at: row.try_get("dead_at")?,
+        })
+    }
 }
 
 /// Requeues or discards the chosen dead letters in one transaction: all of them or, on any

@@ -240,12 +240,7 @@ impl ReviewFollower {
             .iter()
             .filter_map(|e| e.wall_time.map(|t| t.timestamp_millis()))
             .max();
-        let mut tx = self
-            .mariadb
-            .pool()
-            .begin()
-            .await
-            .map_err(db("starting a transaction"))?;
+        let mut tx = self.begin().await?;
         if unknown {
             tracing::warn!("a review event names no product (no pre-image): queuing every product");
             queue_all(&mut tx).await?;
@@ -274,14 +269,17 @@ impl ReviewFollower {
         Ok(())
     }
 
-    /// Stores the stream's position alone (no events: the stream was quiet).
-    async fn store_only(&self, token: Option<ResumeToken>) -> Result<(), ReviewStreamError> {
-        let mut tx = self
-            .mariadb
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::MySql>, ReviewStreamError> {
+        self.mariadb
             .pool()
             .begin()
             .await
-            .map_err(db("starting a transaction"))?;
+            .map_err(db("starting a transaction"))
+    }
+
+    /// Stores the stream's position alone (no events: the stream was quiet).
+    async fn store_only(&self, token: Option<ResumeToken>) -> Result<(), ReviewStreamError> {
+        let mut tx = self.begin().await?;
         store_position(&mut tx, token, None, 0).await?;
         tx.commit().await.map_err(db("committing"))?;
         self.metrics.review_position_stored();
@@ -292,12 +290,7 @@ impl ReviewFollower {
         &self,
         token: Option<ResumeToken>,
     ) -> Result<u64, ReviewStreamError> {
-        let mut tx = self
-            .mariadb
-            .pool()
-            .begin()
-            .await
-            .map_err(db("starting a transaction"))?;
+        let mut tx = self.begin().await?;
         let queued = queue_all(&mut tx).await?;
         store_position(&mut tx, token, None, 0).await?;
         tx.commit().await.map_err(db("committing"))?;
@@ -324,41 +317,31 @@ impl ReviewFollower {
 /// The products a review event changes the rating of: the review's product before and after.
 /// `None` when a delete or replacement carries no pre-image (the product is unknown).
 fn products_of(event: &ChangeStreamEvent<Document>) -> Option<BTreeSet<i64>> {
-    let product = |d: &Option<Document>| d.as_ref().and_then(|d| key(d.get("product_id")));
-    let before = product(&event.full_document_before_change);
-    let after = product(&event.full_document);
-    let keys: BTreeSet<i64> = before.into_iter().chain(after).collect();
+    let product = |d: Option<&Document>| d.and_then(|d| key(d.get("product_id")));
+    let before_image = event.full_document_before_change.as_ref();
+    let keys: BTreeSet<i64> = product(before_image)
+        .into_iter()
+        .chain(product(event.full_document.as_ref()))
+        .collect();
+    let update = event.update_description.as_ref();
+    let touches = |field: &str| {
+        update.is_none_or(|u| {
+            u.updated_fields.contains_key(field) || u.removed_fields.iter().any(|f| f == field)
+        })
+    };
+    let moved = update.is_some_and(|u| u.updated_fields.contains_key("product_id"));
     match event.operation_type {
         OperationType::Insert => Some(keys),
-        OperationType::Update => {
-            let touched = event.update_description.as_ref().is_none_or(|u| {
-                u.updated_fields.contains_key("rating")
-                    || u.updated_fields.contains_key("product_id")
-                    || u.removed_fields
-                        .iter()
-                        .any(|f| f == "rating" || f == "product_id")
-            });
-            if !touched {
-                Some(BTreeSet::new())
-            } else if before.is_some() || !u_changes_product(event) {
-                Some(keys)
-            } else {
-                // A review moved to another product without a pre-image: its old product is
-                // unknown.
-                None
-            }
+        OperationType::Update if !touches("rating") && !touches("product_id") => {
+            Some(BTreeSet::new())
         }
-        OperationType::Replace => before.map(|_| keys),
-        OperationType::Delete => before.map(|_| keys),
+        // Moved to another product without a pre-image: its old product is unknown.
+        OperationType::Update if moved && before_image.is_none() => None,
+        OperationType::Update => Some(keys),
+        OperationType::Replace | OperationType::Delete if before_image.is_none() => None,
+        OperationType::Replace | OperationType::Delete => Some(keys),
         _ => Some(BTreeSet::new()),
     }
-}
-
-fn u_changes_product(event: &ChangeStreamEvent<Document>) -> bool {
-    event
-        .update_description
-        .as_ref()
-        .is_some_and(|u| u.updated_fields.contains_key("product_id"))
 }
 
 /// A product key from a review's `product_id`: a positive integer, or nothing (a review naming
