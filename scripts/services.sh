@@ -115,7 +115,14 @@ bind-address=127.0.0.1
 skip-name-resolve
 character-set-server=utf8mb4
 collation-server=utf8mb4_unicode_ci
+# Binary log for binlog capture (issue 17): row events with full images and column names, GTIDs.
+log_bin=$MDB/binlog
+server_id=1
 binlog_format=ROW
+binlog_row_image=FULL
+binlog_row_metadata=FULL
+gtid_strict_mode=ON
+binlog_expire_logs_seconds=604800
 default_time_zone=+00:00
 innodb_buffer_pool_size=256M
 innodb_log_file_size=128M

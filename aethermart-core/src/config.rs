@@ -428,6 +428,47 @@ impl MariaDbConfig {
     }
 }
 
+impl MariaDbConfig {
+    /// Options for a replication connection (binlog capture) to the first node, with the
+    /// password and the URL's `ssl-mode`/`ssl-ca` (`REQUIRED`: encrypted; `VERIFY_CA`: and the
+    /// certificate checked against `ssl-ca`; `VERIFY_IDENTITY`: and the host name too;
+    /// `DISABLED`, `PREFERRED` or none: plain, as on a local socket-like link).
+    ///
+    /// The driver's `Debug` of these options shows the password: never log them.
+    pub(crate) fn replication_options(&self) -> mysql_async::Opts {
+        let query = |name: &str| {
+            self.url_without_password
+                .query_pairs()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.into_owned())
+        };
+        let mode = query("ssl-mode")
+            .or_else(|| query("sslmode"))
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let tls = match mode.as_str() {
+            "REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY" => {
+                let mut tls = mysql_async::SslOpts::default()
+                    .with_danger_accept_invalid_certs(mode == "REQUIRED")
+                    .with_danger_skip_domain_validation(mode != "VERIFY_IDENTITY");
+                if let Some(ca) = query("ssl-ca") {
+                    tls = tls.with_root_certs(vec![std::path::PathBuf::from(ca).into()]);
+                }
+                Some(tls)
+            }
+            _ => None,
+        };
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.nodes[0].host.clone())
+            .tcp_port(self.nodes[0].port)
+            .user(Some(self.user.clone()))
+            .pass(self.password.as_ref().map(|p| p.expose().to_owned()))
+            .prefer_socket(false)
+            .ssl_opts(tls)
+            .into()
+    }
+}
+
 impl fmt::Display for MariaDbConfig {
     /// `mysql://user:***@host:port/database`: safe to log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod binlog;
 mod cluster;
 mod connectivity;
 mod constraints;

@@ -8,6 +8,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// The servers' configuration. Panics with instructions when the variables are missing:
 /// a test that needs a server must fail without it, never skip.
 pub fn config() -> Config {
+    // `AETHERMART_TEST_LOG=aethermart_core=debug` shows the library's logs of a failing test.
+    if let Ok(filter) = std::env::var("AETHERMART_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     Config::from_env().unwrap_or_else(|e| {
         panic!(
             "integration tests need real servers: {e}\n\

@@ -11,6 +11,7 @@ use crate::mongo_write::{self, DUPLICATE_KEY, VALIDATION_FAILED, WriteError};
 use crate::progress::Progress;
 use crate::projection::{self, Entity, Lookups, ReadError, Refused, Selection};
 use crate::schema::{MariaDbSchema, SchemaApplier, VersionState};
+use crate::sync::binlog::checkpoint;
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 use sqlx::{Connection, MySqlConnection, MySqlPool};
@@ -140,11 +141,23 @@ impl Migrator for BulkMigrator {
         // Held until the end: sync workers pause while it is taken (see `sync`).
         let mut handoff = self.take_handoff_lock().await?;
         let pool = self.pool(&options).await?;
-        let dropped = if options.resume {
-            0
-        } else {
+        let dropped = {
             let mut conn = pool.acquire().await.map_err(MigrateError::State)?;
-            drop_covered_changes(&mut conn).await?
+            // Binlog capture resumes from a position no later than every row read below.
+            let database = self.mariadb.database();
+            if let Some(position) = checkpoint::snapshot_position(&mut conn)
+                .await
+                .map_err(MigrateError::State)?
+            {
+                checkpoint::migration_started(&self.mongo, database, &position, options.resume)
+                    .await
+                    .map_err(MigrateError::BinlogPosition)?;
+            }
+            if options.resume {
+                0
+            } else {
+                drop_covered_changes(&mut conn).await?
+            }
         };
         let lookups = Arc::new(Lookups::load(&pool, &self.mongo).await?);
         let run_id = crate::lineage::new_run_id();
@@ -195,6 +208,9 @@ impl Migrator for BulkMigrator {
         if still_ours != Some(1) {
             return Err(MigrateError::HandoffLost);
         }
+        checkpoint::migration_finished(&self.mongo, self.mariadb.database())
+            .await
+            .map_err(MigrateError::BinlogPosition)?;
         Ok(MigrationReport {
             run_id,
             entities,

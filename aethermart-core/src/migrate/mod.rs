@@ -141,6 +141,9 @@ pub enum MigrateError {
     /// Recording checkpoints or lineage failed.
     #[error("recording migration state failed: {0}")]
     State(#[source] sqlx::Error),
+    /// Recording where binlog capture resumes (MongoDB) failed.
+    #[error("recording the binlog position failed: {0}")]
+    BinlogPosition(#[source] crate::sync::binlog::CheckpointError),
     /// A migration task stopped unexpectedly (panicked or was cancelled).
     #[error("a migration task stopped unexpectedly: {0}")]
     Task(#[source] tokio::task::JoinError),

@@ -26,6 +26,7 @@
 
 #[cfg(feature = "cli")]
 mod args;
+pub mod binlog;
 mod http;
 mod metrics;
 mod mongo_sink;
@@ -33,6 +34,7 @@ mod operator;
 pub mod predicate;
 mod probe;
 mod queue;
+mod reread;
 mod reviews;
 mod status_page;
 mod syncer;
@@ -41,6 +43,7 @@ mod tests;
 
 #[cfg(feature = "cli")]
 pub use args::SyncArgs;
+pub use binlog::{BinlogError, BinlogSource};
 pub use http::{HEALTHY_POLL_AGE, Probes, READY_WRITE_WINDOW, serve_http};
 pub use metrics::{QueueLine, RecentError, Sample, Snapshot, SyncMetrics};
 pub use mongo_sink::MongoSink;
@@ -304,6 +307,9 @@ pub enum SyncError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Binlog capture failed.
+    #[error(transparent)]
+    Binlog(#[from] BinlogError),
     /// A worker task stopped unexpectedly.
     #[error("a sync task stopped unexpectedly: {0}")]
     Task(#[source] tokio::task::JoinError),
@@ -318,6 +324,7 @@ impl SyncError {
             }
             Self::MongoDb { source, .. } => source.is_retryable(),
             Self::Sink { transient, .. } => *transient,
+            Self::Binlog(e) => e.is_transient(),
             Self::Lookups(_) | Self::Connect(_) => true,
             _ => false,
         }

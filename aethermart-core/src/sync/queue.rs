@@ -26,12 +26,12 @@ use super::{
 };
 use crate::cluster::ClusterPool;
 use crate::connect::{execute_script, sql_literal};
-use crate::projection::{self, Entity, Lookups, Refused, Selection, document};
+use crate::projection::{Entity, Refused};
 use async_trait::async_trait;
 use sqlx::MySql;
 use sqlx::Row;
 use sqlx::pool::PoolConnection;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -140,70 +140,6 @@ impl QueueSource {
     /// The run id of this source's lineage rows (one row per acknowledged batch).
     pub fn run_id(&self) -> &str {
         &self.run_id
-    }
-
-    /// Reads the current state of `keys`: a write per key, and the keys whose document could
-    /// not be built (with the reason). When a row cannot be turned into a document (a value
-    /// the model refuses), the batch is read again key by key, so that only the bad rows count
-    /// as failed attempts; any other error (connection, privileges, schema) fails the batch.
-    async fn read_writes(
-        &self,
-        entity: Entity,
-        keys: &[u64],
-    ) -> Result<(Vec<Write>, Vec<Refused>), SyncError> {
-        match self.read_documents(entity, keys).await {
-            Ok(writes) => Ok((writes, Vec::new())),
-            Err(e) if !e.is_row_error() => Err(e),
-            Err(_) => {
-                let (mut writes, mut failed) = (Vec::new(), Vec::new());
-                for &key in keys {
-                    match self.read_documents(entity, &[key]).await {
-                        Ok(w) => writes.extend(w),
-                        Err(e) if !e.is_row_error() => return Err(e),
-                        Err(e) => failed.push(Refused {
-                            key: document::key(key),
-                            reason: e.to_string(),
-                        }),
-                    }
-                }
-                Ok((writes, failed))
-            }
-        }
-    }
-
-    async fn read_documents(&self, entity: Entity, keys: &[u64]) -> Result<Vec<Write>, SyncError> {
-        let lookups = match entity {
-            Entity::Products | Entity::Services => {
-                let products = if entity == Entity::Products {
-                    keys
-                } else {
-                    &[]
-                };
-                Lookups::load_for_products(self.mariadb.pool(), &self.mongo, products)
-                    .await
-                    .map_err(SyncError::Lookups)?
-            }
-            Entity::Customers | Entity::Orders => Lookups::default(),
-        };
-        let page =
-            projection::read_page(self.mariadb.pool(), entity, Selection::Keys(keys), &lookups)
-                .await?;
-        let mut present: HashMap<i64, mongodb::bson::Document> = page
-            .map(|p| p.docs.into_iter().collect())
-            .unwrap_or_default();
-        Ok(keys
-            .iter()
-            .map(|&k| {
-                let key = document::key(k);
-                let op = match present.remove(&key) {
-                    // Profiles are merged: preferences live only in MongoDB.
-                    Some(d) if entity.merges() => WriteOp::Merge(d),
-                    Some(d) => WriteOp::Replace(d),
-                    None => WriteOp::Delete,
-                };
-                Write { key, op }
-            })
-            .collect())
     }
 }
 
@@ -357,7 +293,8 @@ impl Source for QueueSource {
             return Ok(None);
         }
         let locked_at = claim.claimed_at.elapsed();
-        let (writes, unreadable) = self.read_writes(entity, &locked).await?;
+        let (writes, unreadable) =
+            super::reread::writes(self.mariadb.pool(), &self.mongo, entity, &locked).await?;
         tracing::trace!(%entity, changes = entries.len(), keys = locked.len(),
             claim_ms = locked_at.as_secs_f64() * 1e3,
             read_ms = (claim.claimed_at.elapsed() - locked_at).as_secs_f64() * 1e3, "claimed");
@@ -390,6 +327,44 @@ impl Source for QueueSource {
             dead_letters: dead.max(0) as u64,
         })
     }
+}
+
+/// A batch's row in `data_lineage_tracker`.
+pub(super) struct LineageRow<'a> {
+    /// The worker's run.
+    pub run_id: &'a str,
+    /// The entity's source tables.
+    pub sources: &'a str,
+    /// `mongodb:<db>.<collection>`.
+    pub target: &'a str,
+    /// Changes read.
+    pub read: usize,
+    /// Documents written.
+    pub written: usize,
+    /// Changes dead-lettered.
+    pub rejected: usize,
+    /// How long the batch took.
+    pub micros: u128,
+    /// What failed, if anything.
+    pub error: Option<&'a str>,
+}
+
+/// The `INSERT` of a batch's finished lineage row (values inlined as SQL literals).
+pub(super) fn lineage_row_sql(row: &LineageRow<'_>) -> String {
+    format!(
+        "INSERT INTO data_lineage_tracker (run_id, job, source_tables, target, rows_read, \
+         rows_written, rows_rejected, started_at, finished_at, status, error) VALUES \
+         ({run}, 'sync', {sources}, {target}, {read}, {written}, {rejected}, \
+         NOW(6) - INTERVAL {micros} MICROSECOND, NOW(6), 'complete', {error})",
+        run = sql_literal(row.run_id),
+        sources = sql_literal(row.sources),
+        target = sql_literal(row.target),
+        read = row.read,
+        written = row.written,
+        rejected = row.rejected,
+        micros = row.micros,
+        error = row.error.map_or("NULL".to_owned(), sql_literal),
+    )
 }
 
 /// What a batch's lineage row names.
@@ -526,30 +501,27 @@ impl Claim {
         // the batch's lineage row and the commit (which releases the locks) travel in one
         // round trip.
         let ids: Vec<String> = done.iter().map(u64::to_string).collect();
-        let error = reasons
-            .iter()
-            .next()
-            .map_or("NULL".to_owned(), |(key, reason)| {
-                sql_literal(&format!(
-                    "{} changes failed ({} dead-lettered); key {key}: {reason}",
-                    retry.len() + dead.len(),
-                    dead.len()
-                ))
-            });
+        let error = reasons.iter().next().map(|(key, reason)| {
+            format!(
+                "{} changes failed ({} dead-lettered); key {key}: {reason}",
+                retry.len() + dead.len(),
+                dead.len()
+            )
+        });
         let script = format!(
             "{requeue}DELETE q FROM JSON_TABLE('[{ids}]', '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids \
-             STRAIGHT_JOIN {queue} q ON q.queue_id = ids.id; \
-             INSERT INTO data_lineage_tracker (run_id, job, source_tables, target, rows_read, \
-             rows_written, rows_rejected, started_at, finished_at, status, error) VALUES \
-             ({run}, 'sync', {sources}, {target}, {read}, {written}, {rejected}, \
-             NOW(6) - INTERVAL {micros} MICROSECOND, NOW(6), 'complete', {error}); \
-             COMMIT",
+             STRAIGHT_JOIN {queue} q ON q.queue_id = ids.id; {lineage}; COMMIT",
             ids = ids.join(","),
-            run = sql_literal(&lineage.run_id),
-            sources = sql_literal(sources),
-            target = sql_literal(&lineage.target),
-            read = entries.len(),
-            rejected = dead.len(),
+            lineage = lineage_row_sql(&LineageRow {
+                run_id: &lineage.run_id,
+                sources,
+                target: &lineage.target,
+                read: entries.len(),
+                written,
+                rejected: dead.len(),
+                micros,
+                error: error.as_deref(),
+            }),
         );
         execute_script(conn, &script)
             .await

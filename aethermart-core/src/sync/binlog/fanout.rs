@@ -1,0 +1,244 @@
+//! Which documents a row change affects: the fan-out the capture triggers implement
+//! (`sql/0012_history_loader.sql`), computed from the row images of the binlog.
+//!
+//! Both images are looked at, so a row whose key changed names the old document (gone) and the
+//! new one; the re-read decides what each becomes. Cheap fan-outs are not filtered by which
+//! columns changed (a needless re-read costs little); the ones that need a query (the orders
+//! that embed a renamed product or service, the subtree of a renamed or moved category) are
+//! asked for only when the name or the parent changed.
+
+use super::stream::{Image, RowChange};
+use crate::projection::Entity;
+
+/// The tables whose row events name documents (and whose capture triggers name the same ones
+/// in the queues).
+const CAPTURED: [&str; 7] = [
+    "Customers",
+    "Customer_Addresses",
+    "Orders",
+    "Order_Items",
+    "Products",
+    "Services",
+    "Categories",
+];
+
+/// A document, or a set of documents found by a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum Target {
+    /// One document.
+    Key(Entity, u64),
+    /// Every order with a line of this product (its name is embedded).
+    OrdersOfProduct(u64),
+    /// Every order with a line of this service.
+    OrdersOfService(u64),
+    /// Every product and service in this category or below it (the path is embedded).
+    CategorySubtree(u64),
+}
+
+/// Appends the targets of `change` to `out`.
+pub(super) fn targets(change: &RowChange, out: &mut Vec<Target>) {
+    let images = || change.before.iter().chain(change.after.iter());
+    let keys = |column: &str, entity: Entity, out: &mut Vec<Target>| {
+        for image in images() {
+            if let Some(id) = image.id(column) {
+                out.push(Target::Key(entity, id));
+            }
+        }
+    };
+    let changed = |column: &str| match (&change.before, &change.after) {
+        (Some(b), Some(a)) => b.get(column) != a.get(column),
+        _ => false,
+    };
+    match change.table.as_str() {
+        "Customers" | "Customer_Addresses" => keys("customer_id", Entity::Customers, out),
+        "Orders" => {
+            keys("order_id", Entity::Orders, out);
+            keys("customer_id", Entity::Customers, out);
+        }
+        "Order_Items" => keys("order_id", Entity::Orders, out),
+        "Products" => {
+            keys("product_id", Entity::Products, out);
+            if changed("name") {
+                ids(&change.after, "product_id", Target::OrdersOfProduct, out);
+            }
+        }
+        "Services" => {
+            keys("service_id", Entity::Services, out);
+            if changed("name") {
+                ids(&change.after, "service_id", Target::OrdersOfService, out);
+            }
+        }
+        "Categories" => {
+            if changed("name") || changed("parent_id") {
+                ids(&change.after, "category_id", Target::CategorySubtree, out);
+            }
+        }
+        table => {
+            // An entry in a sync queue is a request (a resync, a requeued dead letter, the
+            // review stream's products): its key, on insert. Entries a capture trigger wrote
+            // (named after the table that changed) say nothing the row events above do not.
+            if let (Some(entity), None, Some(after)) = (
+                Entity::ALL.into_iter().find(|e| e.queue_table() == table),
+                &change.before,
+                &change.after,
+            ) && let Some(id) = after.id("entity_key")
+                && !matches!(after.get("source_table"), Some(mysql_async::Value::Bytes(t))
+                    if CAPTURED.iter().any(|c| c.as_bytes() == t.as_slice()))
+            {
+                out.push(Target::Key(entity, id));
+            }
+        }
+    }
+}
+
+fn ids(image: &Option<Image>, column: &str, target: fn(u64) -> Target, out: &mut Vec<Target>) {
+    if let Some(id) = image.as_ref().and_then(|i| i.id(column)) {
+        out.push(target(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::Value;
+
+    fn row(values: &[(&str, Value)]) -> Image {
+        Image::new(
+            values
+                .iter()
+                .map(|(c, v)| (c.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn of(table: &str, before: Option<Image>, after: Option<Image>) -> Vec<Target> {
+        let mut out = Vec::new();
+        targets(
+            &RowChange {
+                table: table.into(),
+                before,
+                after,
+            },
+            &mut out,
+        );
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn name(n: &str) -> Value {
+        Value::Bytes(n.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn orders_and_addresses_name_their_customer_and_lines_their_order() {
+        let order = row(&[("order_id", Value::UInt(9)), ("customer_id", Value::Int(4))]);
+        assert_eq!(
+            of("Orders", None, Some(order)),
+            vec![
+                Target::Key(Entity::Customers, 4),
+                Target::Key(Entity::Orders, 9)
+            ]
+        );
+        let moved = (
+            row(&[
+                ("address_id", Value::Int(1)),
+                ("customer_id", Value::Int(4)),
+            ]),
+            row(&[
+                ("address_id", Value::Int(1)),
+                ("customer_id", Value::Int(5)),
+            ]),
+        );
+        assert_eq!(
+            of("Customer_Addresses", Some(moved.0), Some(moved.1)),
+            vec![
+                Target::Key(Entity::Customers, 4),
+                Target::Key(Entity::Customers, 5)
+            ],
+            "an address moved between customers changes both profiles"
+        );
+        let line = row(&[("order_id", Value::Int(9)), ("product_id", Value::Int(2))]);
+        assert_eq!(
+            of("Order_Items", None, Some(line)),
+            vec![Target::Key(Entity::Orders, 9)]
+        );
+    }
+
+    #[test]
+    fn renames_reach_the_documents_that_embed_the_name() {
+        let before = row(&[("product_id", Value::Int(3)), ("name", name("Desk"))]);
+        let renamed = row(&[("product_id", Value::Int(3)), ("name", name("Table"))]);
+        assert_eq!(
+            of("Products", Some(before.clone()), Some(renamed)),
+            vec![Target::Key(Entity::Products, 3), Target::OrdersOfProduct(3)]
+        );
+        let restocked = row(&[("product_id", Value::Int(3)), ("name", name("Desk"))]);
+        assert_eq!(
+            of("Products", Some(before), Some(restocked)),
+            vec![Target::Key(Entity::Products, 3)],
+            "a stock change leaves the orders alone"
+        );
+        let service = |n: &str| row(&[("service_id", Value::Int(8)), ("name", name(n))]);
+        assert_eq!(
+            of("Services", Some(service("Setup")), Some(service("Install"))),
+            vec![Target::Key(Entity::Services, 8), Target::OrdersOfService(8)]
+        );
+        let category = |n: &str, parent: Value| {
+            row(&[
+                ("category_id", Value::Int(2)),
+                ("name", name(n)),
+                ("parent_id", parent),
+            ])
+        };
+        assert_eq!(
+            of(
+                "Categories",
+                Some(category("A", Value::NULL)),
+                Some(category("A", Value::Int(1)))
+            ),
+            vec![Target::CategorySubtree(2)],
+            "a move"
+        );
+        assert!(
+            of("Categories", None, Some(category("New", Value::NULL))).is_empty(),
+            "a new category changes no document"
+        );
+    }
+
+    #[test]
+    fn queue_inserts_are_requests_and_other_tables_are_ignored() {
+        let entry = |source: &str| {
+            row(&[
+                ("queue_id", Value::Int(1)),
+                ("entity_key", Value::Int(77)),
+                ("source_table", name(source)),
+            ])
+        };
+        for request in ["resync", "requeue", "reviews", "reviews:all", "sync_home"] {
+            assert_eq!(
+                of("product_sync_queue", None, Some(entry(request))),
+                vec![Target::Key(Entity::Products, 77)],
+                "{request}"
+            );
+        }
+        assert!(
+            of("product_sync_queue", None, Some(entry("Products"))).is_empty(),
+            "a capture trigger's entry: the row event of Products names it already"
+        );
+        let entry = entry("resync");
+        assert!(
+            of("product_sync_queue", Some(entry), None).is_empty(),
+            "a delete"
+        );
+        assert!(of("Service_Bookings", None, Some(row(&[]))).is_empty());
+        assert!(
+            of(
+                "Customers",
+                None,
+                Some(row(&[("customer_id", Value::NULL)]))
+            )
+            .is_empty()
+        );
+    }
+}

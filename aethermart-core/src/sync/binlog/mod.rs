@@ -1,0 +1,984 @@
+//! [`BinlogSource`]: binlog capture, a [`Source`] that follows MariaDB's binary log as a
+//! replica, so capture costs the application's transactions nothing (no trigger work, no queue
+//! rows on the write path).
+//!
+//! - A reader task streams committed transactions of the platform's database from a GTID
+//!   position (`stream`), turns each row change into the documents it affects (`fanout`:
+//!   the same fan-out as the capture triggers, with a query for renames that reach embedding
+//!   documents) and hands the keys to a `Tracker`, which coalesces them per key.
+//! - A claim takes keys of one entity, waits until the last transaction read is visible (a
+//!   locking read of one of its rows: the server sends a transaction's events to replicas
+//!   before its commit is visible to readers), re-reads the current rows through the
+//!   projection (`reread`) and hands them to the sink; the loop's retry policy and
+//!   the dead letters work as with the queues. The handoff row is taken in share mode for the
+//!   batch, so workers pause while a migration runs.
+//! - The position is stored in MongoDB ([`checkpoint`]) only after the writes of every change
+//!   before it were acknowledged: a restart replays a little, never skips. A migration sets a
+//!   new position (the binlog position of its snapshot) with a new epoch; a worker from an
+//!   older epoch starts over from there.
+//! - Entries inserted into the sync queues (resync requests, requeued dead letters, the review
+//!   stream) arrive through the binlog like any row and name their key; the source deletes
+//!   them once the position passed them.
+
+pub mod checkpoint;
+mod fanout;
+pub mod gtid;
+mod stream;
+mod tracker;
+
+pub use checkpoint::{CheckpointError, POSITIONS, Stored};
+pub use gtid::{Gtid, GtidPosition};
+
+use super::{
+    Acknowledged, Backlog, ClaimedBatch, Disposition, RetryPolicy, Source, SyncError, Write,
+};
+use crate::connect::{execute_script, sql_literal};
+use crate::projection::{Entity, Refused};
+use async_trait::async_trait;
+use fanout::Target;
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, MySqlPool};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stream::{Reader, Received, Transaction};
+use tokio::sync::{Notify, mpsc};
+use tracker::Tracker;
+
+/// How often a changed checkpoint is stored (and applied queue entries deleted).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Why binlog capture cannot go on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BinlogError {
+    /// The server refused or failed a request.
+    #[error("MariaDB at {endpoint} (binlog): error {code}: {message}")]
+    Server {
+        /// `host:port`.
+        endpoint: String,
+        /// The server's error number.
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// The connection failed.
+    #[error("MariaDB at {endpoint} (binlog): {message}")]
+    Io {
+        /// `host:port`.
+        endpoint: String,
+        /// What failed.
+        message: String,
+    },
+    /// No answer within the connect timeout.
+    #[error("MariaDB at {endpoint} (binlog): no answer within 10 s")]
+    Timeout {
+        /// `host:port`.
+        endpoint: String,
+    },
+    /// Neither an event nor a heartbeat for a while.
+    #[error("MariaDB at {endpoint} (binlog): nothing received for {seconds} s; reconnecting")]
+    Silent {
+        /// `host:port`.
+        endpoint: String,
+        /// How long.
+        seconds: u64,
+    },
+    /// The server ended the stream.
+    #[error("MariaDB at {endpoint} (binlog): the server closed the stream")]
+    Closed {
+        /// `host:port`.
+        endpoint: String,
+    },
+    /// The server no longer has the binlogs from the position asked for.
+    #[error(
+        "MariaDB at {endpoint} no longer has the binlog from GTID position {asked} (the oldest it \
+         has starts at {oldest}): the changes since are lost to binlog capture; run \
+         `aethermart migrate` to copy the current state again (it records a new position)"
+    )]
+    Purged {
+        /// `host:port`.
+        endpoint: String,
+        /// The position asked for.
+        asked: String,
+        /// The oldest position the server has (or a note why it is unknown).
+        oldest: String,
+    },
+    /// An event could not be decoded.
+    #[error(
+        "cannot decode {what} from the binlog (compressed binlog events are not supported: set log_bin_compress=OFF)"
+    )]
+    Decode {
+        /// Which.
+        what: &'static str,
+    },
+    /// The server is not set up for binlog capture.
+    #[error(
+        "MariaDB at {endpoint}: binlog capture needs {variable}={wanted} (it is {value:?}); set \
+         it in the server's configuration (see deploy/mariadb) and restart the server"
+    )]
+    Setting {
+        /// `host:port`.
+        endpoint: String,
+        /// The server variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        wanted: &'static str,
+    },
+    /// Nothing says where to start.
+    #[error(
+        "no binlog position is recorded for database {database} (MongoDB collection \
+         {POSITIONS}): run `aethermart migrate` first (it records the position the capture \
+         starts from); binlog capture never starts silently from \"now\""
+    )]
+    NoPosition {
+        /// The MariaDB database.
+        database: String,
+    },
+    /// The URL names several nodes.
+    #[error("binlog capture follows one server; {endpoint} names several (use one node's URL)")]
+    Cluster {
+        /// The nodes.
+        endpoint: String,
+    },
+    /// Storing or reading the position failed.
+    #[error("{0}")]
+    Checkpoint(String),
+    /// Finding the documents a rename reaches failed for good (privileges, schema).
+    #[error("finding the documents a rename reaches failed: {0}")]
+    Expand(String),
+}
+
+impl BinlogError {
+    /// From a driver error while reading from `asked`.
+    fn from_server(endpoint: &str, asked: &GtidPosition, e: mysql_async::Error) -> Self {
+        match e {
+            mysql_async::Error::Server(s) if s.code == 1236 && s.message.contains("GTID") => {
+                Self::Purged {
+                    endpoint: endpoint.to_owned(),
+                    asked: asked.to_string(),
+                    oldest: "unknown".into(),
+                }
+            }
+            mysql_async::Error::Server(s) => Self::Server {
+                endpoint: endpoint.to_owned(),
+                code: s.code,
+                message: s.message,
+            },
+            other => Self::Io {
+                endpoint: endpoint.to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// True when reconnecting may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Io { .. }
+            | Self::Timeout { .. }
+            | Self::Silent { .. }
+            | Self::Closed { .. }
+            | Self::Checkpoint(_) => true,
+            // Access denied, missing privileges, a bad request: a setup problem.
+            Self::Server { code, .. } => !matches!(code, 1044 | 1045 | 1227 | 1236 | 1142),
+            _ => false,
+        }
+    }
+}
+
+/// Follows the binlog of one MariaDB server for the platform's database.
+#[derive(Clone)]
+pub struct BinlogSource {
+    inner: Arc<Inner>,
+    _tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for BinlogSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinlogSource")
+            .field("database", &self.inner.database)
+            .field("endpoint", &self.inner.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    pool: MySqlPool,
+    mongo: mongodb::Database,
+    database: String,
+    endpoint: String,
+    run_id: String,
+    state: Mutex<State>,
+    /// A batch was acknowledged: the checkpoint may move.
+    settled: Notify,
+    /// The stored epoch changed: the reader starts over.
+    restart: Notify,
+}
+
+struct State {
+    tracker: Tracker,
+    /// Bumped when the tracker starts over; batches of an older generation settle nothing.
+    generation: u64,
+    epoch: i64,
+    /// The error that stopped the reader for good.
+    fatal: Option<BinlogError>,
+    /// The last row read, for the visibility wait: `(table, key column, key)`.
+    barrier: Option<(&'static str, &'static str, u64)>,
+    /// Per transaction number, the newest entry it inserted into a sync queue (to delete once
+    /// applied).
+    queue_entries: BTreeMap<u64, [u64; 4]>,
+    /// Queue entries up to these ids may be deleted.
+    deletable: [u64; 4],
+    /// A server position the reader must reach before it counts as caught up.
+    catch_up: Option<GtidPosition>,
+    /// Applied queue entries are deleted (not when running beside trigger capture).
+    clean_queues: bool,
+}
+
+/// The source's background tasks, stopped with the last clone.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+impl BinlogSource {
+    /// Connects to both stores of `config`, checks that the server writes what binlog capture
+    /// needs, loads the stored position (refusing to start without one) and starts reading.
+    /// Returns the source and the MongoDB database (for a [`super::MongoSink`]).
+    pub async fn connect(
+        config: &crate::config::Config,
+        options: &super::SyncOptions,
+        queues: usize,
+    ) -> Result<(Self, mongodb::Database), SyncError> {
+        let endpoint = config.mariadb.endpoint();
+        if config.mariadb.is_cluster() {
+            return Err(BinlogError::Cluster { endpoint }.into());
+        }
+        let size = crate::connect::PoolSize {
+            max: options.pool_size(queues),
+        };
+        let pool = crate::connect::node_pool(&config.mariadb, size).await?;
+        let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
+        check_settings(&pool, &endpoint).await?;
+        let database = config.mariadb.database().to_owned();
+        let stored = checkpoint::load(&mongo, &database)
+            .await
+            .map_err(|e| BinlogError::Checkpoint(e.to_string()))?
+            .ok_or_else(|| BinlogError::NoPosition {
+                database: database.clone(),
+            })?;
+        tracing::info!(position = %stored.position, epoch = stored.epoch, by = %stored.by, "binlog capture resumes");
+        let inner = Arc::new(Inner {
+            pool,
+            mongo: mongo.clone(),
+            database: database.clone(),
+            endpoint: endpoint.clone(),
+            run_id: crate::lineage::new_run_id(),
+            state: Mutex::new(State {
+                tracker: Tracker::new(stored.position),
+                generation: 0,
+                epoch: stored.epoch,
+                fatal: None,
+                barrier: None,
+                queue_entries: BTreeMap::new(),
+                deletable: [0; 4],
+                catch_up: None,
+                clean_queues: true,
+            }),
+            settled: Notify::new(),
+            restart: Notify::new(),
+        });
+        let reader = Reader {
+            opts: config.mariadb.replication_options(),
+            endpoint,
+            database,
+            server_id: replica_server_id(),
+        };
+        let tasks = vec![
+            tokio::spawn(read_forever(inner.clone(), reader)),
+            tokio::spawn(store_forever(inner.clone())),
+        ];
+        Ok((
+            Self {
+                inner,
+                _tasks: Arc::new(Tasks(tasks)),
+            },
+            mongo,
+        ))
+    }
+
+    /// Leaves the sync queues alone: for binlog capture running beside trigger capture on the
+    /// same database (into another MongoDB database, e.g. to compare the two before
+    /// switching), whose workers own the queue entries.
+    pub fn leave_queue_entries(&self) {
+        self.inner.lock().clean_queues = false;
+    }
+
+    /// Stores the checkpoint now (e.g. before the worker exits).
+    pub async fn flush(&self) -> Result<(), SyncError> {
+        store_checkpoint(&self.inner, &mut None).await
+    }
+
+    /// The position after the last transaction read.
+    pub fn read_position(&self) -> GtidPosition {
+        self.inner.lock().tracker.latest().clone()
+    }
+
+    /// The position a restart would resume from now.
+    pub fn checkpoint(&self) -> GtidPosition {
+        self.inner.lock().tracker.checkpoint().clone()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A replica `server_id` for this reader: random in the upper half of the range, so readers
+/// do not collide with each other (the server drops the older of two with one id) nor with
+/// the small ids servers are given.
+fn replica_server_id() -> u32 {
+    rand::random_range(1u32 << 31..u32::MAX)
+}
+
+/// Refuses a server that does not write what binlog capture reads.
+async fn check_settings(pool: &MySqlPool, endpoint: &str) -> Result<(), SyncError> {
+    let row: (i64, String, String, String) = sqlx::query_as(
+        "SELECT CAST(@@log_bin AS SIGNED), @@binlog_format, @@binlog_row_image, @@binlog_row_metadata",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|source| SyncError::MariaDb {
+        step: "reading the binlog settings",
+        source,
+    })?;
+    let checks = [
+        ("log_bin", row.0.to_string(), "1", row.0 == 1),
+        ("binlog_format", row.1.clone(), "ROW", row.1 == "ROW"),
+        ("binlog_row_image", row.2.clone(), "FULL", row.2 == "FULL"),
+        (
+            "binlog_row_metadata",
+            row.3.clone(),
+            "FULL",
+            row.3 == "FULL",
+        ),
+    ];
+    for (variable, value, wanted, ok) in checks {
+        if !ok {
+            return Err(BinlogError::Setting {
+                endpoint: endpoint.to_owned(),
+                variable,
+                value,
+                wanted,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The key column of a table a row event may come from, for the visibility wait.
+fn key_column(table: &str) -> Option<(&'static str, &'static str)> {
+    Some(match table {
+        "Customers" => ("Customers", "customer_id"),
+        "Customer_Addresses" => ("Customer_Addresses", "address_id"),
+        "Orders" => ("Orders", "order_id"),
+        "Order_Items" => ("Order_Items", "order_item_id"),
+        "Products" => ("Products", "product_id"),
+        "Services" => ("Services", "service_id"),
+        "Categories" => ("Categories", "category_id"),
+        _ => {
+            let entity = Entity::ALL.into_iter().find(|e| e.queue_table() == table)?;
+            (entity.queue_table(), "queue_id")
+        }
+    })
+}
+
+/// Reads the binlog until a fatal error: reconnects after transient ones (from the last
+/// transaction read) and starts over when the stored epoch changes.
+async fn read_forever(inner: Arc<Inner>, reader: Reader) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let (start, generation) = {
+            let s = inner.lock();
+            (s.tracker.latest().clone(), s.generation)
+        };
+        let (tx, mut rx) = mpsc::channel::<Received>(4096);
+        let consume = async {
+            while let Some(received) = rx.recv().await {
+                if let Received::Transaction(t) = received {
+                    take_in(&inner, generation, t).await;
+                }
+            }
+        };
+        let (restart, reader) = (&inner.restart, &reader);
+        let reading = async move {
+            let tx = tx;
+            tokio::select! {
+                r = reader.follow(start, &tx) => Some(r),
+                () = restart.notified() => None,
+            }
+            // `tx` is dropped here: the consumer ends once it took in what was received.
+        };
+        // Whatever was received is taken in before reconnecting from the last position.
+        let (outcome, ()) = tokio::join!(reading, consume);
+        match outcome {
+            None => {
+                tracing::warn!(
+                    "the stored binlog position has a new epoch (a migration or a capture switch): reading again from it"
+                );
+                backoff = Duration::from_millis(100);
+            }
+            Some(Ok(())) => return,
+            Some(Err(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "binlog stream failed; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Some(Err(e)) => {
+                let e = match e {
+                    BinlogError::Purged {
+                        endpoint, asked, ..
+                    } => BinlogError::Purged {
+                        oldest: oldest_position(&inner.pool).await,
+                        endpoint,
+                        asked,
+                    },
+                    e => e,
+                };
+                tracing::error!(error = %e, "binlog capture stopped");
+                inner.lock().fatal = Some(e);
+                return;
+            }
+        }
+    }
+}
+
+/// The GTID position at the start of the oldest binlog the server has.
+async fn oldest_position(pool: &MySqlPool) -> String {
+    let first: Result<Vec<(String, u64)>, _> =
+        sqlx::query_as("SHOW BINARY LOGS").fetch_all(pool).await;
+    match first {
+        Ok(logs) => match logs.first() {
+            Some((file, _)) => sqlx::query_scalar::<_, String>("SELECT BINLOG_GTID_POS(?, 4)")
+                .bind(file)
+                .fetch_one(pool)
+                .await
+                .unwrap_or_else(|e| format!("unknown: {e}")),
+            None => "unknown: no binlog files".into(),
+        },
+        Err(e) => format!("unknown: SHOW BINARY LOGS failed ({e})"),
+    }
+}
+
+/// Takes one transaction in: its documents (queries for the fan-outs that need one, retried
+/// until they succeed: a transaction is never dropped) into the tracker.
+async fn take_in(inner: &Inner, generation: u64, t: Transaction) {
+    if let Some(ddl) = &t.ddl {
+        tracing::info!(statement = %ddl, "DDL in the binlog");
+    }
+    let mut targets = Vec::new();
+    let mut queue_ids = [0u64; 4];
+    let mut barrier = None;
+    for change in &t.changes {
+        fanout::targets(change, &mut targets);
+        if let Some((table, column)) = key_column(&change.table)
+            && let Some(id) = change
+                .after
+                .as_ref()
+                .or(change.before.as_ref())
+                .and_then(|i| i.id(column))
+        {
+            barrier = Some((table, column, id));
+            if let Some(e) = Entity::ALL.into_iter().find(|e| e.queue_table() == table) {
+                queue_ids[e.index()] = queue_ids[e.index()].max(id);
+            }
+        }
+    }
+    let mut keys: BTreeSet<(Entity, u64)> = BTreeSet::new();
+    let mut queries = Vec::new();
+    for target in targets {
+        match target {
+            Target::Key(e, k) => {
+                keys.insert((e, k));
+            }
+            other => queries.push(other),
+        }
+    }
+    let mut backoff = Duration::from_millis(50);
+    while !queries.is_empty() {
+        match expand(&inner.pool, &queries).await {
+            Ok(found) => {
+                keys.extend(found);
+                break;
+            }
+            Err(e) if crate::retry::mariadb_idempotent(&e) => {
+                tracing::warn!(error = %e, "finding the documents of a rename failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                let e = BinlogError::Expand(e.to_string());
+                tracing::error!(error = %e, "binlog capture stopped");
+                inner.lock().fatal = Some(e);
+                return;
+            }
+        }
+    }
+    let mut s = inner.lock();
+    if s.generation != generation {
+        return;
+    }
+    let seq_of_this = s.tracker.next_seq();
+    s.tracker.record(t.position, t.read_at, keys);
+    if barrier.is_some() {
+        s.barrier = barrier;
+    }
+    if queue_ids.iter().any(|&id| id > 0) {
+        s.queue_entries.insert(seq_of_this, queue_ids);
+    }
+}
+
+/// The documents of the fan-outs that need a query.
+async fn expand(pool: &MySqlPool, targets: &[Target]) -> Result<Vec<(Entity, u64)>, sqlx::Error> {
+    let mut found = Vec::new();
+    let list = |f: fn(&Target) -> Option<u64>| -> String {
+        targets
+            .iter()
+            .filter_map(f)
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let products = list(|t| match t {
+        Target::OrdersOfProduct(id) => Some(*id),
+        _ => None,
+    });
+    let services = list(|t| match t {
+        Target::OrdersOfService(id) => Some(*id),
+        _ => None,
+    });
+    let categories = list(|t| match t {
+        Target::CategorySubtree(id) => Some(*id),
+        _ => None,
+    });
+    // The lists are numbers: safe to inline.
+    if !products.is_empty() || !services.is_empty() {
+        let orders: Vec<u64> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT order_id FROM Order_Items WHERE product_id IN ({p}) OR service_id IN ({s})",
+            p = if products.is_empty() { "NULL" } else { &products },
+            s = if services.is_empty() { "NULL" } else { &services },
+        ))
+        .fetch_all(pool)
+        .await?;
+        found.extend(orders.into_iter().map(|o| (Entity::Orders, o)));
+    }
+    if !categories.is_empty() {
+        let rows: Vec<(i64, u64)> = sqlx::query_as(&format!(
+            "WITH RECURSIVE subtree (id, depth) AS ( \
+               SELECT category_id, 1 FROM Categories WHERE category_id IN ({categories}) \
+               UNION ALL \
+               SELECT c.category_id, s.depth + 1 FROM Categories c JOIN subtree s ON c.parent_id = s.id \
+               WHERE s.depth < 64) \
+             SELECT 0, p.product_id FROM Products p JOIN subtree s ON p.category_id = s.id \
+             UNION ALL SELECT 1, v.service_id FROM Services v JOIN subtree s ON v.category_id = s.id"
+        ))
+        .fetch_all(pool)
+        .await?;
+        found.extend(rows.into_iter().map(|(kind, id)| {
+            let e = if kind == 0 {
+                Entity::Products
+            } else {
+                Entity::Services
+            };
+            (e, id)
+        }));
+    }
+    Ok(found)
+}
+
+/// Stores the checkpoint whenever it moved (at most every [`CHECKPOINT_EVERY`]).
+async fn store_forever(inner: Arc<Inner>) {
+    let mut last = None;
+    loop {
+        let _ = tokio::time::timeout(CHECKPOINT_EVERY, inner.settled.notified()).await;
+        if let Err(e) = store_checkpoint(&inner, &mut last).await {
+            tracing::warn!(error = %e, "storing the binlog position failed; retrying");
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
+}
+
+/// Stores the checkpoint if it differs from `last`; on a changed epoch, starts the reader
+/// over from the stored position. Then deletes the queue entries the position passed.
+async fn store_checkpoint(inner: &Inner, last: &mut Option<GtidPosition>) -> Result<(), SyncError> {
+    let (position, epoch, covered) = {
+        let s = inner.lock();
+        (s.tracker.checkpoint().clone(), s.epoch, s.tracker.covered())
+    };
+    if last.as_ref() == Some(&position) {
+        return Ok(());
+    }
+    let checkpoint_err =
+        |e: CheckpointError| SyncError::from(BinlogError::Checkpoint(e.to_string()));
+    let moved = checkpoint::advance(&inner.mongo, &inner.database, epoch, &position)
+        .await
+        .map_err(checkpoint_err)?;
+    if !moved {
+        let stored = checkpoint::load(&inner.mongo, &inner.database)
+            .await
+            .map_err(checkpoint_err)?
+            .ok_or_else(|| BinlogError::NoPosition {
+                database: inner.database.clone(),
+            })?;
+        {
+            let mut s = inner.lock();
+            s.tracker = Tracker::new(stored.position);
+            s.generation += 1;
+            s.epoch = stored.epoch;
+            s.queue_entries.clear();
+        }
+        *last = None;
+        inner.restart.notify_one();
+        return Ok(());
+    }
+    *last = Some(position);
+    let deletable = {
+        let mut s = inner.lock();
+        let passed: Vec<u64> = s.queue_entries.range(..covered).map(|(k, _)| *k).collect();
+        for seq in passed {
+            if let Some(ids) = s.queue_entries.remove(&seq) {
+                for (d, id) in s.deletable.iter_mut().zip(ids) {
+                    *d = (*d).max(id);
+                }
+            }
+        }
+        let deletable = std::mem::take(&mut s.deletable);
+        if !s.clean_queues {
+            return Ok(());
+        }
+        deletable
+    };
+    for entity in Entity::ALL {
+        let id = deletable[entity.index()];
+        if id == 0 {
+            continue;
+        }
+        sqlx::query(&format!(
+            "DELETE FROM {} WHERE queue_id <= ?",
+            entity.queue_table()
+        ))
+        .bind(id)
+        .execute(&inner.pool)
+        .await
+        .map_err(|source| SyncError::MariaDb {
+            step: "deleting applied queue entries",
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Source for BinlogSource {
+    async fn claim(
+        &self,
+        entity: Entity,
+        limit: u32,
+    ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError> {
+        let inner = &self.inner;
+        let (claimed, generation, barrier) = {
+            let mut s = inner.lock();
+            if let Some(e) = &s.fatal {
+                return Err(e.clone().into());
+            }
+            let claimed = s.tracker.claim(entity, limit as usize, Instant::now());
+            (claimed, s.generation, s.barrier)
+        };
+        let Some(claimed) = claimed else {
+            return Ok(None);
+        };
+        let mut batch = Batch {
+            inner: inner.clone(),
+            generation,
+            entity,
+            keys: claimed.keys,
+            writes: Vec::new(),
+            unreadable: Vec::new(),
+            conn: None,
+            oldest_read_at: claimed.oldest_read_at,
+            claimed_at: Instant::now(),
+            finished: false,
+        };
+        let db_err = |step| move |source| SyncError::MariaDb { step, source };
+        // The handoff row in share mode for the batch: none while a migration runs.
+        let mut conn = inner.pool.acquire().await.map_err(db_err("connecting"))?;
+        let results = sqlx::Executor::fetch_all(
+            &mut *conn,
+            format!(
+                "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION; {}",
+                crate::handoff::CLAIM_HANDOFF
+            )
+            .as_str(),
+        )
+        .await
+        .map_err(db_err("taking the handoff row"))?;
+        batch.conn = Some(conn);
+        if results.is_empty() {
+            tracing::debug!(%entity, "an initial migration is running: sync paused");
+            batch.give_back().await;
+            return Ok(None);
+        }
+        // The last transaction read is visible once its row lock is free (commits become
+        // visible in binlog order, so every earlier one is too).
+        if let Some((table, column, id)) = barrier {
+            sqlx::query(&format!(
+                "SELECT 1 FROM {table} WHERE {column} = ? LOCK IN SHARE MODE"
+            ))
+            .bind(id)
+            .fetch_optional(&inner.pool)
+            .await
+            .map_err(db_err(
+                "waiting for the last transaction read to be visible",
+            ))?;
+        }
+        let keys: Vec<u64> = batch.keys.iter().map(|k| k.0).collect();
+        let (writes, unreadable) =
+            super::reread::writes(&inner.pool, &inner.mongo, entity, &keys).await?;
+        batch.writes = writes;
+        batch.unreadable = unreadable;
+        Ok(Some(Box::new(batch)))
+    }
+
+    async fn backlog(&self, entity: Entity) -> Result<Backlog, SyncError> {
+        let behind = self.behind().await?;
+        let waiting = self.inner.lock().tracker.waiting(entity, Instant::now());
+        let dead: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sync_dead_letters WHERE queue = ?")
+                .bind(entity.queue_table())
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(|source| SyncError::MariaDb {
+                    step: "counting dead letters",
+                    source,
+                })?;
+        Ok(Backlog {
+            pending: waiting.keys + u64::from(behind),
+            parked: waiting.parked,
+            next_retry_in: waiting.next_retry_in,
+            oldest_age: waiting.oldest_age,
+            dead_letters: dead.max(0) as u64,
+        })
+    }
+}
+
+impl BinlogSource {
+    /// True while the reader has not reached a position the server had written: the first
+    /// call notes the server's position, later ones say whether the reader reached it.
+    async fn behind(&self) -> Result<bool, SyncError> {
+        let target = self.inner.lock().catch_up.clone();
+        let target = match target {
+            Some(t) => t,
+            None => {
+                let text: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+                    .fetch_one(&self.inner.pool)
+                    .await
+                    .map_err(|source| SyncError::MariaDb {
+                        step: "reading the binlog position",
+                        source,
+                    })?;
+                text.parse()
+                    .map_err(|e: gtid::BadPosition| BinlogError::Checkpoint(e.to_string()))?
+            }
+        };
+        let mut s = self.inner.lock();
+        if let Some(e) = &s.fatal {
+            return Err(e.clone().into());
+        }
+        let reached = s.tracker.latest().covers(&target);
+        s.catch_up = (!reached).then_some(target);
+        Ok(!reached)
+    }
+}
+
+/// A batch of keys claimed from the tracker.
+struct Batch {
+    inner: Arc<Inner>,
+    generation: u64,
+    entity: Entity,
+    /// `(key, failed attempts so far)`.
+    keys: Vec<(u64, u32)>,
+    writes: Vec<Write>,
+    unreadable: Vec<Refused>,
+    /// The transaction holding the handoff row.
+    conn: Option<PoolConnection<MySql>>,
+    oldest_read_at: Instant,
+    claimed_at: Instant,
+    finished: bool,
+}
+
+impl Batch {
+    /// Rolls back and makes the keys claimable again.
+    async fn give_back(&mut self) {
+        if let Some(mut conn) = self.conn.take()
+            && execute_script(&mut conn, "ROLLBACK").await.is_err()
+        {
+            conn.close_on_drop();
+        }
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let mut s = self.inner.lock();
+        if s.generation == self.generation {
+            s.tracker
+                .release(self.entity, self.keys.iter().map(|k| k.0));
+        }
+    }
+
+    async fn record(
+        &mut self,
+        failed: &[Refused],
+        policy: RetryPolicy,
+    ) -> Result<Acknowledged, SyncError> {
+        let reasons: BTreeMap<u64, String> = failed
+            .iter()
+            .chain(&self.unreadable)
+            .filter_map(|r| Some((u64::try_from(r.key).ok()?, r.reason.clone())))
+            .collect();
+        let (mut done, mut retry, mut dead) = (Vec::new(), Vec::new(), Vec::new());
+        for &(key, attempts) in &self.keys {
+            match reasons
+                .get(&key)
+                .map(|r| (r, policy.after_failure(attempts)))
+            {
+                None => done.push(key),
+                Some((reason, Disposition::DeadLetter)) => dead.push((key, attempts, reason)),
+                Some((_, Disposition::RetryAfter(delay))) => retry.push((key, delay)),
+            }
+        }
+        let queue = self.entity.queue_table();
+        let mut script = String::new();
+        for (key, attempts, reason) in &dead {
+            tracing::warn!(queue, key, attempts = attempts + 1, %reason, "change moved to sync_dead_letters");
+            script.push_str(&format!(
+                "INSERT INTO sync_dead_letters (queue, entity_key, operation, source_table, changed_at, attempts, error) \
+                 VALUES ('{queue}', {key}, 'update', 'binlog', NOW(6), {}, {}); ",
+                attempts + 1,
+                sql_literal(reason)
+            ));
+        }
+        let written = self.writes.len().saturating_sub(reasons.len());
+        let error = reasons.iter().next().map(|(key, reason)| {
+            format!(
+                "{} changes failed ({} dead-lettered); key {key}: {reason}",
+                retry.len() + dead.len(),
+                dead.len()
+            )
+        });
+        script.push_str(&super::queue::lineage_row_sql(&super::queue::LineageRow {
+            run_id: &self.inner.run_id,
+            sources: self.entity.sources(),
+            target: &format!(
+                "mongodb:{}.{}",
+                self.inner.mongo.name(),
+                self.entity.collection()
+            ),
+            read: self.keys.len(),
+            written,
+            rejected: dead.len(),
+            micros: self.claimed_at.elapsed().as_micros(),
+            error: error.as_deref(),
+        }));
+        script.push_str("; COMMIT");
+        let conn = self
+            .conn
+            .as_mut()
+            .expect("a batch holds its connection until it finishes");
+        execute_script(conn, &script)
+            .await
+            .map_err(|source| SyncError::MariaDb {
+                step: "recording the batch",
+                source,
+            })?;
+        self.conn = None;
+        self.finished = true;
+        let applied = done.len() as u64;
+        let dead_lettered = dead.len() as u64;
+        let retried = retry.len() as u64;
+        {
+            let mut s = self.inner.lock();
+            if s.generation == self.generation {
+                let settled = done.into_iter().chain(dead.iter().map(|d| d.0));
+                s.tracker
+                    .settle(self.entity, settled, retry, Instant::now());
+            }
+        }
+        self.inner.settled.notify_one();
+        Ok(Acknowledged {
+            applied,
+            retried,
+            dead_lettered,
+        })
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // Not finished (the task was aborted): close the connection (the server rolls back)
+        // and make the keys claimable again.
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+        self.release();
+    }
+}
+
+#[async_trait]
+impl ClaimedBatch for Batch {
+    fn collection(&self) -> &str {
+        self.entity.collection()
+    }
+
+    fn writes(&self) -> &[Write] {
+        &self.writes
+    }
+
+    fn changes(&self) -> u64 {
+        self.keys.len() as u64
+    }
+
+    fn lag_seconds(&self) -> f64 {
+        self.oldest_read_at.elapsed().as_secs_f64()
+    }
+
+    async fn acknowledge(
+        mut self: Box<Self>,
+        failed: Vec<Refused>,
+        policy: RetryPolicy,
+    ) -> Result<Acknowledged, SyncError> {
+        let result = self.record(&failed, policy).await;
+        if result.is_err() {
+            self.give_back().await;
+        }
+        result
+    }
+
+    async fn abandon(mut self: Box<Self>) {
+        self.give_back().await;
+    }
+}

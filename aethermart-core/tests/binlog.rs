@@ -1,0 +1,427 @@
+//! Binlog capture against the real server (binlog on, row images and column names, GTIDs):
+//! the same documents as the trigger capture, the stored position, the start refusal, and
+//! writes during a migration.
+
+use crate::support::{self, TestEnv};
+use aethermart_core::config::Config;
+use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId};
+use aethermart_core::orders;
+use aethermart_core::progress::NoProgress;
+use aethermart_core::projection::{Entity, content_hash, document, owned_part};
+use aethermart_core::sync::binlog::{self, GtidPosition};
+use aethermart_core::sync::{
+    BinlogError, BinlogSource, MongoSink, QueueSource, SyncError, SyncOptions, SyncReport, Syncer,
+};
+use futures_util::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::MySqlPool;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+fn options() -> SyncOptions {
+    SyncOptions {
+        batch_size: 100,
+        max_idle_wait: Duration::from_millis(20),
+        backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        ..SyncOptions::default()
+    }
+}
+
+/// The same servers and MariaDB database, another MongoDB database.
+fn other_mongodb(config: &Config, suffix: &str) -> Config {
+    Config {
+        mariadb: config.mariadb.clone(),
+        mongodb: config
+            .mongodb
+            .with_database(&format!("{}{suffix}", config.mongodb.database()))
+            .expect("database name"),
+    }
+}
+
+async fn migrate(config: &Config) {
+    let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
+        .await
+        .unwrap();
+    BulkMigrator::new(config.mariadb.clone(), mongo)
+        .migrate(MigrateOptions::default(), Arc::new(NoProgress))
+        .await
+        .unwrap();
+}
+
+async fn verify_equal(config: &Config) {
+    let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
+        .await
+        .unwrap();
+    let report = BulkMigrator::new(config.mariadb.clone(), mongo)
+        .verify()
+        .await
+        .unwrap();
+    assert!(report.equal(), "stores differ: {report:?}");
+}
+
+async fn binlog_syncer(config: &Config) -> (Syncer, BinlogSource) {
+    let (source, mongo) = BinlogSource::connect(config, &options(), 4)
+        .await
+        .expect("binlog capture starts");
+    let syncer = Syncer::new(
+        Arc::new(source.clone()),
+        Arc::new(MongoSink::new(mongo)),
+        options(),
+    );
+    (syncer, source)
+}
+
+fn follow(syncer: Syncer) -> (watch::Sender<bool>, tokio::task::JoinHandle<SyncReport>) {
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move { syncer.run(support::until_stopped(rx)).await.unwrap() });
+    (tx, task)
+}
+
+/// Every document of every synced collection, by `_id`, as the hash of the part the sync owns.
+async fn documents(config: &Config) -> BTreeMap<(Entity, i64), [u8; 32]> {
+    let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
+        .await
+        .unwrap();
+    let mut all = BTreeMap::new();
+    for entity in Entity::ALL {
+        let mut cursor = mongo
+            .collection::<Document>(entity.collection())
+            .find(doc! {})
+            .await
+            .unwrap();
+        while let Some(d) = cursor.try_next().await.unwrap() {
+            let id = d.get_i64("_id").expect("integer _id");
+            all.insert((entity, id), content_hash(&owned_part(entity, d)));
+        }
+    }
+    all
+}
+
+async fn ids(pool: &MySqlPool, sql: &str) -> Vec<u64> {
+    sqlx::query_scalar(sql).fetch_all(pool).await.unwrap()
+}
+
+/// A random mix of what applications and operators do, from one seed: orders placed and
+/// cancelled, profiles and addresses edited, customers added and removed (addresses go by
+/// cascade), renames of products, services and categories, a category moved, prices and
+/// statuses changed, multi-row transactions, a resync request, a rolled-back transaction.
+async fn random_workload(pool: &MySqlPool, seed: u64, steps: usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let customers = ids(
+        pool,
+        "SELECT customer_id FROM Customers ORDER BY 1 LIMIT 200",
+    )
+    .await;
+    let products = ids(pool, "SELECT product_id FROM Products ORDER BY 1").await;
+    let services = ids(pool, "SELECT service_id FROM Services ORDER BY 1").await;
+    let categories = ids(
+        pool,
+        "SELECT category_id FROM Categories WHERE parent_id IS NOT NULL ORDER BY 1",
+    )
+    .await;
+    let addresses = ids(
+        pool,
+        "SELECT address_id FROM Customer_Addresses ORDER BY 1 LIMIT 200",
+    )
+    .await;
+    let mut orders_placed: Vec<u64> = ids(
+        pool,
+        "SELECT order_id FROM Orders ORDER BY 1 DESC LIMIT 100",
+    )
+    .await;
+    let pick = |rng: &mut StdRng, v: &[u64]| v[rng.random_range(0..v.len())];
+    for step in 0..steps {
+        let run = |sql: String| async move {
+            // Business rules may refuse a random step (stock, a status): that is fine.
+            let _ = sqlx::raw_sql(&sql).execute(pool).await;
+        };
+        match rng.random_range(0..12) {
+            0 | 1 => {
+                let line = NewOrderLine::Product {
+                    product_id: ProductId(pick(&mut rng, &products)),
+                    quantity: rng.random_range(1..3),
+                };
+                if let Ok(placed) =
+                    orders::place_order(pool, CustomerId(pick(&mut rng, &customers)), &[line]).await
+                {
+                    orders_placed.push(placed.order_id.get());
+                }
+            }
+            2 => {
+                let _ = orders::cancel_order(pool, OrderId(pick(&mut rng, &orders_placed))).await;
+            }
+            3 => run(format!(
+                "UPDATE Customers SET phone = '+1 555 {step:04}' WHERE customer_id = {}",
+                pick(&mut rng, &customers)
+            )).await,
+            4 => run(format!(
+                "UPDATE Customer_Addresses SET city = 'Town {step}' WHERE address_id = {}",
+                pick(&mut rng, &addresses)
+            )).await,
+            5 => run(format!(
+                "UPDATE Products SET name = CONCAT(LEFT(name, 80), ' {step}') WHERE product_id = {}",
+                pick(&mut rng, &products)
+            )).await,
+            6 => run(format!(
+                "UPDATE Products SET price = price + 1 WHERE product_id = {}",
+                pick(&mut rng, &products)
+            )).await,
+            7 => run(format!(
+                "UPDATE Services SET name = CONCAT(LEFT(name, 80), ' {step}') WHERE service_id = {}",
+                pick(&mut rng, &services)
+            )).await,
+            8 => {
+                let category = pick(&mut rng, &categories);
+                if rng.random_bool(0.5) {
+                    run(format!("UPDATE Categories SET name = CONCAT(LEFT(name, 60), ' {step}') WHERE category_id = {category}")).await
+                } else {
+                    // A move under a sibling's parent (never under itself).
+                    run(format!(
+                        "UPDATE Categories c JOIN (SELECT parent_id FROM Categories WHERE category_id = {other}) p \
+                         SET c.parent_id = p.parent_id WHERE c.category_id = {category} AND p.parent_id <> {category}",
+                        other = pick(&mut rng, &categories)
+                    )).await
+                }
+            }
+            9 => run(format!(
+                "UPDATE Orders SET status = 'paid' WHERE order_id = {} AND status = 'pending'",
+                pick(&mut rng, &orders_placed)
+            )).await,
+            10 => {
+                // A new customer with an address, then (sometimes) removed again.
+                run(format!(
+                    "START TRANSACTION; \
+                     INSERT INTO Customers (first_name, last_name, email) VALUES ('Ada', 'Step{step}', 'ada{step}.{seed}@example.com'); \
+                     INSERT INTO Customer_Addresses (customer_id, kind, line1, city, postal_code, country) \
+                     VALUES (LAST_INSERT_ID(), 'shipping', '1 Main St', 'Springfield', '12345', 'US'); \
+                     UPDATE Customers SET phone = '+1 555 0000' WHERE customer_id = {}; COMMIT",
+                    pick(&mut rng, &customers)
+                )).await;
+                if rng.random_bool(0.5) {
+                    run(format!("DELETE FROM Customers WHERE email = 'ada{step}.{seed}@example.com'")).await;
+                }
+            }
+            _ => {
+                if rng.random_bool(0.5) {
+                    // An operator's resync request, as `sp_RequestResync` queues it.
+                    run(format!(
+                        "INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES ({}, 'update', 'resync')",
+                        pick(&mut rng, &products)
+                    )).await
+                } else {
+                    run(format!(
+                        "START TRANSACTION; UPDATE Products SET price = price + 100 WHERE product_id = {}; ROLLBACK",
+                        pick(&mut rng, &products)
+                    )).await
+                }
+            }
+        }
+    }
+}
+
+/// Item 2 of the binlog issue: one random mixed workload on one database, captured by the
+/// triggers into one MongoDB database and from the binlog into another, both workers
+/// following while it runs; the end states are identical, document by document, and equal
+/// to MariaDB.
+#[tokio::test]
+async fn binlog_capture_writes_the_same_documents_as_the_triggers() {
+    let (env, pool) = support::generated("binlog_same_docs", 5, 0.02).await;
+    let triggers = env.config.clone();
+    let from_binlog = other_mongodb(&triggers, "_b");
+    // The ratings of products come from the reviews in MongoDB: the same in both.
+    let reviews: Vec<Document> = env
+        .mongo()
+        .await
+        .collection::<Document>(document::REVIEWS)
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let b = aethermart_core::connect::mongodb_database(&from_binlog.mongodb)
+        .await
+        .unwrap();
+    if !reviews.is_empty() {
+        b.collection::<Document>(document::REVIEWS)
+            .insert_many(reviews)
+            .await
+            .unwrap();
+    }
+    migrate(&triggers).await;
+    migrate(&from_binlog).await;
+
+    let (queue_source, mongo) = QueueSource::connect(&triggers, &options(), 4)
+        .await
+        .unwrap();
+    let queue_syncer = Syncer::new(
+        Arc::new(queue_source),
+        Arc::new(MongoSink::new(mongo)),
+        options(),
+    );
+    let (binlog_syncer, source) = binlog_syncer(&from_binlog).await;
+    source.leave_queue_entries();
+    let (stop_q, q) = follow(queue_syncer.clone());
+    let (stop_b, b_task) = follow(binlog_syncer.clone());
+    random_workload(&pool, 17, 400).await;
+    stop_q.send_replace(true);
+    stop_b.send_replace(true);
+    q.await.unwrap();
+    let followed = b_task.await.unwrap();
+    assert!(
+        followed.documents > 0,
+        "the binlog worker wrote while following: {followed:?}"
+    );
+    queue_syncer.drain().await.unwrap();
+    binlog_syncer.drain().await.unwrap();
+
+    verify_equal(&triggers).await;
+    verify_equal(&from_binlog).await;
+    let (a, b) = (documents(&triggers).await, documents(&from_binlog).await);
+    assert!(a.len() > 100, "{} documents", a.len());
+    let differing: Vec<_> = a
+        .iter()
+        .filter(|(k, h)| b.get(k) != Some(h))
+        .map(|(k, _)| *k)
+        .chain(b.keys().filter(|k| !a.contains_key(k)).copied())
+        .take(10)
+        .collect();
+    assert!(differing.is_empty(), "documents differ: {differing:?}");
+    assert_eq!(a.len(), b.len());
+}
+
+/// Item 3: no position → a refusal naming the command; after a migration the worker starts
+/// from the position it recorded, stores its own after applying, and a new worker resumes
+/// there and applies what changed meanwhile.
+#[tokio::test]
+async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its_own() {
+    let (env, pool) = support::seeded("binlog_resume").await;
+    let refused = BinlogSource::connect(&env.config, &options(), 4)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, SyncError::Binlog(BinlogError::NoPosition { .. })),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("aethermart migrate"),
+        "{refused}"
+    );
+
+    migrate(&env.config).await;
+    let mongo = env.mongo().await;
+    let database = env.config.mariadb.database();
+    let recorded = binlog::checkpoint::load(&mongo, database)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.by, "migration");
+
+    sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0101' WHERE customer_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (syncer, source) = binlog_syncer(&env.config).await;
+    let report = syncer.drain().await.unwrap();
+    assert!(report.documents >= 1, "{report:?}");
+    source.flush().await.unwrap();
+    let stored = binlog::checkpoint::load(&mongo, database)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.by, "worker");
+    assert_eq!(
+        stored.epoch, recorded.epoch,
+        "the worker keeps the migration's epoch"
+    );
+    assert_eq!(stored.position, source.checkpoint());
+    assert!(stored.position.covers(&recorded.position));
+    assert_ne!(
+        stored.position, recorded.position,
+        "the position moved past the update"
+    );
+    drop((syncer, source));
+
+    // Changes while no worker runs, then a new worker.
+    sqlx::raw_sql(
+        "UPDATE Products SET price = 77.70 WHERE product_id = 2; \
+         UPDATE Categories SET name = 'Parts' WHERE category_id = 2; \
+         DELETE FROM Customer_Addresses WHERE customer_id = 2",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (syncer, _source) = binlog_syncer(&env.config).await;
+    syncer.drain().await.unwrap();
+    verify_equal(&env.config).await;
+    let product = mongo
+        .collection::<Document>("products")
+        .find_one(doc! { "_id": 1_i64 })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        format!("{product}").contains("Parts"),
+        "a renamed category reaches the products below it: {product}"
+    );
+}
+
+/// Item 4: writes during the migration are never lost: the capture starts from the position
+/// of the migration's snapshot.
+#[tokio::test]
+async fn writes_during_a_migration_reach_mongodb_under_binlog_capture() {
+    let (env, pool) = support::generated("binlog_during_migration", 9, 0.02).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                sqlx::raw_sql(&format!(
+                    "UPDATE Customers SET phone = '+1 555 {n:05}' WHERE customer_id = {c}; \
+                     UPDATE Products SET price = price + 1 WHERE product_id = {p}",
+                    c = n % 150 + 1,
+                    p = n % 40 + 1
+                ))
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    migrate(&env.config).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.await.unwrap();
+    assert!(writes > 10, "{writes} writes");
+    let (syncer, _source) = binlog_syncer(&env.config).await;
+    syncer.drain().await.unwrap();
+    verify_equal(&env.config).await;
+}
+
+/// A position is a GTID list; the migration's snapshot position is a real one.
+#[tokio::test]
+async fn the_snapshot_position_is_where_the_server_is() {
+    let env = TestEnv::new("binlog_snapshot_position").await;
+    let pool = env.pool().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let position = binlog::checkpoint::snapshot_position(&mut conn)
+        .await
+        .unwrap()
+        .expect("the local server writes a binlog");
+    let now: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let now: GtidPosition = now.parse().unwrap();
+    assert!(now.covers(&position), "{now} covers {position}");
+}
