@@ -3,6 +3,7 @@
 //! prints the result, and this file dispatches and picks the exit code.
 
 mod bench;
+mod capture;
 mod cluster;
 mod generate;
 mod lineage;
@@ -70,6 +71,7 @@ async fn run(command: Command) -> Result<u8, Error> {
         Command::Quality(command) => quality::run(command).await,
         Command::Security(command) => security::run(command).await,
         Command::Sync(command) => sync::run(command).await,
+        Command::Capture(command) => capture::run(command).await,
         Command::Cluster(command) => cluster::run(command).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Completions { shell } => {

@@ -85,6 +85,16 @@ pub enum Command {
     /// Inspect the real-time sync (the worker itself is `aethermart-worker`).
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Show or switch how changes are captured: triggers (queues in MariaDB) or binlog.
+    ///
+    /// The capture is a property of the database, recorded in sync_settings; workers follow it
+    /// (and stop when it is switched under them). Switching loses no change while writes go on.
+    /// Binlog capture needs a server with log_bin, binlog_format=ROW, binlog_row_image=FULL,
+    /// binlog_row_metadata=FULL, and a recorded position (`aethermart migrate` records one).
+    ///
+    /// Example: aethermart capture set binlog
+    #[command(subcommand)]
+    Capture(CaptureCommand),
     /// A MariaDB cluster (Galera nodes, or a primary and replicas): node states, network rules.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -146,6 +156,28 @@ pub struct MigrateArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CaptureCommand {
+    /// Print the database's capture.
+    Show {
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch the capture (as the administrator). To binlog: records the current GTID position
+    /// as where binlog capture starts and turns what the triggers queued into requests; to
+    /// triggers: queues what changed since the binlog position stored. Workers of the other
+    /// capture stop at their next batch (exit 1; restart them).
+    Set {
+        /// The capture to switch to.
+        #[arg(value_parser = ["binlog", "triggers"])]
+        capture: String,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]

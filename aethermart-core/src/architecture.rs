@@ -43,7 +43,8 @@ fn code_of(path: &Path) -> String {
         .join("\n")
 }
 
-/// Every `.rs` file under `dir`, with the module it belongs to (`top` or `top::sub`).
+/// Every `.rs` file under `dir`, with the module it belongs to (`top` or `top::sub`; the files
+/// of a deeper module belong to its `top::sub`).
 fn files(src: &Path) -> Vec<(String, std::path::PathBuf)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(src).unwrap().flatten() {
@@ -53,6 +54,13 @@ fn files(src: &Path) -> Vec<(String, std::path::PathBuf)> {
             for sub in std::fs::read_dir(&path).unwrap().flatten() {
                 let sub_path = sub.path();
                 let sub_name = sub_path.file_stem().unwrap().to_string_lossy().into_owned();
+                if sub_path.is_dir() {
+                    // A deeper module counts as one submodule: its files, its parts.
+                    for file in std::fs::read_dir(&sub_path).unwrap().flatten() {
+                        out.push((format!("{name}::{sub_name}"), file.path()));
+                    }
+                    continue;
+                }
                 let module = if sub_name == "mod" {
                     name.clone()
                 } else {

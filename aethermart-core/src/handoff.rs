@@ -21,10 +21,11 @@ pub fn key_slot_sql(entity_index: usize, key_column: &str) -> String {
     )
 }
 
-/// Takes the handoff row in a claim's transaction: one row when no migration runs, none while
-/// one does.
-pub const CLAIM_HANDOFF: &str =
-    "SELECT id FROM sync_handoff WHERE id = 1 LOCK IN SHARE MODE SKIP LOCKED";
+/// Takes the handoff row in a claim's transaction: one row when no migration runs (with the
+/// database's capture, `triggers` or `binlog`, and its name, as read after the lock: a capture switch holds
+/// the row while it changes it), none while one does.
+pub const CLAIM_HANDOFF: &str = "SELECT id, (SELECT capture FROM sync_settings WHERE id = 1), DATABASE() \
+     FROM sync_handoff WHERE id = 1 LOCK IN SHARE MODE SKIP LOCKED";
 
 /// Takes the handoff row for a migration: waits at most this many seconds for batches in
 /// flight (and fails if another migration holds it).

@@ -174,6 +174,7 @@ pub fn worker_grants(database: &str) -> Vec<(String, String)> {
         .chain(&[
             "sync_key_slots",
             "sync_handoff",
+            "sync_settings",
             "v_sync_queue_status",
             "v_sync_dead_letters",
         ])

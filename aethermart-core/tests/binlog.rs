@@ -11,7 +11,8 @@ use aethermart_core::progress::NoProgress;
 use aethermart_core::projection::{Entity, content_hash, document, owned_part};
 use aethermart_core::sync::binlog::{self, GtidPosition};
 use aethermart_core::sync::{
-    BinlogError, BinlogSource, MongoSink, QueueSource, SyncError, SyncOptions, SyncReport, Syncer,
+    BinlogError, BinlogSource, Capture, MongoSink, QueueSource, SyncError, SyncOptions, SyncReport,
+    Syncer, capture,
 };
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -266,7 +267,7 @@ async fn binlog_capture_writes_the_same_documents_as_the_triggers() {
         options(),
     );
     let (binlog_syncer, source) = binlog_syncer(&from_binlog).await;
-    source.leave_queue_entries();
+    source.shadow();
     let (stop_q, q) = follow(queue_syncer.clone());
     let (stop_b, b_task) = follow(binlog_syncer.clone());
     random_workload(&pool, 17, 400).await;
@@ -314,6 +315,9 @@ async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its
         "{refused}"
     );
 
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
     migrate(&env.config).await;
     let mongo = env.mongo().await;
     let database = env.config.mariadb.database();
@@ -377,6 +381,9 @@ async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its
 #[tokio::test]
 async fn writes_during_a_migration_reach_mongodb_under_binlog_capture() {
     let (env, pool) = support::generated("binlog_during_migration", 9, 0.02).await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (pool, stop) = (pool.clone(), stop.clone());
@@ -424,4 +431,189 @@ async fn the_snapshot_position_is_where_the_server_is() {
         .unwrap();
     let now: GtidPosition = now.parse().unwrap();
     assert!(now.covers(&position), "{now} covers {position}");
+}
+
+/// Item 6: under binlog capture the triggers queue nothing (the stock part stays), the
+/// setting is the administrator's alone (the worker and application accounts are refused and
+/// nothing changes), and a worker of the other capture is refused at start.
+#[tokio::test]
+async fn under_binlog_capture_the_triggers_queue_nothing_and_only_the_admin_switches() {
+    use aethermart_core::security;
+    let (env, pool) = support::seeded("binlog_setting").await;
+    migrate(&env.config).await;
+    let switched = capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        (switched.from, switched.to),
+        (Capture::Triggers, Capture::Binlog)
+    );
+    assert_eq!(capture::current(&pool).await.unwrap(), Capture::Binlog);
+    let placed = orders::place_order(
+        &pool,
+        CustomerId(1),
+        &[NewOrderLine::Product {
+            product_id: ProductId(1),
+            quantity: 2,
+        }],
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "UPDATE Customers SET phone = '+1 555 0199' WHERE customer_id = 2; \
+         UPDATE Categories SET name = 'Kit' WHERE category_id = 2",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        support::queued(&pool).await,
+        0,
+        "no queue row on the write path"
+    );
+    assert_eq!(
+        support::stock(&pool, 1).await,
+        8,
+        "the order took its stock"
+    );
+    let refused = QueueSource::connect(&env.config, &options(), 4)
+        .await
+        .unwrap()
+        .0;
+    let refused = Syncer::new(
+        Arc::new(refused),
+        Arc::new(MongoSink::new(env.mongo().await)),
+        options(),
+    )
+    .drain()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            SyncError::CaptureMismatch {
+                mine: "triggers",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let wrong = capture::resolve(&env.config, Some(Capture::Triggers))
+        .await
+        .unwrap_err();
+    assert!(wrong.to_string().contains("--capture"), "{wrong}");
+    let (syncer, _source) = binlog_syncer(&env.config).await;
+    syncer.drain().await.unwrap();
+    verify_equal(&env.config).await;
+    let order = env
+        .mongo()
+        .await
+        .collection::<Document>("orders")
+        .find_one(doc! { "_id": placed.order_id.get() as i64 })
+        .await
+        .unwrap();
+    assert!(
+        order.is_some(),
+        "the order placed under binlog capture reached MongoDB"
+    );
+
+    // The attack: the worker and the application accounts try to switch it back.
+    let passwords = support::passwords();
+    security::apply(&env.config.mariadb, &passwords)
+        .await
+        .unwrap();
+    for (user, password) in [
+        (security::WORKER_USER, passwords.worker().clone()),
+        ("maria", passwords.maria().clone()),
+    ] {
+        let login = env.config.mariadb.with_login(user, password);
+        let mut conn = aethermart_core::connect::node_connection(&login, true)
+            .await
+            .unwrap();
+        let tried = sqlx::query("UPDATE sync_settings SET capture = 'triggers' WHERE id = 1")
+            .execute(&mut conn)
+            .await;
+        assert!(
+            matches!(support::errno_of(tried), 1142),
+            "{user} must not write the setting"
+        );
+    }
+    assert_eq!(capture::current(&pool).await.unwrap(), Capture::Binlog);
+}
+
+/// Item 6: switching to binlog and back while writes go on loses no change; the worker of
+/// the old capture stops at its next batch.
+#[tokio::test]
+async fn switching_the_capture_both_ways_under_writes_loses_no_change() {
+    let (env, pool) = support::generated("binlog_switch", 13, 0.02).await;
+    migrate(&env.config).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let line = NewOrderLine::Product {
+                    product_id: ProductId(n % 40 + 1),
+                    quantity: 1,
+                };
+                let _ = orders::place_order(&pool, CustomerId(n % 150 + 1), &[line]).await;
+                sqlx::raw_sql(&format!(
+                    "UPDATE Customers SET phone = '+1 555 {n:05}' WHERE customer_id = {c}; \
+                     UPDATE Products SET price = price + 1 WHERE product_id = {p}",
+                    c = n % 150 + 1,
+                    p = n % 40 + 1
+                ))
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            n
+        })
+    };
+    let queue_syncer = |config: Config| async move {
+        let (source, mongo) = QueueSource::connect(&config, &options(), 4).await.unwrap();
+        Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
+    };
+    let (_keep, rx) = watch::channel(false);
+    let run = |syncer: Syncer| {
+        let rx = rx.clone();
+        tokio::spawn(async move { syncer.run(support::until_stopped(rx)).await })
+    };
+    let triggers = run(queue_syncer(env.config.clone()).await);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let to_binlog = capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    let stopped = triggers.await.unwrap().unwrap_err();
+    assert!(
+        matches!(stopped, SyncError::CaptureMismatch { .. }),
+        "{stopped}"
+    );
+    let (binlog_syncer, _source) = binlog_syncer(&env.config).await;
+    let binlog = run(binlog_syncer);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let to_triggers = capture::switch(&env.config, Capture::Triggers, "test")
+        .await
+        .unwrap();
+    assert!(
+        to_triggers.requeued > 0 || to_binlog.requeued > 0,
+        "{to_binlog:?} {to_triggers:?}"
+    );
+    let stopped = binlog.await.unwrap().unwrap_err();
+    assert!(
+        matches!(stopped, SyncError::CaptureMismatch { mine: "binlog", .. }),
+        "{stopped}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.await.unwrap();
+    assert!(writes > 20, "{writes} writes");
+    queue_syncer(env.config.clone())
+        .await
+        .drain()
+        .await
+        .unwrap();
+    verify_equal(&env.config).await;
 }

@@ -3,10 +3,12 @@
 //! A thin shell around [`aethermart_core::sync::Syncer`]: configuration from the environment,
 //! signals, logs, and the metrics endpoint.
 
+use aethermart_core::cluster::ClusterPool;
 use aethermart_core::config::Config;
 use aethermart_core::projection::Entity;
 use aethermart_core::sync::{
-    MongoSink, Probes, QueueSource, ReviewFollower, SyncArgs, SyncError, Syncer, serve_http,
+    BinlogSource, Capture, MongoSink, Probes, QueueSource, ReviewFollower, Source, SyncArgs,
+    SyncError, Syncer, capture, serve_http,
 };
 use clap::Parser;
 use std::process::ExitCode;
@@ -14,9 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// AetherMart sync worker: applies the changes queued in MariaDB (by the capture triggers) to
-/// MongoDB, and follows the change stream of MongoDB's reviews to keep the products' ratings
-/// fresh. Several workers may run at once; they share the queues.
+/// AetherMart sync worker: applies the changes captured in MariaDB to MongoDB, and follows the
+/// change stream of MongoDB's reviews to keep the products' ratings fresh.
+///
+/// The capture is the database's (`aethermart capture show|set`): with `triggers` the worker
+/// applies the queues the triggers fill, and several workers may share them; with `binlog` it
+/// follows the server's binary log as a replica (one worker per database) and stores its GTID
+/// position in MongoDB. A worker whose capture is switched under it stops (exit 1).
 ///
 /// Environment (every flag below also has its variable, shown with it):
 ///   AETHERMART_MARIADB_URL      mysql://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?ssl-mode=...]
@@ -52,6 +58,11 @@ struct Args {
     /// The loop's options (each also from its AETHERMART_SYNC_* variable).
     #[command(flatten)]
     sync: SyncArgs,
+    /// The capture this worker is for: auto (the database's), triggers or binlog (refused
+    /// when the database's differs).
+    #[arg(long, env = "AETHERMART_CAPTURE", default_value = "auto",
+          value_parser = ["auto", "triggers", "binlog"])]
+    capture: String,
     /// Do not follow the change stream of `reviews` (product ratings then refresh only when a
     /// product changes in MariaDB). For MongoDB deployments without change streams.
     #[arg(long, env = "AETHERMART_NO_REVIEW_STREAM")]
@@ -107,28 +118,43 @@ async fn run(args: Args) -> Result<(), Failure> {
     let config = Config::from_env().map_err(|e| start(&e))?;
     let options = args.sync.options();
     let queues = Entity::ALL.len();
-    let (source, mongo) = QueueSource::connect(&config, &options, queues)
+    let wanted = args.capture.parse::<Capture>().ok();
+    let capture = capture::resolve(&config, wanted)
         .await
         .map_err(|e| start(&e))?;
-    tracing::info!(mariadb = %config.mariadb, mongodb = %config.mongodb, "both stores reachable");
+    let (source, mongo, pool, binlog): (Arc<dyn Source>, _, ClusterPool, _) = match capture {
+        Capture::Triggers => {
+            let (source, mongo) = QueueSource::connect(&config, &options, queues)
+                .await
+                .map_err(|e| start(&e))?;
+            let pool = source.pool().clone();
+            (Arc::new(source), mongo, pool, None)
+        }
+        Capture::Binlog => {
+            let (source, mongo) = BinlogSource::connect(&config, &options, queues)
+                .await
+                .map_err(|e| start(&e))?;
+            let pool = source.pool();
+            (Arc::new(source.clone()), mongo, pool, Some(source))
+        }
+    };
+    tracing::info!(mariadb = %config.mariadb, mongodb = %config.mongodb, %capture, "both stores reachable");
     if args.check {
         return Ok(());
     }
-    let pool = source.pool().clone();
     let probes = Probes::new(
         pool.clone(),
         config.mariadb.endpoint(),
         mongo.clone(),
         config.mongodb.endpoint(),
     );
-    let syncer = Syncer::new(
-        Arc::new(source),
-        Arc::new(MongoSink::new(mongo.clone())),
-        options,
-    );
+    let syncer = Syncer::new(source, Arc::new(MongoSink::new(mongo.clone())), options);
     let started = Instant::now();
     if args.once {
         let report = syncer.drain().await.map_err(Failure::Sync)?;
+        if let Some(binlog) = &binlog {
+            binlog.flush().await.map_err(Failure::Sync)?;
+        }
         tracing::info!(
             changes = report.changes,
             documents = report.documents,
@@ -205,6 +231,11 @@ async fn run(args: Args) -> Result<(), Failure> {
         if let Err(e) = reviews.await {
             tracing::error!(error = %e, "the review stream's task ended abnormally");
         }
+    }
+    if let Some(binlog) = &binlog
+        && let Err(e) = binlog.flush().await
+    {
+        tracing::warn!(error = %e, "storing the binlog position at exit failed (a restart replays a little more)");
     }
     let report = result.map_err(Failure::Sync)?;
     tracing::info!(

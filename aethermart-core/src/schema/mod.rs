@@ -107,6 +107,11 @@ pub static VERSIONS: &[SchemaVersion] = &[
         description: "review stream: where the workers' change stream on reviews stands",
         sql: include_str!("../../sql/0014_review_stream.sql"),
     },
+    SchemaVersion {
+        version: 15,
+        description: "choosing the capture: triggers or binlog, a setting the capture triggers read",
+        sql: include_str!("../../sql/0015_capture_choice.sql"),
+    },
 ];
 
 /// Where one script stands in a database.

@@ -27,6 +27,7 @@
 #[cfg(feature = "cli")]
 mod args;
 pub mod binlog;
+pub mod capture;
 mod http;
 mod metrics;
 mod mongo_sink;
@@ -44,6 +45,7 @@ mod tests;
 #[cfg(feature = "cli")]
 pub use args::SyncArgs;
 pub use binlog::{BinlogError, BinlogSource};
+pub use capture::Capture;
 pub use http::{HEALTHY_POLL_AGE, Probes, READY_WRITE_WINDOW, serve_http};
 pub use metrics::{QueueLine, RecentError, Sample, Snapshot, SyncMetrics};
 pub use mongo_sink::MongoSink;
@@ -306,6 +308,21 @@ pub enum SyncError {
         /// Why.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The database's capture is not this worker's (it was switched, or the worker was
+    /// started with the other one): the worker stops rather than write beside the other.
+    #[error(
+        "the capture of database {database} is {capture:?}, not {mine}: this worker stops; start \
+         the worker without --capture (it follows the database's setting) or switch with \
+         `aethermart capture set {mine}`"
+    )]
+    CaptureMismatch {
+        /// The database.
+        database: String,
+        /// Its capture.
+        capture: String,
+        /// This worker's.
+        mine: &'static str,
     },
     /// Binlog capture failed.
     #[error(transparent)]

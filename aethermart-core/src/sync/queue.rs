@@ -165,13 +165,24 @@ impl Source for QueueSource {
         let queue = entity.queue_table();
         let busy = &self.busy[entity.index()];
         let cluster = self.mariadb.server().is_some();
-        // An idle queue costs one primary-key read, no transaction.
+        // An idle queue costs two primary-key reads, no transaction (and an idle worker learns
+        // that the capture was switched under it).
         if !busy.load(Ordering::Relaxed) {
-            let any: Option<u64> =
-                sqlx::query_scalar(&format!("SELECT queue_id FROM {queue} LIMIT 1"))
-                    .fetch_optional(self.mariadb.pool())
-                    .await
-                    .map_err(db_err("polling the queue"))?;
+            let (any, capture, database): (Option<u64>, Option<String>, String) =
+                sqlx::query_as(&format!(
+                    "SELECT (SELECT queue_id FROM {queue} LIMIT 1), \
+                     (SELECT capture FROM sync_settings WHERE id = 1), DATABASE()"
+                ))
+                .fetch_one(self.mariadb.pool())
+                .await
+                .map_err(db_err("polling the queue"))?;
+            if capture.as_deref() != Some("triggers") {
+                return Err(SyncError::CaptureMismatch {
+                    database,
+                    capture: capture.unwrap_or_default(),
+                    mine: "triggers",
+                });
+            }
             if any.is_none() {
                 return Ok(None);
             }
@@ -225,9 +236,22 @@ impl Source for QueueSource {
         let results = sqlx::Executor::fetch_all(&mut **conn, sql.as_str())
             .await
             .map_err(db_err("claiming queue entries"))?;
-        // The handoff row has one column, claimed entries more.
-        let handoff_free = results.first().is_some_and(|r| r.len() == 1);
-        let rows: Vec<&sqlx::mysql::MySqlRow> = results.iter().filter(|r| r.len() > 1).collect();
+        // The handoff row has three columns (the id, the capture, the database), claimed
+        // entries more.
+        let handoff = results.first().filter(|r| r.len() == 3);
+        let handoff_free = handoff.is_some();
+        if let Some(row) = handoff {
+            let capture: Option<String> = row.try_get(1).map_err(db_err("reading the capture"))?;
+            if capture.as_deref() != Some("triggers") {
+                claim.finish().await;
+                return Err(SyncError::CaptureMismatch {
+                    database: row.try_get(2).unwrap_or_default(),
+                    capture: capture.unwrap_or_default(),
+                    mine: "triggers",
+                });
+            }
+        }
+        let rows: Vec<&sqlx::mysql::MySqlRow> = results.iter().filter(|r| r.len() > 3).collect();
         let mut entries = Vec::with_capacity(rows.len());
         let mut busy_keys = std::collections::HashSet::new();
         let mut lag_micros: i64 = 0;

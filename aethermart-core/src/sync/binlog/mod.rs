@@ -234,8 +234,8 @@ struct State {
     deletable: [u64; 4],
     /// A server position the reader must reach before it counts as caught up.
     catch_up: Option<GtidPosition>,
-    /// Applied queue entries are deleted (not when running beside trigger capture).
-    clean_queues: bool,
+    /// Running beside trigger capture (see [`BinlogSource::shadow`]).
+    shadow: bool,
 }
 
 /// The source's background tasks, stopped with the last clone.
@@ -291,7 +291,7 @@ impl BinlogSource {
                 queue_entries: BTreeMap::new(),
                 deletable: [0; 4],
                 catch_up: None,
-                clean_queues: true,
+                shadow: false,
             }),
             settled: Notify::new(),
             restart: Notify::new(),
@@ -315,16 +315,22 @@ impl BinlogSource {
         ))
     }
 
-    /// Leaves the sync queues alone: for binlog capture running beside trigger capture on the
-    /// same database (into another MongoDB database, e.g. to compare the two before
-    /// switching), whose workers own the queue entries.
-    pub fn leave_queue_entries(&self) {
-        self.inner.lock().clean_queues = false;
+    /// Shadow mode: binlog capture beside trigger capture on the same database, into another
+    /// MongoDB database (e.g. to compare the two before switching). The source then runs
+    /// whatever the database's capture is and leaves the sync queues to the trigger capture's
+    /// workers.
+    pub fn shadow(&self) {
+        self.inner.lock().shadow = true;
     }
 
     /// Stores the checkpoint now (e.g. before the worker exits).
     pub async fn flush(&self) -> Result<(), SyncError> {
         store_checkpoint(&self.inner, &mut None).await
+    }
+
+    /// The MariaDB pool the source reads rows through (one server).
+    pub fn pool(&self) -> crate::cluster::ClusterPool {
+        self.inner.pool.clone().into()
     }
 
     /// The position after the last transaction read.
@@ -352,7 +358,7 @@ fn replica_server_id() -> u32 {
 }
 
 /// Refuses a server that does not write what binlog capture reads.
-async fn check_settings(pool: &MySqlPool, endpoint: &str) -> Result<(), SyncError> {
+pub(crate) async fn check_settings(pool: &MySqlPool, endpoint: &str) -> Result<(), SyncError> {
     let row: (i64, String, String, String) = sqlx::query_as(
         "SELECT CAST(@@log_bin AS SIGNED), @@binlog_format, @@binlog_row_image, @@binlog_row_metadata",
     )
@@ -481,15 +487,25 @@ async fn oldest_position(pool: &MySqlPool) -> String {
     }
 }
 
-/// Takes one transaction in: its documents (queries for the fan-outs that need one, retried
-/// until they succeed: a transaction is never dropped) into the tracker.
-async fn take_in(inner: &Inner, generation: u64, t: Transaction) {
-    if let Some(ddl) = &t.ddl {
-        tracing::info!(statement = %ddl, "DDL in the binlog");
-    }
+/// What one transaction means for the sync.
+struct Effects {
+    /// The documents it affects.
+    keys: BTreeSet<(Entity, u64)>,
+    /// Its last row in a known table, for the visibility wait.
+    barrier: Option<(&'static str, &'static str, u64)>,
+    /// Per entity, the newest sync queue entry it inserted (0: none).
+    queue_ids: [u64; 4],
+}
+
+/// The effects of `t`: its documents, with the queries of the fan-outs that need one retried
+/// while the error is transient (a transaction is never dropped).
+async fn effects(pool: &MySqlPool, t: &Transaction) -> Result<Effects, BinlogError> {
     let mut targets = Vec::new();
-    let mut queue_ids = [0u64; 4];
-    let mut barrier = None;
+    let mut effects = Effects {
+        keys: BTreeSet::new(),
+        barrier: None,
+        queue_ids: [0; 4],
+    };
     for change in &t.changes {
         fanout::targets(change, &mut targets);
         if let Some((table, column)) = key_column(&change.table)
@@ -499,27 +515,26 @@ async fn take_in(inner: &Inner, generation: u64, t: Transaction) {
                 .or(change.before.as_ref())
                 .and_then(|i| i.id(column))
         {
-            barrier = Some((table, column, id));
+            effects.barrier = Some((table, column, id));
             if let Some(e) = Entity::ALL.into_iter().find(|e| e.queue_table() == table) {
-                queue_ids[e.index()] = queue_ids[e.index()].max(id);
+                effects.queue_ids[e.index()] = effects.queue_ids[e.index()].max(id);
             }
         }
     }
-    let mut keys: BTreeSet<(Entity, u64)> = BTreeSet::new();
     let mut queries = Vec::new();
     for target in targets {
         match target {
             Target::Key(e, k) => {
-                keys.insert((e, k));
+                effects.keys.insert((e, k));
             }
             other => queries.push(other),
         }
     }
     let mut backoff = Duration::from_millis(50);
     while !queries.is_empty() {
-        match expand(&inner.pool, &queries).await {
+        match expand(pool, &queries).await {
             Ok(found) => {
-                keys.extend(found);
+                effects.keys.extend(found);
                 break;
             }
             Err(e) if crate::retry::mariadb_idempotent(&e) => {
@@ -527,26 +542,80 @@ async fn take_in(inner: &Inner, generation: u64, t: Transaction) {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(e) => {
-                let e = BinlogError::Expand(e.to_string());
-                tracing::error!(error = %e, "binlog capture stopped");
-                inner.lock().fatal = Some(e);
-                return;
-            }
+            Err(e) => return Err(BinlogError::Expand(e.to_string())),
         }
     }
+    Ok(effects)
+}
+
+/// Takes one transaction in: its documents into the tracker.
+async fn take_in(inner: &Inner, generation: u64, t: Transaction) {
+    if let Some(ddl) = &t.ddl {
+        tracing::info!(statement = %ddl, "DDL in the binlog");
+    }
+    let effects = match effects(&inner.pool, &t).await {
+        Ok(effects) => effects,
+        Err(e) => {
+            tracing::error!(error = %e, "binlog capture stopped");
+            inner.lock().fatal = Some(e);
+            return;
+        }
+    };
     let mut s = inner.lock();
     if s.generation != generation {
         return;
     }
-    let seq_of_this = s.tracker.next_seq();
-    s.tracker.record(t.position, t.read_at, keys);
-    if barrier.is_some() {
-        s.barrier = barrier;
+    let seq = s.tracker.next_seq();
+    s.tracker.record(t.position, t.read_at, effects.keys);
+    if effects.barrier.is_some() {
+        s.barrier = effects.barrier;
     }
-    if queue_ids.iter().any(|&id| id > 0) {
-        s.queue_entries.insert(seq_of_this, queue_ids);
+    if effects.queue_ids.iter().any(|&id| id > 0) {
+        s.queue_entries.insert(seq, effects.queue_ids);
     }
+}
+
+/// The documents changed by the transactions after `from` up to `to` (used when switching
+/// back to trigger capture: they are queued). Reads as a replica, like the source.
+pub(crate) async fn changed_keys(
+    config: &crate::config::Config,
+    pool: &MySqlPool,
+    from: GtidPosition,
+    to: GtidPosition,
+) -> Result<BTreeSet<(Entity, u64)>, SyncError> {
+    let mut keys = BTreeSet::new();
+    if from.covers(&to) {
+        return Ok(keys);
+    }
+    let reader = Reader {
+        opts: config.mariadb.replication_options(),
+        endpoint: config.mariadb.endpoint(),
+        database: config.mariadb.database().to_owned(),
+        server_id: replica_server_id(),
+    };
+    let (tx, mut rx) = mpsc::channel::<Received>(4096);
+    let consume = async {
+        while let Some(received) = rx.recv().await {
+            if let Received::Transaction(t) = received {
+                keys.extend(effects(pool, &t).await?.keys);
+                if t.position.covers(&to) {
+                    return Ok::<_, BinlogError>(());
+                }
+            }
+        }
+        Ok(())
+    };
+    let read = async move {
+        let tx = tx;
+        reader.follow(from, &tx).await
+    };
+    tokio::select! {
+        done = consume => done?,
+        failed = read => {
+            failed?;
+        }
+    }
+    Ok(keys)
 }
 
 /// The documents of the fan-outs that need a query.
@@ -664,7 +733,7 @@ async fn store_checkpoint(inner: &Inner, last: &mut Option<GtidPosition>) -> Res
             }
         }
         let deletable = std::mem::take(&mut s.deletable);
-        if !s.clean_queues {
+        if s.shadow {
             return Ok(());
         }
         deletable
@@ -697,13 +766,13 @@ impl Source for BinlogSource {
         limit: u32,
     ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError> {
         let inner = &self.inner;
-        let (claimed, generation, barrier) = {
+        let (claimed, generation, barrier, shadow) = {
             let mut s = inner.lock();
             if let Some(e) = &s.fatal {
                 return Err(e.clone().into());
             }
             let claimed = s.tracker.claim(entity, limit as usize, Instant::now());
-            (claimed, s.generation, s.barrier)
+            (claimed, s.generation, s.barrier, s.shadow)
         };
         let Some(claimed) = claimed else {
             return Ok(None);
@@ -734,10 +803,20 @@ impl Source for BinlogSource {
         .await
         .map_err(db_err("taking the handoff row"))?;
         batch.conn = Some(conn);
-        if results.is_empty() {
+        let Some(handoff) = results.first() else {
             tracing::debug!(%entity, "an initial migration is running: sync paused");
             batch.give_back().await;
             return Ok(None);
+        };
+        let capture: Option<String> =
+            sqlx::Row::try_get(handoff, 1).map_err(db_err("reading the capture"))?;
+        if capture.as_deref() != Some("binlog") && !shadow {
+            batch.give_back().await;
+            return Err(SyncError::CaptureMismatch {
+                database: inner.database.clone(),
+                capture: capture.unwrap_or_default(),
+                mine: "binlog",
+            });
         }
         // The last transaction read is visible once its row lock is free (commits become
         // visible in binlog order, so every earlier one is too).

@@ -1,0 +1,246 @@
+//! Choosing the capture: a property of the database (`sync_settings`, schema version 15), set
+//! by the administrator, read by the workers.
+//!
+//! - [`Capture::Triggers`]: triggers queue the key of every change in the writer's transaction
+//!   ([`super::QueueSource`]). Works everywhere, a Galera cluster included.
+//! - [`Capture::Binlog`]: the workers follow the binary log ([`super::BinlogSource`]); the
+//!   triggers' capture part does no work, so writers pay nothing for the sync.
+//!
+//! [`switch`] changes it while writes go on, losing no change: it takes the handoff row (so no
+//! batch of either capture is in flight) and the setting row (a trigger reads the setting with
+//! a shared lock, so the switch waits for every transaction that read the old value). To
+//! binlog: it records the current GTID position as where binlog capture starts (a new epoch)
+//! and turns the entries the triggers had queued into requests the binlog reader sees. To
+//! triggers: it reads the binlog from the stored position and queues the keys of what changed
+//! since, in the switch's own transaction. A worker of the other capture stops at its next
+//! claim with [`super::SyncError::CaptureMismatch`].
+
+use super::SyncError;
+use super::binlog::{self, GtidPosition};
+use crate::config::Config;
+use crate::projection::Entity;
+use sqlx::MySqlPool;
+use std::fmt;
+use std::str::FromStr;
+
+/// How changes are captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capture {
+    /// Triggers queue the keys in the writer's transaction.
+    Triggers,
+    /// The workers follow the binary log.
+    Binlog,
+}
+
+impl Capture {
+    /// The name in `sync_settings` and on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Triggers => "triggers",
+            Self::Binlog => "binlog",
+        }
+    }
+}
+
+impl fmt::Display for Capture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Capture {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "triggers" => Ok(Self::Triggers),
+            "binlog" => Ok(Self::Binlog),
+            other => Err(format!(
+                "unknown capture {other:?}: expected binlog or triggers"
+            )),
+        }
+    }
+}
+
+/// The capture of the pool's database.
+pub async fn current(pool: &MySqlPool) -> Result<Capture, SyncError> {
+    let name: Option<String> = sqlx::query_scalar("SELECT capture FROM sync_settings WHERE id = 1")
+        .fetch_optional(pool)
+        .await
+        .map_err(|source| SyncError::MariaDb {
+            step: "reading the capture (sync_settings)",
+            source,
+        })?;
+    Ok(name
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(Capture::Triggers))
+}
+
+/// The capture a worker runs: the database's, refused when the worker was started for the
+/// other one (`wanted`).
+pub async fn resolve(config: &Config, wanted: Option<Capture>) -> Result<Capture, SyncError> {
+    let pool =
+        crate::cluster::writable_pool(&config.mariadb, crate::connect::PoolSize { max: 1 }).await?;
+    let now = current(&pool).await;
+    pool.close().await;
+    let now = now?;
+    match wanted {
+        Some(w) if w != now => Err(SyncError::CaptureMismatch {
+            database: config.mariadb.database().to_owned(),
+            capture: now.name().to_owned(),
+            mine: w.name(),
+        }),
+        _ => Ok(now),
+    }
+}
+
+/// What a switch did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Switched {
+    /// The capture before.
+    pub from: Capture,
+    /// The capture now.
+    pub to: Capture,
+    /// To binlog: where binlog capture starts; to triggers: where the binlog was read to.
+    pub position: Option<String>,
+    /// Keys queued as requests (entries the triggers had queued, or changes read from the
+    /// binlog since the stored position).
+    pub requeued: u64,
+}
+
+/// The tables whose capture triggers write queue entries (named in their `source_table`).
+const CAPTURED: &str = "'Customers', 'Customer_Addresses', 'Orders', 'Order_Items', 'Products', \
+                        'Services', 'Categories'";
+
+/// Switches the capture of `config`'s database to `to` (see the module documentation); `by`
+/// names who did it in `sync_settings`. Switching to the capture in place changes nothing.
+pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, SyncError> {
+    let db_err = |step: &'static str| move |source| SyncError::MariaDb { step, source };
+    if config.mariadb.is_cluster() && to == Capture::Binlog {
+        return Err(binlog::BinlogError::Cluster {
+            endpoint: config.mariadb.endpoint(),
+        }
+        .into());
+    }
+    let pool =
+        crate::connect::node_pool(&config.mariadb, crate::connect::PoolSize { max: 2 }).await?;
+    if to == Capture::Binlog {
+        binlog::check_settings(&pool, &config.mariadb.endpoint()).await?;
+    }
+    let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
+    let database = config.mariadb.database();
+    let mut conn = pool.acquire().await.map_err(db_err("connecting"))?;
+    // The requeue below must see every entry committed before it.
+    sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err("starting the switch"))?;
+    let mut tx = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(db_err("starting the switch"))?;
+    // No batch of either capture in flight from here on.
+    sqlx::query(crate::handoff::MIGRATION_HANDOFF)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err(
+            "taking the handoff row (a migration or a long batch may hold it)",
+        ))?;
+    // Every transaction that read the old setting has ended once this returns.
+    let from: String =
+        sqlx::query_scalar("SELECT capture FROM sync_settings WHERE id = 1 FOR UPDATE WAIT 30")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err("locking the capture setting"))?;
+    let from: Capture = from.parse().unwrap_or(Capture::Triggers);
+    if from == to {
+        tx.rollback().await.map_err(db_err("ending the switch"))?;
+        return Ok(Switched {
+            from,
+            to,
+            position: None,
+            requeued: 0,
+        });
+    }
+    sqlx::query(
+        "UPDATE sync_settings SET capture = ?, changed_at = NOW(6), changed_by = ? WHERE id = 1",
+    )
+    .bind(to.name())
+    .bind(by)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err("setting the capture"))?;
+    let now: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err("reading the binlog position"))?;
+    let now: GtidPosition = now
+        .parse()
+        .map_err(|e: binlog::gtid::BadPosition| binlog::BinlogError::Checkpoint(e.to_string()))?;
+    let mut requeued = 0;
+    match to {
+        Capture::Binlog => {
+            // What the triggers queued and no worker applied yet: requests the reader sees.
+            for entity in Entity::ALL {
+                let q = entity.queue_table();
+                let moved = sqlx::query(&format!(
+                    "INSERT INTO {q} (entity_key, operation, source_table) \
+                     SELECT DISTINCT entity_key, 'update', 'capture switch' FROM {q} \
+                     WHERE source_table IN ({CAPTURED})"
+                ))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("requeueing the triggers' entries"))?
+                .rows_affected();
+                sqlx::query(&format!(
+                    "DELETE FROM {q} WHERE source_table IN ({CAPTURED})"
+                ))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("requeueing the triggers' entries"))?;
+                requeued += moved;
+            }
+            binlog::checkpoint::reset(&mongo, database, &now, "capture switch")
+                .await
+                .map_err(|e| binlog::BinlogError::Checkpoint(e.to_string()))?;
+        }
+        Capture::Triggers => {
+            let start = binlog::checkpoint::load(&mongo, database)
+                .await
+                .map_err(|e| binlog::BinlogError::Checkpoint(e.to_string()))?;
+            if let Some(start) = start {
+                let keys = binlog::changed_keys(config, &pool, start.position, now.clone()).await?;
+                for entity in Entity::ALL {
+                    let of_entity: Vec<String> = keys
+                        .iter()
+                        .filter(|(e, _)| *e == entity)
+                        .map(|(_, k)| k.to_string())
+                        .collect();
+                    for chunk in of_entity.chunks(10_000) {
+                        requeued += sqlx::query(&format!(
+                            "INSERT INTO {q} (entity_key, operation, source_table) \
+                             SELECT k, 'update', 'capture switch' FROM JSON_TABLE('[{keys}]', '$[*]' \
+                             COLUMNS (k BIGINT UNSIGNED PATH '$')) AS t",
+                            q = entity.queue_table(),
+                            keys = chunk.join(",")
+                        ))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err("queueing the changes read from the binlog"))?
+                        .rows_affected();
+                    }
+                }
+            } else {
+                tracing::warn!(%database, "no binlog position stored: nothing to replay from the binlog");
+            }
+        }
+    }
+    tx.commit().await.map_err(db_err("committing the switch"))?;
+    tracing::info!(%database, %from, %to, position = %now, requeued, "capture switched");
+    Ok(Switched {
+        from,
+        to,
+        position: Some(now.to_string()),
+        requeued,
+    })
+}
