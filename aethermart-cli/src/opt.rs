@@ -38,7 +38,8 @@ pub enum Command {
     ///
     /// Steps: teardown (only with --fresh --yes) -> schema apply -> generate (into an empty
     /// database; existing data is kept) -> security apply (when AETHERMART_ALEX_PASSWORD,
-    /// AETHERMART_SARAH_PASSWORD, AETHERMART_MARIA_PASSWORD and AETHERMART_WORKER_PASSWORD are set) -> migrate -> verify.
+    /// AETHERMART_SARAH_PASSWORD, AETHERMART_MARIA_PASSWORD and AETHERMART_WORKER_PASSWORD are set)
+    /// -> capture (switched with --capture, else kept) -> migrate -> verify.
     /// Each step is timed; a failure stops at the step and names it. Safe to run again. Then
     /// start `aethermart-worker` to keep MongoDB in step.
     ///
@@ -131,6 +132,10 @@ pub struct UpArgs {
     /// The day the data ends, YYYY-MM-DD; today by default.
     #[arg(long)]
     pub as_of: Option<NaiveDate>,
+    /// Switch the capture before the migration: binlog (the workers follow the binary log;
+    /// writers pay nothing for the sync) or triggers (queues in MariaDB). Default: keep it.
+    #[arg(long, value_parser = ["binlog", "triggers"])]
+    pub capture: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

@@ -24,6 +24,8 @@ pub async fn run(args: UpArgs) -> Result<u8, Error> {
         fresh: args.fresh,
         data: GenerateConfig::new(args.seed, args.scale, as_of)?,
         passwords,
+        // The parser allows only the two names.
+        capture: args.capture.as_deref().and_then(|c| c.parse().ok()),
     };
     let json = args.json;
     let progress: Arc<dyn Progress> = if json {

@@ -134,6 +134,69 @@ pub struct MariaDbSettings {
     pub wsrep_state: Option<String>,
     /// Status `wsrep_cluster_size`.
     pub wsrep_cluster_size: Option<String>,
+    /// `@@binlog_row_image`.
+    pub binlog_row_image: String,
+    /// `@@binlog_row_metadata`.
+    pub binlog_row_metadata: String,
+    /// `@@binlog_expire_logs_seconds` (0: binlogs are never purged by age).
+    pub binlog_expire_logs_seconds: u64,
+    /// The database's capture (`sync_settings`), `None` before schema version 15.
+    pub capture: Option<String>,
+    /// Age of the stored binlog position (MongoDB), when there is one.
+    pub binlog_position_age: Option<std::time::Duration>,
+}
+
+/// What binlog capture needs of the server, and whether the stored position is older than the
+/// binlogs the server keeps (pure, unit-tested).
+pub fn binlog_capture_check(s: &MariaDbSettings) -> Check {
+    let mut missing = Vec::new();
+    if !s.log_bin {
+        missing.push("log_bin=ON".to_owned());
+    }
+    for (name, value) in [
+        ("binlog_format", &s.binlog_format),
+        ("binlog_row_image", &s.binlog_row_image),
+        ("binlog_row_metadata", &s.binlog_row_metadata),
+    ] {
+        let wanted = if name == "binlog_format" {
+            "ROW"
+        } else {
+            "FULL"
+        };
+        if !value.eq_ignore_ascii_case(wanted) {
+            missing.push(format!("{name}={wanted} (is {value})"));
+        }
+    }
+    let binlog = s.capture.as_deref() == Some("binlog");
+    let capture = s
+        .capture
+        .as_deref()
+        .unwrap_or("triggers (schema before version 15)");
+    if !missing.is_empty() {
+        return Check::new(
+            "binlog_capture",
+            format!(
+                "capture {capture}; binlog capture needs {}",
+                missing.join(", ")
+            ),
+            "the server settings of deploy/mariadb/primary.cnf",
+            if binlog { Verdict::Fail } else { Verdict::Pass },
+        );
+    }
+    let expire = s.binlog_expire_logs_seconds;
+    let stale = binlog
+        && expire > 0
+        && s.binlog_position_age
+            .is_some_and(|age| age.as_secs() * 2 > expire);
+    let age = s.binlog_position_age.map_or("none stored".to_owned(), |a| {
+        format!("{} s old", a.as_secs())
+    });
+    Check::new(
+        "binlog_capture",
+        format!("capture {capture}; server ready; position {age}; binlogs kept {expire} s"),
+        "a stored position well inside binlog_expire_logs_seconds (a purged position needs a new migration)",
+        if stale { Verdict::Warn } else { Verdict::Pass },
+    )
 }
 
 /// Lowest MariaDB release with everything the schema uses (JSON_TABLE, `WITHOUT OVERLAPS`).
@@ -226,6 +289,7 @@ pub fn mariadb_checks(s: &MariaDbSettings) -> Vec<Check> {
             Verdict::Pass,
         ));
     }
+    checks.push(binlog_capture_check(s));
     checks
 }
 
@@ -235,8 +299,9 @@ async fn diagnose_mariadb(cfg: &Config) -> StoreReport {
         Ok(c) => c,
         Err(e) => return StoreReport::down("MariaDB", endpoint, &e),
     };
-    match read_mariadb_settings(&mut conn).await {
-        Ok(settings) => {
+    match read_mariadb_settings(&mut conn, cfg.mariadb.database()).await {
+        Ok(mut settings) => {
+            settings.binlog_position_age = binlog_position_age(cfg).await;
             let mut checks = mariadb_checks(&settings);
             if cfg.mariadb.is_cluster() {
                 checks.push(cluster_check(
@@ -292,11 +357,27 @@ fn cluster_check(nodes: &[crate::cluster::NodeStatus]) -> Check {
     )
 }
 
+/// How long ago the binlog position of the database was stored (none when MongoDB cannot be
+/// read or holds none).
+async fn binlog_position_age(cfg: &Config) -> Option<std::time::Duration> {
+    let mongo = crate::connect::mongodb_database(&cfg.mongodb).await.ok()?;
+    let stored = mongo
+        .collection::<Document>(crate::sync::binlog::POSITIONS)
+        .find_one(mongodb::bson::doc! { "_id": cfg.mariadb.database() })
+        .await
+        .ok()??;
+    let at = stored.get_datetime("updated_at").ok()?;
+    let millis = mongodb::bson::DateTime::now().timestamp_millis() - at.timestamp_millis();
+    Some(std::time::Duration::from_millis(millis.max(0) as u64))
+}
+
 async fn read_mariadb_settings(
     conn: &mut sqlx::MySqlConnection,
+    database: &str,
 ) -> Result<MariaDbSettings, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT VERSION(), @@character_set_server, @@binlog_format, @@log_bin, @@read_only",
+        "SELECT VERSION(), @@character_set_server, @@binlog_format, @@log_bin, @@read_only, \
+         @@binlog_row_image, @@binlog_row_metadata, CAST(@@binlog_expire_logs_seconds AS UNSIGNED)",
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -306,8 +387,21 @@ async fn read_mariadb_settings(
         binlog_format: row.try_get(2)?,
         log_bin: row.try_get::<i64, _>(3)? != 0,
         read_only: row.try_get::<i64, _>(4)? != 0,
+        binlog_row_image: row.try_get(5)?,
+        binlog_row_metadata: row.try_get(6)?,
+        binlog_expire_logs_seconds: row.try_get(7)?,
         ..MariaDbSettings::default()
     };
+    // The platform's database (the connection has none selected): its capture, if the
+    // schema has the setting.
+    s.capture = sqlx::query_scalar::<_, String>(&format!(
+        "SELECT capture FROM `{}`.sync_settings WHERE id = 1",
+        database.replace('`', "")
+    ))
+    .fetch_optional(&mut *conn)
+    .await
+    .ok()
+    .flatten();
     let status: Vec<(String, String)> = sqlx::query_as(
         "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES \
          WHERE VARIABLE_NAME = 'WSREP_ON' \
@@ -439,8 +533,39 @@ mod tests {
             version: "10.11.19-MariaDB-0+deb12u1".into(),
             character_set_server: "utf8mb4".into(),
             binlog_format: "ROW".into(),
+            binlog_row_image: "FULL".into(),
+            binlog_row_metadata: "FULL".into(),
             ..MariaDbSettings::default()
         }
+    }
+
+    #[test]
+    fn binlog_capture_needs_full_row_events_and_a_position_inside_the_kept_binlogs() {
+        let mut s = standalone();
+        s.log_bin = true;
+        s.capture = Some("binlog".into());
+        s.binlog_expire_logs_seconds = 86_400;
+        s.binlog_position_age = Some(std::time::Duration::from_secs(60));
+        assert_eq!(binlog_capture_check(&s).verdict, Verdict::Pass);
+        s.binlog_position_age = Some(std::time::Duration::from_secs(50_000));
+        assert_eq!(
+            binlog_capture_check(&s).verdict,
+            Verdict::Warn,
+            "older than half the retention"
+        );
+        s.binlog_row_metadata = "MINIMAL".into();
+        let check = binlog_capture_check(&s);
+        assert_eq!(check.verdict, Verdict::Fail);
+        assert!(
+            check.value.contains("binlog_row_metadata=FULL"),
+            "{check:?}"
+        );
+        s.capture = Some("triggers".into());
+        assert_eq!(
+            binlog_capture_check(&s).verdict,
+            Verdict::Pass,
+            "under trigger capture it only says what binlog capture would need"
+        );
     }
 
     fn verdict(checks: &[Check], name: &str) -> Verdict {

@@ -27,6 +27,8 @@ pub struct UpOptions {
     pub data: GenerateConfig,
     /// The users' passwords; `None` skips the roles step (and says so).
     pub passwords: Option<Passwords>,
+    /// The capture to switch to before the migration (`None`: keep the database's).
+    pub capture: Option<crate::sync::Capture>,
 }
 
 /// One step's outcome.
@@ -202,6 +204,31 @@ pub async fn up(
             "skipped: AETHERMART_*_PASSWORD not set".into(),
         ),
     }
+
+    on_step("capture");
+    let t = Instant::now();
+    let detail = match options.capture {
+        Some(to) => {
+            let switched = crate::sync::capture::switch(config, to, "aethermart up")
+                .await
+                .map_err(|e| fail("capture")(e.into()))?;
+            if switched.from == switched.to {
+                format!("{to} (unchanged)")
+            } else {
+                format!("{} -> {to}", switched.from)
+            }
+        }
+        None => {
+            let pool = crate::cluster::writable_pool(&config.mariadb, connect::PoolSize { max: 1 })
+                .await
+                .map_err(|e| fail("capture")(e.into()))?;
+            let now = crate::sync::capture::current(&pool)
+                .await
+                .map_err(|e| fail("capture")(e.into()))?;
+            format!("{now} (unchanged)")
+        }
+    };
+    step("capture", t, detail);
 
     on_step("migrate");
     let t = Instant::now();

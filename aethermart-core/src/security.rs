@@ -188,6 +188,13 @@ pub fn worker_grants(database: &str) -> Vec<(String, String)> {
         ));
     }
     grants.push(("SELECT, INSERT".to_owned(), on("sync_dead_letters")));
+    // Binlog capture: read the binary log as a replica, and list the binlog files (the
+    // oldest position, named when a position was purged). Server-wide privileges: the binlog
+    // holds every database of the server.
+    grants.push((
+        "REPLICATION SLAVE, BINLOG MONITOR".to_owned(),
+        "*.*".to_owned(),
+    ));
     grants.push(("SELECT, INSERT, UPDATE".to_owned(), on("sync_home")));
     // The review stream's position (stored with the product keys it queues).
     grants.push((

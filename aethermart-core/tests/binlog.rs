@@ -539,6 +539,24 @@ async fn under_binlog_capture_the_triggers_queue_nothing_and_only_the_admin_swit
         );
     }
     assert_eq!(capture::current(&pool).await.unwrap(), Capture::Binlog);
+
+    // The worker account has what binlog capture needs, and nothing it does needs more.
+    sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0198' WHERE customer_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let as_worker = Config {
+        mariadb: env
+            .config
+            .mariadb
+            .with_login(security::WORKER_USER, passwords.worker().clone()),
+        mongodb: env.config.mongodb.clone(),
+    };
+    let (syncer, source) = binlog_syncer(&as_worker).await;
+    let report = syncer.drain().await.unwrap();
+    assert!(report.documents >= 1, "{report:?}");
+    source.flush().await.unwrap();
+    verify_equal(&env.config).await;
 }
 
 /// Item 6: switching to binlog and back while writes go on loses no change; the worker of

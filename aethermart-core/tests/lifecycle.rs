@@ -24,6 +24,7 @@ async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
         fresh: true,
         data,
         passwords: Some(passwords()),
+        capture: None,
     };
     let report = lifecycle::up(&env.config, options(), Arc::new(NoProgress), &|_| {})
         .await
@@ -32,7 +33,7 @@ async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
     assert_eq!(
         steps,
         [
-            "teardown", "schema", "generate", "security", "migrate", "verify"
+            "teardown", "schema", "generate", "security", "capture", "migrate", "verify"
         ]
     );
 

@@ -73,6 +73,7 @@ async fn the_examples_run_against_the_real_servers() {
         fresh: true,
         data,
         passwords: None,
+        capture: None,
     };
     lifecycle::up(&config, options, Arc::new(NoProgress), &|_| {})
         .await
