@@ -362,7 +362,7 @@ fn cluster_check(nodes: &[crate::cluster::NodeStatus]) -> Check {
 async fn binlog_position_age(cfg: &Config) -> Option<std::time::Duration> {
     let mongo = crate::connect::mongodb_database(&cfg.mongodb).await.ok()?;
     let stored = mongo
-        .collection::<Document>(crate::sync::binlog::POSITIONS)
+        .collection::<Document>(crate::binlog_position::POSITIONS)
         .find_one(mongodb::bson::doc! { "_id": cfg.mariadb.database() })
         .await
         .ok()??;

@@ -64,6 +64,7 @@
 mod architecture;
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod binlog_position;
 pub mod cluster;
 pub mod config;
 pub mod connect;

@@ -3,13 +3,13 @@
 //! writes during a migration.
 
 use crate::support::{self, TestEnv};
+use aethermart_core::binlog_position::GtidPosition;
 use aethermart_core::config::Config;
 use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
 use aethermart_core::model::{CustomerId, NewOrderLine, OrderId, ProductId};
 use aethermart_core::orders;
 use aethermart_core::progress::NoProgress;
 use aethermart_core::projection::{Entity, content_hash, document, owned_part};
-use aethermart_core::sync::binlog::{self, GtidPosition};
 use aethermart_core::sync::{
     BinlogError, BinlogSource, Capture, MongoSink, QueueSource, SyncError, SyncOptions, SyncReport,
     Syncer, capture,
@@ -321,7 +321,7 @@ async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its
     migrate(&env.config).await;
     let mongo = env.mongo().await;
     let database = env.config.mariadb.database();
-    let recorded = binlog::checkpoint::load(&mongo, database)
+    let recorded = aethermart_core::binlog_position::store::load(&mongo, database)
         .await
         .unwrap()
         .unwrap();
@@ -335,7 +335,7 @@ async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its
     let report = syncer.drain().await.unwrap();
     assert!(report.documents >= 1, "{report:?}");
     source.flush().await.unwrap();
-    let stored = binlog::checkpoint::load(&mongo, database)
+    let stored = aethermart_core::binlog_position::store::load(&mongo, database)
         .await
         .unwrap()
         .unwrap();
@@ -421,7 +421,7 @@ async fn the_snapshot_position_is_where_the_server_is() {
     let env = TestEnv::new("binlog_snapshot_position").await;
     let pool = env.pool().await;
     let mut conn = pool.acquire().await.unwrap();
-    let position = binlog::checkpoint::snapshot_position(&mut conn)
+    let position = aethermart_core::binlog_position::store::snapshot_position(&mut conn)
         .await
         .unwrap()
         .expect("the local server writes a binlog");

@@ -4,6 +4,7 @@
 
 use super::verify::{self, VerifyReport};
 use super::{EntityReport, MigrateError, MigrateOptions, MigrationReport, Migrator, collections};
+use crate::binlog_position::store as checkpoint;
 use crate::cluster;
 use crate::config::MariaDbConfig;
 use crate::connect::{self, PoolSize};
@@ -11,7 +12,6 @@ use crate::mongo_write::{self, DUPLICATE_KEY, VALIDATION_FAILED, WriteError};
 use crate::progress::Progress;
 use crate::projection::{self, Entity, Lookups, ReadError, Refused, Selection};
 use crate::schema::{MariaDbSchema, SchemaApplier, VersionState};
-use crate::sync::binlog::checkpoint;
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 use sqlx::{Connection, MySqlConnection, MySqlPool};

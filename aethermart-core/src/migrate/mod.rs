@@ -143,7 +143,7 @@ pub enum MigrateError {
     State(#[source] sqlx::Error),
     /// Recording where binlog capture resumes (MongoDB) failed.
     #[error("recording the binlog position failed: {0}")]
-    BinlogPosition(#[source] crate::sync::binlog::CheckpointError),
+    BinlogPosition(#[source] crate::binlog_position::CheckpointError),
     /// A migration task stopped unexpectedly (panicked or was cancelled).
     #[error("a migration task stopped unexpectedly: {0}")]
     Task(#[source] tokio::task::JoinError),

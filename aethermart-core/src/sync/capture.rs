@@ -16,7 +16,8 @@
 //! claim with [`super::SyncError::CaptureMismatch`].
 
 use super::SyncError;
-use super::binlog::{self, GtidPosition};
+use super::binlog;
+use crate::binlog_position::{GtidPosition, store as checkpoint};
 use crate::config::Config;
 use crate::projection::Entity;
 use sqlx::MySqlPool;
@@ -176,7 +177,9 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
         .map_err(db_err("reading the binlog position"))?;
     let now: GtidPosition = now
         .parse()
-        .map_err(|e: binlog::gtid::BadPosition| binlog::BinlogError::Checkpoint(e.to_string()))?;
+        .map_err(|e: crate::binlog_position::BadPosition| {
+            binlog::BinlogError::Checkpoint(e.to_string())
+        })?;
     let mut requeued = 0;
     match to {
         Capture::Binlog => {
@@ -200,12 +203,12 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
                 .map_err(db_err("requeueing the triggers' entries"))?;
                 requeued += moved;
             }
-            binlog::checkpoint::reset(&mongo, database, &now, "capture switch")
+            checkpoint::reset(&mongo, database, &now, "capture switch")
                 .await
                 .map_err(|e| binlog::BinlogError::Checkpoint(e.to_string()))?;
         }
         Capture::Triggers => {
-            let start = binlog::checkpoint::load(&mongo, database)
+            let start = checkpoint::load(&mongo, database)
                 .await
                 .map_err(|e| binlog::BinlogError::Checkpoint(e.to_string()))?;
             if let Some(start) = start {

@@ -12,7 +12,7 @@
 //!   projection (`reread`) and hands them to the sink; the loop's retry policy and
 //!   the dead letters work as with the queues. The handoff row is taken in share mode for the
 //!   batch, so workers pause while a migration runs.
-//! - The position is stored in MongoDB ([`checkpoint`]) only after the writes of every change
+//! - The position is stored in MongoDB ([`crate::binlog_position`]) only after the writes of every change
 //!   before it were acknowledged: a restart replays a little, never skips. A migration sets a
 //!   new position (the binlog position of its snapshot) with a new epoch; a worker from an
 //!   older epoch starts over from there.
@@ -20,14 +20,13 @@
 //!   stream) arrive through the binlog like any row and name their key; the source deletes
 //!   them once the position passed them.
 
-pub mod checkpoint;
 mod fanout;
-pub mod gtid;
 mod stream;
 mod tracker;
 
-pub use checkpoint::{CheckpointError, POSITIONS, Stored};
-pub use gtid::{Gtid, GtidPosition};
+pub use crate::binlog_position::{CheckpointError, GtidPosition, POSITIONS};
+
+use crate::binlog_position::{gtid, store as checkpoint};
 
 use super::{
     Acknowledged, Backlog, ClaimedBatch, Disposition, RetryPolicy, Source, SyncError, Write,

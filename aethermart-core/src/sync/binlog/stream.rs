@@ -9,7 +9,7 @@
 //! The binlog holds committed transactions only.
 
 use super::BinlogError;
-use super::gtid::{Gtid, GtidPosition};
+use crate::binlog_position::{Gtid, GtidPosition};
 use futures_util::StreamExt;
 use mysql_async::binlog::events::EventData;
 use mysql_async::prelude::Queryable;

@@ -8,7 +8,7 @@
 //! transaction older than every waiting change: restarting there replays nothing that is
 //! missing and only a little that is not (the sink re-reads and writes idempotently).
 
-use super::gtid::GtidPosition;
+use crate::binlog_position::GtidPosition;
 use crate::projection::Entity;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
