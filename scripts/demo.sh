@@ -38,11 +38,12 @@ PATH="$PWD/target/release:$PATH"
 say "Health of both stores"
 run aethermart doctor
 
-say "The whole platform in one command: fresh schema, data (scale $SCALE, seed $SEED), roles, migration, verification"
+say "The whole platform in one command: fresh schema, data (scale $SCALE, seed $SEED), roles, binlog capture, migration, verification"
 for user in ALEX SARAH MARIA WORKER; do    # random passwords, from the environment only
   export "AETHERMART_${user}_PASSWORD=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
 done
-run aethermart up --fresh --yes --scale "$SCALE" --seed "$SEED"
+run aethermart up --fresh --yes --scale "$SCALE" --seed "$SEED" --capture binlog
+run aethermart capture show
 
 say "Governance: the analyst sarah reads masked customers, and nothing with personal data"
 db=${AETHERMART_MARIADB_URL##*/}
@@ -58,7 +59,7 @@ worker_login() {
   export MARIA_DB_PASS="$AETHERMART_WORKER_PASSWORD"
 }
 
-say "The sync worker (account aethermart_worker): applies every change captured in MariaDB to MongoDB (metrics on :$METRICS_PORT)"
+say "The sync worker (account aethermart_worker): follows MariaDB's binary log and applies every change to MongoDB (metrics on :$METRICS_PORT)"
 WORKER_LOG=.state/worker.log
 (worker_login; AETHERMART_METRICS_ADDR=127.0.0.1:$METRICS_PORT exec setsid aethermart-worker >"$WORKER_LOG" 2>&1 < /dev/null) &
 WORKER_PID=$!
@@ -95,14 +96,16 @@ run aethermart order cancel "$order"
 say "Live: the changes above reached MongoDB through the worker"
 run aethermart sync status
 for _ in $(seq 1 100); do
-  pending=$(aethermart sync status --json | awk -F': ' '/"pending"/ {gsub(/,/, "", $2); n += $2} END {print n + 0}')
-  [ "$pending" = 0 ] && break
+  status=$(aethermart sync status --json || true)
+  pending=$(echo "$status" | awk -F': ' '/"pending"/ {gsub(/,/, "", $2); n += $2} END {print n + 0}')
+  behind=$(echo "$status" | awk -F': ' '/"behind_transactions"/ {gsub(/,/, "", $2); print $2}')
+  [ "$pending" = 0 ] && [ "$behind" = 0 ] && break
   sleep 0.1
 done
 run aethermart sync status
 run aethermart migrate --verify-only
-echo "\$ curl -s 127.0.0.1:$METRICS_PORT/metrics | grep -E 'changes_applied|oldest_pending'"
-http_get /metrics | grep -E '^aethermart_sync_(changes_applied|oldest_pending)' || true
+echo "\$ curl -s 127.0.0.1:$METRICS_PORT/metrics | grep -E 'changes_applied|binlog_(read_lag|transactions|gtid)'"
+http_get /metrics | grep -E '^aethermart_sync_(changes_applied|binlog_(read_lag_seconds|transactions_total|gtid_sequence))' || true
 echo "\$ curl -s 127.0.0.1:$METRICS_PORT/ | grep -o '<td class=\"applied\"[^<]*'   # the status page"
 http_get / | grep -o '<td class="applied"[^<]*' || true
 echo "\$ curl -s 127.0.0.1:$METRICS_PORT/readyz"

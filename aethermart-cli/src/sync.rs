@@ -49,11 +49,21 @@ pub async fn run(command: SyncCommand) -> Result<u8, Error> {
             }
             let queues = sync::queue_status(&pool).await?;
             let streams = sync::stream_status(&pool).await?;
+            let config = aethermart_core::config::Config::from_env()?;
+            let mongo = aethermart_core::connect::mongodb_database(&config.mongodb).await?;
+            let binlog = sync::binlog_status(&pool, &mongo, config.mariadb.database()).await?;
             if json {
-                print_json(&serde_json::json!({ "queues": queues, "streams": streams }));
+                print_json(&serde_json::json!({
+                    "capture": binlog.capture,
+                    "queues": queues,
+                    "streams": streams,
+                    "binlog": binlog,
+                }));
             } else {
+                println!("capture: {}", binlog.capture);
                 print_queues(&queues);
                 print_streams(&streams);
+                print_binlog(&binlog);
             }
             let dead = queues.iter().any(|q| q.dead_letters > 0);
             Ok(if dead { EXIT_PROBLEM } else { EXIT_OK })
@@ -80,6 +90,21 @@ fn print_queues(queues: &[sync::QueueStatus]) {
             q.dead_letters
         );
     }
+}
+
+fn print_binlog(b: &sync::BinlogStatus) {
+    if b.capture != sync::Capture::Binlog && b.stored.is_none() {
+        return;
+    }
+    println!(
+        "binlog position {} (stored {}), server at {} ({} transactions behind, every database of the server counted)",
+        b.stored.as_deref().unwrap_or("none"),
+        b.stored_seconds_ago
+            .map_or("never".to_owned(), |s| format!("{s:.1} s ago")),
+        b.server.as_deref().unwrap_or("no binlog"),
+        b.behind_transactions
+            .map_or("?".to_owned(), |n| n.to_string()),
+    );
 }
 
 fn print_streams(streams: &[sync::StreamStatus]) {

@@ -331,6 +331,11 @@ async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its
         .execute(&pool)
         .await
         .unwrap();
+    let after_update: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let after_update: GtidPosition = after_update.parse().unwrap();
     let (syncer, source) = binlog_syncer(&env.config).await;
     let report = syncer.drain().await.unwrap();
     assert!(report.documents >= 1, "{report:?}");
@@ -344,11 +349,12 @@ async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its
         stored.epoch, recorded.epoch,
         "the worker keeps the migration's epoch"
     );
-    assert_eq!(stored.position, source.checkpoint());
-    assert!(stored.position.covers(&recorded.position));
-    assert_ne!(
-        stored.position, recorded.position,
-        "the position moved past the update"
+    // Other tests write to the same server meanwhile: the reader may have moved on since.
+    assert!(source.checkpoint().covers(&stored.position));
+    assert!(
+        stored.position.covers(&after_update),
+        "the position moved past the update: {} / {after_update}",
+        stored.position
     );
     drop((syncer, source));
 

@@ -149,6 +149,9 @@ async fn run(args: Args) -> Result<(), Failure> {
         config.mongodb.endpoint(),
     );
     let syncer = Syncer::new(source, Arc::new(MongoSink::new(mongo.clone())), options);
+    if let Some(binlog) = &binlog {
+        binlog.attach_metrics(syncer.metrics());
+    }
     let started = Instant::now();
     if args.once {
         let report = syncer.drain().await.map_err(Failure::Sync)?;

@@ -58,6 +58,18 @@ impl GtidPosition {
         self.0.is_empty()
     }
 
+    /// Transactions `ahead` has after this position, summed over its domains (a domain this
+    /// position has not seen counts whole).
+    pub fn transactions_before(&self, ahead: &Self) -> u64 {
+        ahead
+            .0
+            .iter()
+            .map(|(domain, (_, seq))| {
+                seq.saturating_sub(self.0.get(domain).map_or(0, |(_, mine)| *mine))
+            })
+            .sum()
+    }
+
     /// True when this position is at or past `other` in every domain `other` names.
     pub fn covers(&self, other: &Self) -> bool {
         other
@@ -125,6 +137,8 @@ mod tests {
         assert!(!behind.covers(&p));
         let other_domain: GtidPosition = "0-1-1,2-1-1".parse().unwrap();
         assert!(!p.covers(&other_domain), "a domain it has not seen");
+        assert_eq!(behind.transactions_before(&p), 1 + 7);
+        assert_eq!(p.transactions_before(&behind), 0);
         for bad in ["0-1", "0-1-2-3", "a-1-2", "0-1-2,0-1-3", "-1-2"] {
             assert!(bad.parse::<GtidPosition>().is_err(), "{bad}");
         }

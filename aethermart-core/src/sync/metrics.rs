@@ -59,6 +59,12 @@ pub struct SyncMetrics {
     batch_size: HistogramFamily,
     batch_seconds: HistogramFamily,
     mariadb_switches: Counter,
+    binlog_events: Counter,
+    binlog_bytes: Counter,
+    binlog_transactions: Counter,
+    binlog_lag: Gauge<f64, AtomicU64>,
+    binlog_sequence: Gauge,
+    binlog_stored: Gauge<f64, AtomicU64>,
     /// The pool's switch total last recorded (the counter grows by the difference).
     switches_seen: AtomicU64,
     /// Writes to MongoDB.
@@ -278,9 +284,51 @@ impl Default for SyncMetrics {
             "Times the MariaDB pool moved to another node of the cluster",
             mariadb_switches.clone(),
         );
+        let binlog_events = Counter::default();
+        registry.register(
+            "binlog_events",
+            "Events read from the binary log (binlog capture)",
+            binlog_events.clone(),
+        );
+        let binlog_bytes = Counter::default();
+        registry.register(
+            "binlog_bytes",
+            "Bytes of events read from the binary log",
+            binlog_bytes.clone(),
+        );
+        let binlog_transactions = Counter::default();
+        registry.register(
+            "binlog_transactions",
+            "Committed transactions read from the binary log (every database of the server)",
+            binlog_transactions.clone(),
+        );
+        let binlog_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "binlog_read_lag_seconds",
+            "Seconds from the commit of the last transaction read (its event timestamp, whole seconds) to reading it; 0 once a heartbeat says the reader is at the end",
+            binlog_lag.clone(),
+        );
+        let binlog_sequence = Gauge::default();
+        registry.register(
+            "binlog_gtid_sequence",
+            "GTID sequence number of the last transaction read (in its domain)",
+            binlog_sequence.clone(),
+        );
+        let binlog_stored = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "binlog_position_stored_timestamp_seconds",
+            "When the binlog position stored in MongoDB was last known current (stored, or checked unchanged), in Unix seconds; 0 before the first",
+            binlog_stored.clone(),
+        );
         Self {
             registry: root,
             mariadb_switches,
+            binlog_events,
+            binlog_bytes,
+            binlog_transactions,
+            binlog_lag,
+            binlog_sequence,
+            binlog_stored,
             oldest_pending,
             last_apply,
             last_poll,
@@ -351,6 +399,29 @@ impl SyncMetrics {
         if total > seen {
             self.mariadb_switches.inc_by(total - seen);
         }
+    }
+
+    /// Records a transaction read from the binlog: the events and bytes read since the
+    /// previous one, its commit time (Unix seconds) and GTID sequence number.
+    pub(crate) fn binlog_read(&self, events: u64, bytes: u64, committed: u32, sequence: u64) {
+        self.binlog_events.inc_by(events);
+        self.binlog_bytes.inc_by(bytes);
+        self.binlog_transactions.inc();
+        let lag = (now_ms() as f64 / 1e3 - f64::from(committed)).max(0.0);
+        self.binlog_lag.set(lag);
+        self.binlog_sequence
+            .set(sequence.min(i64::MAX as u64) as i64);
+    }
+
+    /// A binlog heartbeat: the reader is at the end of the log.
+    pub(crate) fn binlog_caught_up(&self) {
+        self.binlog_events.inc();
+        self.binlog_lag.set(0.0);
+    }
+
+    /// The binlog position was stored.
+    pub(crate) fn binlog_stored(&self) {
+        self.binlog_stored.set(now_ms() as f64 / 1e3);
     }
 
     /// Records an acknowledged batch.

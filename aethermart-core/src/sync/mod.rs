@@ -54,7 +54,8 @@ pub use operator::{
     request_resync, resolve_dead_letters,
 };
 pub use probe::{
-    ProbeError, QueueStatus, StreamStatus, measure_latency, queue_status, stream_status,
+    BinlogStatus, ProbeError, QueueStatus, StreamStatus, binlog_status, measure_latency,
+    queue_status, stream_status,
 };
 pub use queue::QueueSource;
 pub use reviews::{REVIEW_STREAM, ReviewFollower, ReviewStreamError};

@@ -173,3 +173,69 @@ pub async fn measure_latency(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// Where binlog capture stands (`aethermart sync status`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BinlogStatus {
+    /// The database's capture.
+    pub capture: super::Capture,
+    /// The stored position (none before a migration or a switch recorded one).
+    pub stored: Option<String>,
+    /// Since the stored position was last written.
+    pub stored_seconds_ago: Option<f64>,
+    /// The server's position (`@@gtid_binlog_pos`; none when it writes no binlog).
+    pub server: Option<String>,
+    /// Transactions the server wrote after the stored position, every database of the server
+    /// counted (0: the capture is caught up).
+    pub behind_transactions: Option<u64>,
+}
+
+/// The database's capture and, for binlog capture, how far the stored position is behind the
+/// server.
+pub async fn binlog_status(
+    pool: &sqlx::MySqlPool,
+    mongo: &mongodb::Database,
+    database: &str,
+) -> Result<BinlogStatus, SyncError> {
+    let capture = super::capture::current(pool).await?;
+    let server: Option<String> =
+        sqlx::query_scalar("SELECT IF(@@log_bin = 1, CAST(@@gtid_binlog_pos AS CHAR), NULL)")
+            .fetch_one(pool)
+            .await
+            .map_err(|source| SyncError::MariaDb {
+                step: "reading the binlog position",
+                source,
+            })?;
+    let stored = mongo
+        .collection::<mongodb::bson::Document>(crate::binlog_position::POSITIONS)
+        .find_one(doc! { "_id": database })
+        .await
+        .map_err(|e| super::BinlogError::Checkpoint(e.to_string()))?;
+    let text = stored
+        .as_ref()
+        .and_then(|d| d.get_str("gtid").ok())
+        .map(str::to_owned);
+    let ago = stored
+        .as_ref()
+        .and_then(|d| d.get_datetime("updated_at").ok())
+        .map(|at| {
+            (mongodb::bson::DateTime::now().timestamp_millis() - at.timestamp_millis()).max(0)
+                as f64
+                / 1e3
+        });
+    let parse = |t: &str| t.parse::<crate::binlog_position::GtidPosition>().ok();
+    let behind = match (
+        text.as_deref().and_then(parse),
+        server.as_deref().and_then(parse),
+    ) {
+        (Some(stored), Some(server)) => Some(stored.transactions_before(&server)),
+        _ => None,
+    };
+    Ok(BinlogStatus {
+        capture,
+        stored: text,
+        stored_seconds_ago: ago,
+        server,
+        behind_transactions: behind,
+    })
+}

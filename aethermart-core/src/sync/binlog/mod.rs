@@ -213,6 +213,8 @@ struct Inner {
     state: Mutex<State>,
     /// A batch was acknowledged: the checkpoint may move.
     settled: Notify,
+    /// The worker's metrics, once attached.
+    metrics: std::sync::OnceLock<Arc<super::SyncMetrics>>,
     /// The stored epoch changed: the reader starts over.
     restart: Notify,
 }
@@ -293,6 +295,7 @@ impl BinlogSource {
                 shadow: false,
             }),
             settled: Notify::new(),
+            metrics: std::sync::OnceLock::new(),
             restart: Notify::new(),
         });
         let reader = Reader {
@@ -320,6 +323,12 @@ impl BinlogSource {
     /// workers.
     pub fn shadow(&self) {
         self.inner.lock().shadow = true;
+    }
+
+    /// Reports what the reader reads (events, bytes, lag, GTID) and when the position was
+    /// stored in `metrics` (the syncer's: [`super::Syncer::metrics`]).
+    pub fn attach_metrics(&self, metrics: Arc<super::SyncMetrics>) {
+        let _ = self.inner.metrics.set(metrics);
     }
 
     /// Stores the checkpoint now (e.g. before the worker exits).
@@ -421,8 +430,13 @@ async fn read_forever(inner: Arc<Inner>, reader: Reader) {
         let (tx, mut rx) = mpsc::channel::<Received>(4096);
         let consume = async {
             while let Some(received) = rx.recv().await {
-                if let Received::Transaction(t) = received {
-                    take_in(&inner, generation, t).await;
+                match received {
+                    Received::Transaction(t) => take_in(&inner, generation, t).await,
+                    Received::Heartbeat => {
+                        if let Some(m) = inner.metrics.get() {
+                            m.binlog_caught_up();
+                        }
+                    }
                 }
             }
         };
@@ -551,6 +565,9 @@ async fn effects(pool: &MySqlPool, t: &Transaction) -> Result<Effects, BinlogErr
 async fn take_in(inner: &Inner, generation: u64, t: Transaction) {
     if let Some(ddl) = &t.ddl {
         tracing::info!(statement = %ddl, "DDL in the binlog");
+    }
+    if let Some(m) = inner.metrics.get() {
+        m.binlog_read(t.events, t.bytes, t.committed, t.gtid.sequence);
     }
     let effects = match effects(&inner.pool, &t).await {
         Ok(effects) => effects,
@@ -695,6 +712,10 @@ async fn store_checkpoint(inner: &Inner, last: &mut Option<GtidPosition>) -> Res
         (s.tracker.checkpoint().clone(), s.epoch, s.tracker.covered())
     };
     if last.as_ref() == Some(&position) {
+        // Stored already and still current.
+        if let Some(m) = inner.metrics.get() {
+            m.binlog_stored();
+        }
         return Ok(());
     }
     let checkpoint_err =
@@ -721,6 +742,9 @@ async fn store_checkpoint(inner: &Inner, last: &mut Option<GtidPosition>) -> Res
         return Ok(());
     }
     *last = Some(position);
+    if let Some(m) = inner.metrics.get() {
+        m.binlog_stored();
+    }
     let deletable = {
         let mut s = inner.lock();
         let passed: Vec<u64> = s.queue_entries.range(..covered).map(|(k, _)| *k).collect();

@@ -72,6 +72,14 @@ pub(super) struct Transaction {
     pub ddl: Option<String>,
     /// When it was read.
     pub read_at: Instant,
+    /// Its commit time, Unix seconds (the event timestamp).
+    pub committed: u32,
+    /// Its GTID.
+    pub gtid: Gtid,
+    /// Events read since the previous transaction (this one's included).
+    pub events: u64,
+    /// Bytes of those events.
+    pub bytes: u64,
 }
 
 /// What the reader hands on.
@@ -86,6 +94,7 @@ pub(super) enum Received {
 /// An event group being read.
 struct Open {
     gtid: Gtid,
+    committed: u32,
     standalone: bool,
     changes: Vec<RowChange>,
 }
@@ -136,6 +145,7 @@ impl Reader {
         tracing::info!(%endpoint, position = %start, server_id = self.server_id, "reading the binlog");
         let mut position = start.clone();
         let mut open: Option<Open> = None;
+        let (mut events, mut bytes) = (0u64, 0u64);
         loop {
             let event = match tokio::time::timeout(SILENCE, stream.next()).await {
                 Err(_) => {
@@ -149,6 +159,8 @@ impl Reader {
                 Ok(Some(Ok(event))) => event,
             };
             let kind = event.header().event_type_raw();
+            events += 1;
+            bytes += u64::from(event.header().event_size());
             if kind == MARIADB_GTID_EVENT {
                 let (gtid, standalone) = Gtid::from_event(event.header().server_id(), event.data())
                     .ok_or(BinlogError::Decode {
@@ -156,6 +168,7 @@ impl Reader {
                     })?;
                 open = Some(Open {
                     gtid,
+                    committed: event.header().timestamp(),
                     standalone,
                     changes: Vec::new(),
                 });
@@ -222,6 +235,10 @@ impl Reader {
                     changes: group.changes,
                     ddl,
                     read_at: Instant::now(),
+                    committed: group.committed,
+                    gtid: group.gtid,
+                    events: std::mem::take(&mut events),
+                    bytes: std::mem::take(&mut bytes),
                 };
                 if out.send(Received::Transaction(tx)).await.is_err() {
                     return Ok(());
