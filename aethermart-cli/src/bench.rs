@@ -4,8 +4,9 @@ use crate::opt::BenchCommand;
 use crate::output::{print_json, print_load_summary, print_migration};
 use crate::{EXIT_OK, progress};
 use aethermart_core::Error;
-use aethermart_core::bench::{self, PlaceOrderBench, SyncBench};
+use aethermart_core::bench::{self, PlaceOrderBench, SyncBench, SyncFigures};
 use aethermart_core::config::{Config, MariaDbConfig};
+use aethermart_core::sync::Capture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,65 +96,120 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
             rates,
             seconds,
             customers,
+            capture,
             sync,
             json,
         } => {
-            let settings = SyncBench {
-                customers,
-                rates,
-                duration: Duration::from_secs(seconds),
-                backlog: customers,
-                options: sync.options(),
-            };
             let config = Config::from_env()?;
-            eprintln!(
-                "sync benchmark: {customers} customers, {seconds} s per rate, databases {}_bench",
-                config.mariadb.database()
-            );
-            let spinner = progress::Spinner::new("measuring (about a minute)");
-            let figures = bench::sync_throughput(&config, &settings).await?;
-            drop(spinner);
+            let mut all = Vec::new();
+            for name in &capture {
+                // The parser allows only the two names.
+                let capture: Capture = name.parse().unwrap_or(Capture::Triggers);
+                let settings = SyncBench {
+                    customers,
+                    rates: rates.clone(),
+                    duration: Duration::from_secs(seconds),
+                    backlog: customers,
+                    options: sync.options(),
+                    capture,
+                };
+                eprintln!(
+                    "sync benchmark, {capture} capture: {customers} customers, {seconds} s per rate, databases {}_bench",
+                    config.mariadb.database()
+                );
+                let spinner = progress::Spinner::new("measuring (about a minute)");
+                let figures = bench::sync_throughput(&config, &settings).await?;
+                drop(spinner);
+                all.push(figures);
+            }
             if json {
-                print_json(&figures);
+                print_json(&all);
                 return Ok(EXIT_OK);
             }
-            let ms = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.4}"));
-            println!(
-                "{:>10} {:>12} {:>9} {:>9} {:>9} {:>18} {:>19}",
-                "changes/s",
-                "achieved/s",
-                "p50 ms",
-                "p99 ms",
-                "max ms",
-                "worker CPU ms/chg",
-                "MariaDB CPU ms/chg"
-            );
-            for r in &figures.latency {
-                println!(
-                    "{:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>18.4} {:>19}",
-                    r.rate,
-                    r.achieved_rate,
-                    r.p50_ms,
-                    r.p99_ms,
-                    r.max_ms,
-                    r.worker_cpu_ms_per_change,
-                    ms(r.mariadb_cpu_ms_per_change)
-                );
+            for figures in &all {
+                print_sync_figures(figures);
             }
-            println!(
-                "MariaDB CPU per change while one worker drains the backlog (the claim path): {} ms",
-                ms(figures.one_worker_mariadb_cpu_ms_per_change)
-            );
-            println!(
-                "drain of {} queued changes: one worker {:.0} changes/s, two workers {:.0} changes/s; \
-                 raw bulk upsert {:.0} documents/s; one worker = {:.0}% of raw",
-                figures.backlog,
-                figures.one_worker_per_second,
-                figures.two_workers_per_second,
-                figures.raw_upsert_per_second,
-                100.0 * figures.one_worker_ratio()
-            );
+            if let [a, b] = all.as_slice()
+                && a.capture != b.capture
+            {
+                let (binlog, triggers) = if a.capture == Capture::Binlog {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                print_sync_ratios(binlog, triggers);
+            }
             Ok(EXIT_OK)
         }
     }
+}
+
+fn print_sync_figures(figures: &SyncFigures) {
+    let ms = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.4}"));
+    println!("{} capture", figures.capture);
+    println!(
+        "{:>10} {:>12} {:>9} {:>9} {:>9} {:>18} {:>19}",
+        "changes/s",
+        "achieved/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "worker CPU ms/chg",
+        "MariaDB CPU ms/chg"
+    );
+    for r in &figures.latency {
+        println!(
+            "{:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>18.4} {:>19}",
+            r.rate,
+            r.achieved_rate,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.worker_cpu_ms_per_change,
+            ms(r.mariadb_cpu_ms_per_change)
+        );
+    }
+    println!(
+        "MariaDB CPU per change while one worker drains the backlog: {} ms",
+        ms(figures.one_worker_mariadb_cpu_ms_per_change)
+    );
+    let two = figures
+        .two_workers_per_second
+        .map_or("n/a (one binlog reader per database)".to_owned(), |v| {
+            format!("{v:.0} changes/s")
+        });
+    println!(
+        "drain of {} changes: one worker {:.0} changes/s, two workers {two}; \
+         raw bulk upsert {:.0} documents/s; one worker = {:.0}% of raw",
+        figures.backlog,
+        figures.one_worker_per_second,
+        figures.raw_upsert_per_second,
+        100.0 * figures.one_worker_ratio()
+    );
+    println!();
+}
+
+/// Binlog capture against trigger capture, measured in one run on the same servers.
+fn print_sync_ratios(binlog: &SyncFigures, triggers: &SyncFigures) {
+    println!("binlog / triggers (lower is better for latency and CPU):");
+    for (b, t) in binlog.latency.iter().zip(&triggers.latency) {
+        let cpu = |r: &bench::SyncLatency| {
+            r.worker_cpu_ms_per_change + r.mariadb_cpu_ms_per_change.unwrap_or(0.0)
+        };
+        println!(
+            "  at {} changes/s: p99 {:.2} ms / {:.2} ms = {:.2}x; worker + MariaDB CPU per change {:.4} / {:.4} ms = {:.2}x",
+            b.rate,
+            b.p99_ms,
+            t.p99_ms,
+            b.p99_ms / t.p99_ms.max(1e-9),
+            cpu(b),
+            cpu(t),
+            cpu(b) / cpu(t).max(1e-9)
+        );
+    }
+    println!(
+        "  drain: {:.0}% of raw (binlog) against {:.0}% (triggers)",
+        100.0 * binlog.one_worker_ratio(),
+        100.0 * triggers.one_worker_ratio()
+    );
 }

@@ -543,6 +543,11 @@ pub enum BenchCommand {
         /// Customers in the bench database (also the backlog of the drain runs).
         #[arg(long, default_value_t = 20_000)]
         customers: u32,
+        /// The captures to measure, one after the other on the same servers (each in fresh
+        /// bench databases); with both, the ratios binlog / triggers are printed too.
+        #[arg(long, value_delimiter = ',', default_values_t = ["binlog".to_owned(), "triggers".to_owned()],
+              value_parser = ["binlog", "triggers"])]
+        capture: Vec<String>,
         /// The worker's options.
         #[command(flatten)]
         sync: SyncArgs,

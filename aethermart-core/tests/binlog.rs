@@ -641,3 +641,54 @@ async fn switching_the_capture_both_ways_under_writes_loses_no_change() {
         .unwrap();
     verify_equal(&env.config).await;
 }
+
+/// An application's transaction held open on the row the reader read last cannot stall
+/// binlog capture: the wait for that transaction's visibility is bounded (without the bound
+/// the claim would wait for the lock, 50 s, and again after every retry).
+#[tokio::test]
+async fn a_transaction_held_open_on_the_last_row_read_does_not_stall_binlog_capture() {
+    let (env, pool) = support::seeded("binlog_held_lock").await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    migrate(&env.config).await;
+    sqlx::query("UPDATE Customers SET phone = '+1 555 0111' WHERE customer_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The attacker: a transaction holding the row of the last transaction read, not ending.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("UPDATE Customers SET last_name = 'Held' WHERE customer_id = 1")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let (syncer, _source) = binlog_syncer(&env.config).await;
+    let (stop, task) = follow(syncer);
+    let profiles = env
+        .mongo()
+        .await
+        .collection::<Document>("customer_profiles");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let profile = profiles
+            .find_one(doc! { "_id": 1_i64 })
+            .await
+            .unwrap()
+            .unwrap();
+        if format!("{profile}").contains("+1 555 0111") {
+            assert!(
+                !format!("{profile}").contains("Held"),
+                "an uncommitted change never reaches MongoDB"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change did not arrive while the transaction held the row: {profile}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    holder.rollback().await.unwrap();
+    stop.send_replace(true);
+    task.await.unwrap();
+}

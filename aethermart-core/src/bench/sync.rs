@@ -5,6 +5,7 @@
 //! that thread (`/proc/thread-self/schedstat`) is the worker's CPU time, drivers included.
 
 use super::{BenchError, fresh_bench_databases, quantile_ms};
+use crate::binlog_position::GtidPosition;
 use crate::cluster;
 use crate::config::Config;
 use crate::connect::{self, PoolSize};
@@ -13,7 +14,8 @@ use crate::progress::NoProgress;
 use crate::projection::document::CUSTOMER_PROFILES;
 use crate::projection::{Entity, Refused};
 use crate::sync::{
-    MongoSink, QueueSource, Sink, SyncError, SyncOptions, SyncReport, Syncer, Write, WriteOp,
+    BinlogSource, Capture, MongoSink, QueueSource, Sink, Source, SyncError, SyncOptions,
+    SyncReport, Syncer, Write, WriteOp,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -38,6 +40,8 @@ pub struct SyncBench {
     pub backlog: u32,
     /// The workers' settings.
     pub options: SyncOptions,
+    /// How changes are captured: the queues the triggers fill, or the binlog.
+    pub capture: Capture,
 }
 
 impl Default for SyncBench {
@@ -48,6 +52,7 @@ impl Default for SyncBench {
             duration: Duration::from_secs(5),
             backlog: 20_000,
             options: SyncOptions::default(),
+            capture: Capture::Triggers,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct SyncLatency {
 /// The figures of [`sync_throughput`].
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncFigures {
+    /// The capture measured.
+    pub capture: Capture,
     /// One run per rate.
     pub latency: Vec<SyncLatency>,
     /// Changes in each drain-rate run.
@@ -86,8 +93,9 @@ pub struct SyncFigures {
     /// The MariaDB server's CPU time per change while one worker drains the backlog, ms (the
     /// claim path alone: the backlog was queued before), when the server runs on this machine.
     pub one_worker_mariadb_cpu_ms_per_change: Option<f64>,
-    /// Two workers draining the backlog, changes/s.
-    pub two_workers_per_second: f64,
+    /// Two workers draining the backlog, changes/s (trigger capture only: binlog capture runs
+    /// one reader per database).
+    pub two_workers_per_second: Option<f64>,
     /// The same MongoDB server upserting the same profile documents in batches of the same
     /// size with the same command, documents/s: the better of one writer and of as many
     /// concurrent writers as a worker has lanes.
@@ -123,6 +131,11 @@ pub async fn sync_throughput(
         .map_err(BenchError::Seed)?;
     drop(conn);
     // The initial migration writes every profile and drops the seed's queued changes.
+    if settings.capture == Capture::Binlog {
+        crate::sync::capture::switch(&bench, Capture::Binlog, "aethermart bench sync").await?;
+    }
+    // The initial migration writes every profile, drops the seed's queued changes and
+    // records where binlog capture starts.
     BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
         .migrate(MigrateOptions::default(), Arc::new(NoProgress))
         .await?;
@@ -134,10 +147,18 @@ pub async fn sync_throughput(
     let backlog = settings.backlog.clamp(1, settings.customers.max(1));
     let server = ServerProcess::find(&pool).await;
     let (one, one_cpu) = drain_rate(&bench, &pool, settings, 1, backlog, "+8", &server).await?;
-    let (two, _) = drain_rate(&bench, &pool, settings, 2, backlog, "+9", &server).await?;
+    let two = match settings.capture {
+        Capture::Triggers => Some(
+            drain_rate(&bench, &pool, settings, 2, backlog, "+9", &server)
+                .await?
+                .0,
+        ),
+        Capture::Binlog => None,
+    };
     let raw = raw_upsert_rate(&mongo, settings.options.batch_size, settings.options.lanes).await?;
     pool.close().await;
     Ok(SyncFigures {
+        capture: settings.capture,
         latency,
         backlog,
         one_worker_per_second: one,
@@ -176,7 +197,7 @@ async fn latency_run(
         origin,
         acked: acked.clone(),
     });
-    let worker = WorkerThread::start(bench.clone(), settings.options, Some(recorder)).await?;
+    let worker = WorkerThread::start(bench.clone(), settings, Some(recorder)).await?;
     let server = ServerProcess::find(pool).await;
     let server_at_start = server.cpu();
     let started = Instant::now();
@@ -252,7 +273,7 @@ async fn drain_rate(
 ) -> Result<(f64, Option<f64>), BenchError> {
     let mut running = Vec::new();
     for _ in 0..workers {
-        running.push(WorkerThread::start(bench.clone(), settings.options, None).await?);
+        running.push(WorkerThread::start(bench.clone(), settings, None).await?);
     }
     sqlx::query("UPDATE Customers SET phone = CONCAT(?, ' ', customer_id) WHERE customer_id <= ?")
         .bind(prefix)
@@ -260,22 +281,38 @@ async fn drain_rate(
         .execute(pool)
         .await
         .map_err(BenchError::Seed)?;
+    // Binlog capture: drained once every change up to the update is applied (the position a
+    // restart would resume from is past it).
+    let target: Option<GtidPosition> = match settings.capture {
+        Capture::Binlog => sqlx::query_scalar::<_, String>("SELECT @@gtid_binlog_pos")
+            .fetch_one(pool)
+            .await
+            .map_err(BenchError::Seed)?
+            .parse()
+            .ok(),
+        Capture::Triggers => None,
+    };
     let server_at_start = server.cpu();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);
     loop {
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customer_sync_queue")
-            .fetch_one(pool)
-            .await
-            .map_err(BenchError::Seed)?;
+        let left: i64 = match (&target, running.first().and_then(|w| w.binlog.as_ref())) {
+            (Some(target), Some(binlog)) => i64::from(!binlog.checkpoint().covers(target)),
+            _ => sqlx::query_scalar("SELECT COUNT(*) FROM customer_sync_queue")
+                .fetch_one(pool)
+                .await
+                .map_err(BenchError::Seed)?,
+        };
         if left == 0 {
             break;
         }
         if Instant::now() > deadline {
             return Err(BenchError::NotDrained { left, seconds: 600 });
         }
-        // Counting the queue costs the server too: every 20 ms keeps it small.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Counting the queue costs the server too: every 20 ms keeps it small (the binlog
+        // position is in memory: every 2 ms).
+        let pause = if target.is_some() { 2 } else { 20 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
     let server_cpu = server.cpu_since(server_at_start);
@@ -409,6 +446,8 @@ impl Sink for RecordingSink {
 /// A worker on a thread of its own (single-threaded runtime), so its CPU time is measurable.
 struct WorkerThread {
     stop: watch::Sender<bool>,
+    /// Binlog capture: the source, whose position tells when a backlog is applied.
+    binlog: Option<BinlogSource>,
     handle: std::thread::JoinHandle<Result<(SyncReport, Duration), BenchError>>,
 }
 
@@ -416,9 +455,10 @@ impl WorkerThread {
     /// Starts a worker on the customer queue and returns once it is connected and polling.
     async fn start(
         config: Config,
-        options: SyncOptions,
+        settings: &SyncBench,
         recorder: Option<Arc<Recorder>>,
     ) -> Result<Self, BenchError> {
+        let (options, capture) = (settings.options, settings.capture);
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
@@ -429,16 +469,25 @@ impl WorkerThread {
                     .build()
                     .map_err(BenchError::Thread)?;
                 runtime.block_on(async move {
-                    let (source, mongo) = QueueSource::connect(&config, &options, 1).await?;
+                    let (source, mongo, binlog): (Arc<dyn Source>, _, _) = match capture {
+                        Capture::Triggers => {
+                            let (s, mongo) = QueueSource::connect(&config, &options, 1).await?;
+                            (Arc::new(s), mongo, None)
+                        }
+                        Capture::Binlog => {
+                            let (s, mongo) = BinlogSource::connect(&config, &options, 1).await?;
+                            (Arc::new(s.clone()), mongo, Some(s))
+                        }
+                    };
                     let inner = MongoSink::new(mongo);
                     let sink: Arc<dyn Sink> = match recorder {
                         Some(recorder) => Arc::new(RecordingSink { inner, recorder }),
                         None => Arc::new(inner),
                     };
-                    let syncer = Syncer::new(Arc::new(source), sink, options)
-                        .with_entities(&[Entity::Customers]);
+                    let syncer =
+                        Syncer::new(source, sink, options).with_entities(&[Entity::Customers]);
                     let cpu_at_start = thread_cpu();
-                    let _ = ready_tx.send(());
+                    let _ = ready_tx.send(binlog);
                     let mut stop_rx = stop_rx;
                     let stopped = async move {
                         let _ = stop_rx.wait_for(|s| *s).await;
@@ -449,7 +498,11 @@ impl WorkerThread {
             });
         let handle = spawned.map_err(BenchError::Thread)?;
         match ready_rx.await {
-            Ok(()) => Ok(Self { stop, handle }),
+            Ok(binlog) => Ok(Self {
+                stop,
+                handle,
+                binlog,
+            }),
             // The thread ended before it was ready: report its error.
             Err(_) => Err(join(handle).err().unwrap_or(BenchError::WorkerGone)),
         }

@@ -483,6 +483,47 @@ async fn read_forever(inner: Arc<Inner>, reader: Reader) {
     }
 }
 
+/// How long a claim waits for the last transaction read to become visible.
+const VISIBILITY_WAIT: Duration = Duration::from_millis(50);
+
+/// Waits until the last transaction read is visible to readers: once its row lock is free
+/// (commits become visible in binlog order, so every earlier one is too). The lock is tried
+/// without waiting, again every millisecond for at most [`VISIBILITY_WAIT`]: a commit in
+/// flight frees it within that; a lock still held then belongs to a later transaction (the
+/// one read had committed for another to take it), and an application holding a transaction
+/// open on that row must not stall the sync.
+async fn visible(
+    pool: &MySqlPool,
+    (table, column, id): (&'static str, &'static str, u64),
+) -> Result<(), SyncError> {
+    let started = Instant::now();
+    let sql = format!("SELECT 1 FROM {table} WHERE {column} = ? LOCK IN SHARE MODE NOWAIT");
+    loop {
+        match sqlx::query(&sql).bind(id).fetch_optional(pool).await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if crate::orders::server_error(&e).is_some_and(|(n, _)| n == 1205 || n == 3572) =>
+            {
+                if started.elapsed() >= VISIBILITY_WAIT {
+                    tracing::debug!(
+                        table,
+                        id,
+                        "the last row read is locked by a later transaction"
+                    );
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(source) => {
+                return Err(SyncError::MariaDb {
+                    step: "waiting for the last transaction read to be visible",
+                    source,
+                });
+            }
+        }
+    }
+}
+
 /// The GTID position at the start of the oldest binlog the server has.
 async fn oldest_position(pool: &MySqlPool) -> String {
     let first: Result<Vec<(String, u64)>, _> =
@@ -841,18 +882,8 @@ impl Source for BinlogSource {
                 mine: "binlog",
             });
         }
-        // The last transaction read is visible once its row lock is free (commits become
-        // visible in binlog order, so every earlier one is too).
-        if let Some((table, column, id)) = barrier {
-            sqlx::query(&format!(
-                "SELECT 1 FROM {table} WHERE {column} = ? LOCK IN SHARE MODE"
-            ))
-            .bind(id)
-            .fetch_optional(&inner.pool)
-            .await
-            .map_err(db_err(
-                "waiting for the last transaction read to be visible",
-            ))?;
+        if let Some(barrier) = barrier {
+            visible(&inner.pool, barrier).await?;
         }
         let keys: Vec<u64> = batch.keys.iter().map(|k| k.0).collect();
         let (writes, unreadable) =
