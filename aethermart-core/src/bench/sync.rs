@@ -476,6 +476,8 @@ impl WorkerThread {
                         }
                         Capture::Binlog => {
                             let (s, mongo) = BinlogSource::connect(&config, &options, 1).await?;
+                            // Measured from a stream that is connected and at the end.
+                            s.wait_caught_up(Duration::from_secs(30)).await?;
                             (Arc::new(s.clone()), mongo, Some(s))
                         }
                     };

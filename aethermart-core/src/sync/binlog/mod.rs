@@ -916,6 +916,30 @@ impl Source for BinlogSource {
 }
 
 impl BinlogSource {
+    /// Waits until the reader has read what the server had written when it was called (e.g.
+    /// before measuring: the stream is connected and caught up); fails after `within`.
+    pub async fn wait_caught_up(&self, within: Duration) -> Result<(), SyncError> {
+        let deadline = Instant::now() + within;
+        while self.behind().await? {
+            if Instant::now() > deadline {
+                return Err(BinlogError::Silent {
+                    endpoint: self.inner.endpoint.clone(),
+                    seconds: within.as_secs(),
+                }
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // `behind` answers for a position noted by an earlier call: ask once more.
+        while self.behind().await? {
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
     /// True while the reader has not reached a position the server had written: the first
     /// call notes the server's position, later ones say whether the reader reached it.
     async fn behind(&self) -> Result<bool, SyncError> {
