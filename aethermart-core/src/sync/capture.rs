@@ -147,7 +147,8 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
         .map_err(db_err(
             "taking the handoff row (a migration or a long batch may hold it)",
         ))?;
-    // Every transaction that read the old setting has ended once this returns.
+    // Every transaction that read the old setting has ended once this returns. New writers
+    // queue behind this request: it gives up after 5 s rather than hold them longer.
     let from: String =
         sqlx::query_scalar("SELECT capture FROM sync_settings WHERE id = 1 FOR UPDATE WAIT 30")
             .fetch_one(&mut *tx)
