@@ -150,7 +150,7 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
     // Every transaction that read the old setting has ended once this returns. New writers
     // queue behind this request: it gives up after 5 s rather than hold them longer.
     let from: String =
-        sqlx::query_scalar("SELECT capture FROM sync_settings WHERE id = 1 FOR UPDATE WAIT 30")
+        sqlx::query_scalar("SELECT capture FROM sync_settings WHERE id = 1 FOR UPDATE WAIT 5")
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err("locking the capture setting"))?;
