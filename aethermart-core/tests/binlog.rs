@@ -692,3 +692,106 @@ async fn a_transaction_held_open_on_the_last_row_read_does_not_stall_binlog_capt
     stop.send_replace(true);
     task.await.unwrap();
 }
+
+/// Item 5: schema changes while the worker follows under writes. A new column, a widened
+/// column and a new unrelated table change nothing for the documents, under either capture;
+/// a column the documents need that disappears stops the worker with an error naming it,
+/// rather than writing wrong documents.
+#[tokio::test]
+async fn ddl_while_streaming_keeps_the_documents_right_and_a_lost_column_stops_the_worker() {
+    for capture in [Capture::Binlog, Capture::Triggers] {
+        let (env, pool) = support::seeded(&format!("binlog_ddl_{capture}")).await;
+        capture::switch(&env.config, capture, "test").await.unwrap();
+        migrate(&env.config).await;
+        let syncer = match capture {
+            Capture::Binlog => binlog_syncer(&env.config).await.0,
+            Capture::Triggers => {
+                let (source, mongo) = QueueSource::connect(&env.config, &options(), 4)
+                    .await
+                    .unwrap();
+                Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
+            }
+        };
+        let (_keep, rx) = watch::channel(false);
+        let worker = {
+            let syncer = syncer.clone();
+            tokio::spawn(async move { syncer.run(support::until_stopped(rx)).await })
+        };
+        let write = |n: u32| {
+            let pool = pool.clone();
+            async move {
+                sqlx::raw_sql(&format!(
+                    "UPDATE Customers SET phone = '+1 555 {n:04}' WHERE customer_id = {c}; \
+                     UPDATE Products SET price = price + 1 WHERE product_id = {p}",
+                    c = n % 2 + 1,
+                    p = n % 3 + 1
+                ))
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+        };
+        for (n, ddl) in [
+            "ALTER TABLE Customers ADD COLUMN loyalty_note VARCHAR(40) NULL",
+            "ALTER TABLE Products MODIFY COLUMN name VARCHAR(250) NOT NULL",
+            "CREATE TABLE unrelated_notes (id INT PRIMARY KEY, note TEXT)",
+            "INSERT INTO unrelated_notes VALUES (1, 'not synced')",
+            "UPDATE Customers SET loyalty_note = 'gold' WHERE customer_id = 1",
+        ]
+        .iter()
+        .enumerate()
+        {
+            write(n as u32).await;
+            sqlx::raw_sql(ddl).execute(&pool).await.unwrap();
+            write(n as u32 + 10).await;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mongo = env.mongo().await;
+            let report = BulkMigrator::new(env.config.mariadb.clone(), mongo)
+                .verify()
+                .await
+                .unwrap();
+            if report.equal() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{capture}: stores differ after the DDL: {report:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!worker.is_finished(), "{capture}: the worker goes on");
+
+        // A column the profile needs disappears: the worker stops and names it.
+        sqlx::raw_sql(
+            "ALTER TABLE Customers DROP COLUMN phone; \
+             UPDATE Customers SET last_name = 'Dropped' WHERE customer_id = 2",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let stopped = tokio::time::timeout(Duration::from_secs(30), worker)
+            .await
+            .expect("the worker stops")
+            .unwrap()
+            .unwrap_err();
+        assert!(!stopped.is_transient(), "{capture}: {stopped}");
+        assert!(
+            stopped.to_string().contains("phone"),
+            "{capture}: {stopped}"
+        );
+        let profile = env
+            .mongo()
+            .await
+            .collection::<Document>("customer_profiles")
+            .find_one(doc! { "_id": 2_i64 })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !format!("{profile}").contains("Dropped"),
+            "{capture}: no document was written from the changed table"
+        );
+    }
+}
