@@ -104,6 +104,17 @@ async fn documents(config: &Config) -> BTreeMap<(Entity, i64), [u8; 32]> {
     all
 }
 
+/// The capture triggers in the pool's database.
+async fn capture_triggers(pool: &MySqlPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.TRIGGERS \
+         WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE '%\\_sync\\_%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 async fn ids(pool: &MySqlPool, sql: &str) -> Vec<u64> {
     sqlx::query_scalar(sql).fetch_all(pool).await.unwrap()
 }
@@ -478,6 +489,11 @@ async fn under_binlog_capture_the_triggers_queue_nothing_and_only_the_admin_swit
         "no queue row on the write path"
     );
     assert_eq!(
+        capture_triggers(&pool).await,
+        0,
+        "no capture trigger on the write path"
+    );
+    assert_eq!(
         support::stock(&pool, 1).await,
         8,
         "the order took its stock"
@@ -624,6 +640,11 @@ async fn switching_the_capture_both_ways_under_writes_loses_no_change() {
     assert!(
         to_triggers.requeued > 0 || to_binlog.requeued > 0,
         "{to_binlog:?} {to_triggers:?}"
+    );
+    assert_eq!(
+        capture_triggers(&pool).await,
+        16,
+        "the capture triggers are back"
     );
     let stopped = binlog.await.unwrap().unwrap_err();
     assert!(

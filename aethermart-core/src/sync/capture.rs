@@ -4,7 +4,9 @@
 //! - [`Capture::Triggers`]: triggers queue the key of every change in the writer's transaction
 //!   ([`super::QueueSource`]). Works everywhere, a Galera cluster included.
 //! - [`Capture::Binlog`]: the workers follow the binary log ([`super::BinlogSource`]); the
-//!   triggers' capture part does no work, so writers pay nothing for the sync.
+//!   capture triggers are dropped (and would do nothing: they read the setting), so writers
+//!   run no trigger for the sync; the stock part of the order-line trigger stays. Switching
+//!   back recreates them from the schema script that last restated them.
 //!
 //! [`switch`] changes it while writes go on, losing no change: it takes the handoff row (so no
 //! batch of either capture is in flight) and the setting row (a trigger reads the setting with
@@ -110,6 +112,47 @@ pub struct Switched {
     pub requeued: u64,
 }
 
+/// Where the capture triggers begin in the script that last restated them.
+const CAPTURE_SECTION: &str = "-- ---- capture ----";
+/// The schema version whose script holds the capture triggers as they are now (a version that
+/// restates them moves this, a unit test checks it).
+const CAPTURE_TRIGGERS_VERSION: u32 = 15;
+
+/// The SQL that (re)creates the capture triggers, and their names. Under binlog capture they
+/// are dropped: writers then run no trigger at all for the sync (the stock part of the
+/// order-line trigger, which is not among them, stays).
+fn capture_triggers() -> (&'static str, Vec<&'static str>) {
+    let script = crate::schema::VERSIONS
+        .iter()
+        .find(|v| v.version == CAPTURE_TRIGGERS_VERSION)
+        .map_or("", |v| v.sql);
+    let section = script.find(CAPTURE_SECTION).map_or("", |at| &script[at..]);
+    let names = section
+        .match_indices("CREATE OR REPLACE TRIGGER ")
+        .filter_map(|(at, m)| section[at + m.len()..].split_whitespace().next())
+        .collect();
+    (section, names)
+}
+
+/// Makes the capture triggers match `capture`: present (recreated, so a switch heals a missing
+/// one) for trigger capture, absent for binlog capture. Idempotent.
+async fn set_capture_triggers(
+    conn: &mut sqlx::MySqlConnection,
+    capture: Capture,
+) -> Result<usize, sqlx::Error> {
+    let (sql, names) = capture_triggers();
+    match capture {
+        Capture::Triggers => crate::connect::execute_script(conn, sql).await?,
+        Capture::Binlog => {
+            for name in &names {
+                crate::connect::execute_script(conn, &format!("DROP TRIGGER IF EXISTS {name}"))
+                    .await?;
+            }
+        }
+    }
+    Ok(names.len())
+}
+
 /// The tables whose capture triggers write queue entries (named in their `source_table`).
 const CAPTURED: &str = "'Customers', 'Customer_Addresses', 'Orders', 'Order_Items', 'Products', \
                         'Services', 'Categories'";
@@ -132,6 +175,13 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
     let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
     let database = config.mariadb.database();
     let mut conn = pool.acquire().await.map_err(db_err("connecting"))?;
+    // Trigger capture: the triggers exist before the setting says they work (until then they
+    // read `binlog` and do nothing).
+    if to == Capture::Triggers {
+        set_capture_triggers(&mut conn, Capture::Triggers)
+            .await
+            .map_err(db_err("creating the capture triggers"))?;
+    }
     // The requeue below must see every entry committed before it.
     sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         .execute(&mut *conn)
@@ -157,6 +207,13 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
     let from: Capture = from.parse().unwrap_or(Capture::Triggers);
     if from == to {
         tx.rollback().await.map_err(db_err("ending the switch"))?;
+        if to == Capture::Binlog {
+            set_capture_triggers(&mut conn, Capture::Binlog)
+                .await
+                .map_err(db_err(
+                    "dropping the capture triggers (binlog capture is on; run the switch again)",
+                ))?;
+        }
         return Ok(Switched {
             from,
             to,
@@ -240,6 +297,15 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
         }
     }
     tx.commit().await.map_err(db_err("committing the switch"))?;
+    // Binlog capture: the triggers read `binlog` now and do nothing; without them writers run
+    // no trigger for the sync at all.
+    if to == Capture::Binlog {
+        set_capture_triggers(&mut conn, Capture::Binlog)
+            .await
+            .map_err(db_err(
+                "dropping the capture triggers (binlog capture is on; run the switch again)",
+            ))?;
+    }
     tracing::info!(%database, %from, %to, position = %now, requeued, "capture switched");
     Ok(Switched {
         from,
@@ -247,4 +313,30 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
         position: Some(now.to_string()),
         requeued,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_capture_triggers_come_from_the_script_that_last_restated_them() {
+        let (sql, names) = capture_triggers();
+        assert_eq!(names.len(), 16, "{names:?}");
+        assert!(names.iter().all(|n| n.contains("_sync_")), "{names:?}");
+        assert!(sql.contains("aethermart_capture_by_triggers()"));
+        let last = crate::schema::VERSIONS
+            .iter()
+            .filter(|v| {
+                v.sql
+                    .contains("CREATE OR REPLACE TRIGGER trg_customers_sync_insert")
+            })
+            .map(|v| v.version)
+            .max();
+        assert_eq!(
+            last,
+            Some(CAPTURE_TRIGGERS_VERSION),
+            "a version restated the capture triggers: move CAPTURE_TRIGGERS_VERSION to it"
+        );
+    }
 }
