@@ -35,12 +35,15 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
             }
             Ok(EXIT_OK)
         }
-        BenchCommand::Generate(args) => {
+        BenchCommand::Generate { args, capture } => {
             let (settings, options) = args.settings()?;
+            // The parser allows only the two names.
+            let capture: Capture = capture.parse().unwrap_or(Capture::Triggers);
             let figures = bench::generate_throughput(
                 &Config::from_env()?,
                 settings,
                 options,
+                capture,
                 Arc::new(progress::Bars::new()),
             )
             .await?;
@@ -48,7 +51,7 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
                 print_json(&figures);
             } else {
                 println!(
-                    "generate benchmark, scale {} seed {}",
+                    "generate benchmark, scale {} seed {}, {capture} capture",
                     settings.scale, settings.seed
                 );
                 print_load_summary(&figures.summary);

@@ -508,8 +508,16 @@ pub enum BenchCommand {
     ///
     /// Runs in its own databases (DATABASE_bench on both stores), recreated each time.
     ///
-    /// Example: aethermart bench generate --scale 1
-    Generate(GenerateArgs),
+    /// Example: aethermart bench generate --scale 1 --capture binlog
+    Generate {
+        /// What to generate.
+        #[command(flatten)]
+        args: GenerateArgs,
+        /// The capture of the bench database while loading: triggers (the capture triggers
+        /// fire for every row) or binlog (they are dropped).
+        #[arg(long, default_value = "triggers", value_parser = ["binlog", "triggers"])]
+        capture: String,
+    },
     /// Orders/s and p50/p99 latency of sp_PlaceOrder at several client counts.
     ///
     /// Runs in its own database (DATABASE_bench), recreated each time.

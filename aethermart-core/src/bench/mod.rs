@@ -168,7 +168,14 @@ pub async fn migrate_throughput(
     progress: Arc<dyn Progress>,
 ) -> Result<MigrateFigures, BenchError> {
     // Fresh bench databases with generated data; the load figures are not this bench's subject.
-    generate_throughput(config, settings, options, progress.clone()).await?;
+    generate_throughput(
+        config,
+        settings,
+        options,
+        crate::sync::Capture::Triggers,
+        progress.clone(),
+    )
+    .await?;
     let bench = bench_config(config)?;
     let mongo = connect::mongodb_database(&bench.mongodb).await?;
     let migration = BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
@@ -237,14 +244,19 @@ async fn fresh_bench_databases(config: &Config) -> Result<Config, BenchError> {
 }
 
 /// Generates and loads `settings` into fresh bench databases (`<database>_bench` on both
-/// stores) and reports rows/s, documents/s and peak memory.
+/// stores) under `capture` (binlog capture has no capture triggers to fire) and reports rows/s,
+/// documents/s and peak memory.
 pub async fn generate_throughput(
     config: &Config,
     settings: GenerateConfig,
     options: LoadOptions,
+    capture: crate::sync::Capture,
     progress: Arc<dyn Progress>,
 ) -> Result<GenerateFigures, BenchError> {
     let bench = fresh_bench_databases(config).await?;
+    if capture == crate::sync::Capture::Binlog {
+        crate::sync::capture::switch(&bench, capture, "aethermart bench generate").await?;
+    }
     let summary = generate::generate_into(&bench, settings, options, progress).await?;
     Ok(GenerateFigures {
         summary,
