@@ -524,8 +524,22 @@ async fn under_binlog_capture_the_triggers_queue_nothing_and_only_the_admin_swit
         .await
         .unwrap_err();
     assert!(wrong.to_string().contains("--capture"), "{wrong}");
-    let (syncer, _source) = binlog_syncer(&env.config).await;
+    // A resync request under binlog capture: applied through the binlog, then its queue
+    // entry (exactly it) deleted by the worker.
+    sqlx::query(
+        "INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (2, 'update', 'resync')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (syncer, source) = binlog_syncer(&env.config).await;
     syncer.drain().await.unwrap();
+    source.flush().await.unwrap();
+    assert_eq!(
+        support::queued(&pool).await,
+        0,
+        "the applied request was deleted"
+    );
     verify_equal(&env.config).await;
     let order = env
         .mongo()

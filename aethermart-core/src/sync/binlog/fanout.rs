@@ -73,22 +73,30 @@ pub(super) fn targets(change: &RowChange, out: &mut Vec<Target>) {
                 ids(&change.after, "category_id", Target::CategorySubtree, out);
             }
         }
-        table => {
+        _ => {
             // An entry in a sync queue is a request (a resync, a requeued dead letter, the
             // review stream's products): its key, on insert. Entries a capture trigger wrote
-            // (named after the table that changed) say nothing the row events above do not.
-            if let (Some(entity), None, Some(after)) = (
-                Entity::ALL.into_iter().find(|e| e.queue_table() == table),
-                &change.before,
-                &change.after,
-            ) && let Some(id) = after.id("entity_key")
-                && !matches!(after.get("source_table"), Some(mysql_async::Value::Bytes(t))
-                    if CAPTURED.iter().any(|c| c.as_bytes() == t.as_slice()))
-            {
-                out.push(Target::Key(entity, id));
+            // say nothing the row events above do not.
+            if let Some((entity, _, key)) = request(change) {
+                out.push(Target::Key(entity, key));
             }
         }
     }
+}
+
+/// The request a change is, when it inserts one into a sync queue: `(entity, queue_id, key)`.
+/// Entries a capture trigger wrote (named after the table that changed) are not requests.
+pub(super) fn request(change: &RowChange) -> Option<(Entity, u64, u64)> {
+    let entity = Entity::ALL
+        .into_iter()
+        .find(|e| e.queue_table() == change.table)?;
+    let after = change.after.as_ref().filter(|_| change.before.is_none())?;
+    let by_trigger = matches!(after.get("source_table"), Some(mysql_async::Value::Bytes(t))
+        if CAPTURED.iter().any(|c| c.as_bytes() == t.as_slice()));
+    if by_trigger {
+        return None;
+    }
+    Some((entity, after.id("queue_id")?, after.id("entity_key")?))
 }
 
 fn ids(image: &Option<Image>, column: &str, target: fn(u64) -> Target, out: &mut Vec<Target>) {
@@ -210,7 +218,7 @@ mod tests {
     fn queue_inserts_are_requests_and_other_tables_are_ignored() {
         let entry = |source: &str| {
             row(&[
-                ("queue_id", Value::Int(1)),
+                ("queue_id", Value::Int(5)),
                 ("entity_key", Value::Int(77)),
                 ("source_table", name(source)),
             ])
@@ -226,6 +234,17 @@ mod tests {
             of("product_sync_queue", None, Some(entry("Products"))).is_empty(),
             "a capture trigger's entry: the row event of Products names it already"
         );
+        let insert = |source: &str| RowChange {
+            table: "product_sync_queue".into(),
+            before: None,
+            after: Some(entry(source)),
+        };
+        assert_eq!(
+            request(&insert("resync")),
+            Some((Entity::Products, 5, 77)),
+            "a request, with its queue id (the source deletes exactly it once applied)"
+        );
+        assert_eq!(request(&insert("Order_Items")), None);
         let entry = entry("resync");
         assert!(
             of("product_sync_queue", Some(entry), None).is_empty(),

@@ -228,11 +228,14 @@ struct State {
     fatal: Option<BinlogError>,
     /// The last row read, for the visibility wait: `(table, key column, key)`.
     barrier: Option<(&'static str, &'static str, u64)>,
-    /// Per transaction number, the newest entry it inserted into a sync queue (to delete once
-    /// applied).
-    queue_entries: BTreeMap<u64, [u64; 4]>,
-    /// Queue entries up to these ids may be deleted.
-    deletable: [u64; 4],
+    /// Per transaction number, the requests it inserted into the sync queues, `(entity,
+    /// queue_id)`: deleted once applied (exactly those: entries the triggers wrote belong to
+    /// trigger capture's workers).
+    queue_entries: BTreeMap<u64, Vec<(Entity, u64)>>,
+    /// Requests applied, waiting to be deleted.
+    deletable: Vec<(Entity, u64)>,
+    /// A claim found the database's capture to be binlog (no entry is deleted before).
+    capture_confirmed: bool,
     /// A server position the reader must reach before it counts as caught up.
     catch_up: Option<GtidPosition>,
     /// Running beside trigger capture (see [`BinlogSource::shadow`]).
@@ -290,7 +293,8 @@ impl BinlogSource {
                 fatal: None,
                 barrier: None,
                 queue_entries: BTreeMap::new(),
-                deletable: [0; 4],
+                deletable: Vec::new(),
+                capture_confirmed: false,
                 catch_up: None,
                 shadow: false,
             }),
@@ -547,8 +551,8 @@ struct Effects {
     keys: BTreeSet<(Entity, u64)>,
     /// Its last row in a known table, for the visibility wait.
     barrier: Option<(&'static str, &'static str, u64)>,
-    /// Per entity, the newest sync queue entry it inserted (0: none).
-    queue_ids: [u64; 4],
+    /// The requests it inserted into the sync queues, `(entity, queue_id)`.
+    requests: Vec<(Entity, u64)>,
 }
 
 /// The effects of `t`: its documents, with the queries of the fan-outs that need one retried
@@ -558,7 +562,7 @@ async fn effects(pool: &MySqlPool, t: &Transaction) -> Result<Effects, BinlogErr
     let mut effects = Effects {
         keys: BTreeSet::new(),
         barrier: None,
-        queue_ids: [0; 4],
+        requests: Vec::new(),
     };
     for change in &t.changes {
         fanout::targets(change, &mut targets);
@@ -570,9 +574,9 @@ async fn effects(pool: &MySqlPool, t: &Transaction) -> Result<Effects, BinlogErr
                 .and_then(|i| i.id(column))
         {
             effects.barrier = Some((table, column, id));
-            if let Some(e) = Entity::ALL.into_iter().find(|e| e.queue_table() == table) {
-                effects.queue_ids[e.index()] = effects.queue_ids[e.index()].max(id);
-            }
+        }
+        if let Some((entity, queue_id, _)) = fanout::request(change) {
+            effects.requests.push((entity, queue_id));
         }
     }
     let mut queries = Vec::new();
@@ -627,8 +631,8 @@ async fn take_in(inner: &Inner, generation: u64, t: Transaction) {
     if effects.barrier.is_some() {
         s.barrier = effects.barrier;
     }
-    if effects.queue_ids.iter().any(|&id| id > 0) {
-        s.queue_entries.insert(seq, effects.queue_ids);
+    if !effects.requests.is_empty() {
+        s.queue_entries.insert(seq, effects.requests);
     }
 }
 
@@ -788,36 +792,42 @@ async fn store_checkpoint(inner: &Inner, last: &mut Option<GtidPosition>) -> Res
     }
     let deletable = {
         let mut s = inner.lock();
+        if s.shadow || !s.capture_confirmed {
+            // Beside trigger capture (or not yet known not to be): the queues are theirs.
+            return Ok(());
+        }
         let passed: Vec<u64> = s.queue_entries.range(..covered).map(|(k, _)| *k).collect();
         for seq in passed {
             if let Some(ids) = s.queue_entries.remove(&seq) {
-                for (d, id) in s.deletable.iter_mut().zip(ids) {
-                    *d = (*d).max(id);
-                }
+                s.deletable.extend(ids);
             }
         }
-        let deletable = std::mem::take(&mut s.deletable);
-        if s.shadow {
-            return Ok(());
-        }
-        deletable
+        std::mem::take(&mut s.deletable)
     };
     for entity in Entity::ALL {
-        let id = deletable[entity.index()];
-        if id == 0 {
-            continue;
+        let ids: Vec<String> = deletable
+            .iter()
+            .filter(|(e, _)| *e == entity)
+            .map(|(_, id)| id.to_string())
+            .collect();
+        for chunk in ids.chunks(1_000) {
+            // Ids are numbers: safe to inline.
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM {} WHERE queue_id IN ({})",
+                entity.queue_table(),
+                chunk.join(",")
+            ))
+            .execute(&inner.pool)
+            .await;
+            if let Err(source) = deleted {
+                // Kept for the next try (an entry left behind would show as pending).
+                inner.lock().deletable.extend(deletable);
+                return Err(SyncError::MariaDb {
+                    step: "deleting applied queue entries",
+                    source,
+                });
+            }
         }
-        sqlx::query(&format!(
-            "DELETE FROM {} WHERE queue_id <= ?",
-            entity.queue_table()
-        ))
-        .bind(id)
-        .execute(&inner.pool)
-        .await
-        .map_err(|source| SyncError::MariaDb {
-            step: "deleting applied queue entries",
-            source,
-        })?;
     }
     Ok(())
 }
@@ -874,7 +884,9 @@ impl Source for BinlogSource {
         };
         let capture: Option<String> =
             sqlx::Row::try_get(handoff, 1).map_err(db_err("reading the capture"))?;
-        if capture.as_deref() != Some("binlog") && !shadow {
+        let confirmed = capture.as_deref() == Some("binlog");
+        inner.lock().capture_confirmed = confirmed;
+        if !confirmed && !shadow {
             batch.give_back().await;
             return Err(SyncError::CaptureMismatch {
                 database: inner.database.clone(),
