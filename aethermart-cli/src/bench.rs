@@ -5,7 +5,7 @@ use crate::output::{print_json, print_load_summary, print_migration};
 use crate::{EXIT_OK, progress};
 use aethermart_core::Error;
 use aethermart_core::bench::{self, PlaceOrderBench, SyncBench, SyncFigures};
-use aethermart_core::config::{Config, MariaDbConfig};
+use aethermart_core::config::Config;
 use aethermart_core::sync::Capture;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,18 +65,21 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
         BenchCommand::PlaceOrder {
             clients,
             seconds,
+            capture,
             json,
         } => {
             let settings = PlaceOrderBench {
                 clients,
                 duration: Duration::from_secs(seconds),
+                // The parser allows only the two names.
+                capture: capture.parse().unwrap_or(Capture::Triggers),
                 ..PlaceOrderBench::default()
             };
-            let config = MariaDbConfig::from_env()?;
+            let config = Config::from_env()?;
             eprintln!(
-                "place-order benchmark: {} s per run, database {}_bench",
+                "place-order benchmark: {} s per run, database {}_bench, {capture} capture",
                 seconds,
-                config.database()
+                config.mariadb.database()
             );
             let runs = bench::place_order_throughput(&config, &settings).await?;
             if json {

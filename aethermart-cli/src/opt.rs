@@ -530,6 +530,10 @@ pub enum BenchCommand {
         /// Seconds per run.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// The capture of the bench database: triggers (the capture triggers fire on every
+        /// order) or binlog (they are dropped). No worker runs.
+        #[arg(long, default_value = "triggers", value_parser = ["binlog", "triggers"])]
+        capture: String,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,

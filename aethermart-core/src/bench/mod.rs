@@ -8,7 +8,7 @@ mod sync;
 pub use sync::{SyncBench, SyncFigures, SyncLatency, sync_throughput};
 
 use crate::cluster;
-use crate::config::{Config, MariaDbConfig};
+use crate::config::Config;
 use crate::connect::{self, ConnectError, PoolSize};
 use crate::generate::{self, GenerateConfig, LoadError, LoadOptions, LoadSummary};
 use crate::migrate::{BulkMigrator, MigrateError, MigrateOptions, MigrationReport, Migrator};
@@ -91,6 +91,9 @@ pub struct PlaceOrderBench {
     pub customers: u32,
     /// Products in the bench catalogue (orders pick 1–3 of them at random).
     pub products: u32,
+    /// The capture of the bench database: the capture triggers fire on every order, or
+    /// (binlog) they are dropped. No worker runs.
+    pub capture: crate::sync::Capture,
 }
 
 impl Default for PlaceOrderBench {
@@ -100,6 +103,7 @@ impl Default for PlaceOrderBench {
             duration: Duration::from_secs(5),
             customers: 1_000,
             products: 1_000,
+            capture: crate::sync::Capture::Triggers,
         }
     }
 }
@@ -276,15 +280,18 @@ fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
 /// Places orders through `sp_PlaceOrder` from `clients` concurrent connections for a fixed
 /// time per run and reports throughput and latency. Stock is large enough never to run out.
 pub async fn place_order_throughput(
-    config: &MariaDbConfig,
+    config: &Config,
     settings: &PlaceOrderBench,
 ) -> Result<Vec<Throughput>, BenchError> {
-    let config = config
-        .with_database(&bench_database(config.database()))
-        .map_err(ConnectError::from)?;
+    let bench = bench_config(config)?;
+    let config = bench.mariadb.clone();
     let schema = MariaDbSchema::new(config.clone());
     schema.teardown(true).await?;
     schema.apply().await?;
+    if settings.capture == crate::sync::Capture::Binlog {
+        crate::sync::capture::switch(&bench, settings.capture, "aethermart bench place-order")
+            .await?;
+    }
     let max_clients = settings.clients.iter().copied().max().unwrap_or(1);
     let pool = cluster::writable_pool(
         &config,
