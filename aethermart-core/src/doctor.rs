@@ -149,24 +149,15 @@ pub struct MariaDbSettings {
 /// What binlog capture needs of the server, and whether the stored position is older than the
 /// binlogs the server keeps (pure, unit-tested).
 pub fn binlog_capture_check(s: &MariaDbSettings) -> Check {
-    let mut missing = Vec::new();
-    if !s.log_bin {
-        missing.push("log_bin=ON".to_owned());
-    }
-    for (name, value) in [
-        ("binlog_format", &s.binlog_format),
-        ("binlog_row_image", &s.binlog_row_image),
-        ("binlog_row_metadata", &s.binlog_row_metadata),
-    ] {
-        let wanted = if name == "binlog_format" {
-            "ROW"
-        } else {
-            "FULL"
-        };
-        if !value.eq_ignore_ascii_case(wanted) {
-            missing.push(format!("{name}={wanted} (is {value})"));
-        }
-    }
+    let missing: Vec<String> = crate::binlog_position::missing_settings(
+        s.log_bin,
+        &s.binlog_format,
+        &s.binlog_row_image,
+        &s.binlog_row_metadata,
+    )
+    .into_iter()
+    .map(|(variable, wanted, is)| format!("{variable}={wanted} (is {is})"))
+    .collect();
     let binlog = s.capture.as_deref() == Some("binlog");
     let capture = s
         .capture
@@ -361,14 +352,10 @@ fn cluster_check(nodes: &[crate::cluster::NodeStatus]) -> Check {
 /// read or holds none).
 async fn binlog_position_age(cfg: &Config) -> Option<std::time::Duration> {
     let mongo = crate::connect::mongodb_database(&cfg.mongodb).await.ok()?;
-    let stored = mongo
-        .collection::<Document>(crate::binlog_position::POSITIONS)
-        .find_one(mongodb::bson::doc! { "_id": cfg.mariadb.database() })
+    crate::binlog_position::store::load(&mongo, cfg.mariadb.database())
         .await
-        .ok()??;
-    let at = stored.get_datetime("updated_at").ok()?;
-    let millis = mongodb::bson::DateTime::now().timestamp_millis() - at.timestamp_millis();
-    Some(std::time::Duration::from_millis(millis.max(0) as u64))
+        .ok()??
+        .age
 }
 
 async fn read_mariadb_settings(

@@ -23,6 +23,8 @@ pub struct Stored {
     pub epoch: i64,
     /// Who set it last: `worker`, `migration`, `capture switch`.
     pub by: String,
+    /// How long ago it was written (none for a document that does not say).
+    pub age: Option<std::time::Duration>,
 }
 
 /// Why a position could not be read or stored.
@@ -70,6 +72,10 @@ pub async fn load(
         position,
         epoch: d.get_i64("epoch").unwrap_or(0),
         by: d.get_str("by").unwrap_or_default().to_owned(),
+        age: d.get_datetime("updated_at").ok().map(|at| {
+            let millis = mongodb::bson::DateTime::now().timestamp_millis() - at.timestamp_millis();
+            std::time::Duration::from_millis(millis.max(0) as u64)
+        }),
     }))
 }
 

@@ -153,10 +153,6 @@ async fn set_capture_triggers(
     Ok(names.len())
 }
 
-/// The tables whose capture triggers write queue entries (named in their `source_table`).
-const CAPTURED: &str = "'Customers', 'Customer_Addresses', 'Orders', 'Order_Items', 'Products', \
-                        'Services', 'Categories'";
-
 /// Switches the capture of `config`'s database to `to` (see the module documentation); `by`
 /// names who did it in `sync_settings`. Switching to the capture in place changes nothing.
 pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, SyncError> {
@@ -239,6 +235,11 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
             binlog::BinlogError::Checkpoint(e.to_string())
         })?;
     let mut requeued = 0;
+    // The capture triggers' own entries (named after the table that changed; this crate's
+    // table names: safe to inline).
+    let captured = binlog::fanout::CAPTURED
+        .map(|t| format!("'{t}'"))
+        .join(", ");
     match to {
         Capture::Binlog => {
             // What the triggers queued and no worker applied yet: requests the reader sees.
@@ -247,14 +248,14 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
                 let moved = sqlx::query(&format!(
                     "INSERT INTO {q} (entity_key, operation, source_table) \
                      SELECT DISTINCT entity_key, 'update', 'capture switch' FROM {q} \
-                     WHERE source_table IN ({CAPTURED})"
+                     WHERE source_table IN ({captured})"
                 ))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err("requeueing the triggers' entries"))?
                 .rows_affected();
                 sqlx::query(&format!(
-                    "DELETE FROM {q} WHERE source_table IN ({CAPTURED})"
+                    "DELETE FROM {q} WHERE source_table IN ({captured})"
                 ))
                 .execute(&mut *tx)
                 .await

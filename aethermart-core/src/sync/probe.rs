@@ -206,35 +206,17 @@ pub async fn binlog_status(
                 step: "reading the binlog position",
                 source,
             })?;
-    let stored = mongo
-        .collection::<mongodb::bson::Document>(crate::binlog_position::POSITIONS)
-        .find_one(doc! { "_id": database })
+    let stored = crate::binlog_position::store::load(mongo, database)
         .await
         .map_err(|e| super::BinlogError::Checkpoint(e.to_string()))?;
-    let text = stored
-        .as_ref()
-        .and_then(|d| d.get_str("gtid").ok())
-        .map(str::to_owned);
-    let ago = stored
-        .as_ref()
-        .and_then(|d| d.get_datetime("updated_at").ok())
-        .map(|at| {
-            (mongodb::bson::DateTime::now().timestamp_millis() - at.timestamp_millis()).max(0)
-                as f64
-                / 1e3
-        });
-    let parse = |t: &str| t.parse::<crate::binlog_position::GtidPosition>().ok();
-    let behind = match (
-        text.as_deref().and_then(parse),
-        server.as_deref().and_then(parse),
-    ) {
-        (Some(stored), Some(server)) => Some(stored.transactions_before(&server)),
+    let behind = match (&stored, server.as_deref().map(str::parse)) {
+        (Some(stored), Some(Ok(server))) => Some(stored.position.transactions_before(&server)),
         _ => None,
     };
     Ok(BinlogStatus {
         capture,
-        stored: text,
-        stored_seconds_ago: ago,
+        stored_seconds_ago: stored.as_ref().and_then(|s| s.age).map(|a| a.as_secs_f64()),
+        stored: stored.map(|s| s.position.to_string()),
         server,
         behind_transactions: behind,
     })

@@ -10,9 +10,9 @@
 use super::stream::{Image, RowChange};
 use crate::projection::Entity;
 
-/// The tables whose row events name documents (and whose capture triggers name the same ones
-/// in the queues).
-const CAPTURED: [&str; 7] = [
+/// The tables whose row events name documents (and whose capture triggers write queue entries
+/// named after them, in `source_table`).
+pub(crate) const CAPTURED: [&str; 7] = [
     "Customers",
     "Customer_Addresses",
     "Orders",

@@ -20,7 +20,7 @@
 //!   stream) arrive through the binlog like any row and name their key; the source deletes
 //!   them once the position passed them.
 
-mod fanout;
+pub(crate) mod fanout;
 mod stream;
 mod tracker;
 
@@ -380,27 +380,15 @@ pub(crate) async fn check_settings(pool: &MySqlPool, endpoint: &str) -> Result<(
         step: "reading the binlog settings",
         source,
     })?;
-    let checks = [
-        ("log_bin", row.0.to_string(), "1", row.0 == 1),
-        ("binlog_format", row.1.clone(), "ROW", row.1 == "ROW"),
-        ("binlog_row_image", row.2.clone(), "FULL", row.2 == "FULL"),
-        (
-            "binlog_row_metadata",
-            row.3.clone(),
-            "FULL",
-            row.3 == "FULL",
-        ),
-    ];
-    for (variable, value, wanted, ok) in checks {
-        if !ok {
-            return Err(BinlogError::Setting {
-                endpoint: endpoint.to_owned(),
-                variable,
-                value,
-                wanted,
-            }
-            .into());
+    let missing = crate::binlog_position::missing_settings(row.0 == 1, &row.1, &row.2, &row.3);
+    if let Some((variable, wanted, value)) = missing.into_iter().next() {
+        return Err(BinlogError::Setting {
+            endpoint: endpoint.to_owned(),
+            variable,
+            value,
+            wanted,
         }
+        .into());
     }
     Ok(())
 }
@@ -931,8 +919,18 @@ impl BinlogSource {
     /// Waits until the reader has read what the server had written when it was called (e.g.
     /// before measuring: the stream is connected and caught up); fails after `within`.
     pub async fn wait_caught_up(&self, within: Duration) -> Result<(), SyncError> {
+        let target = server_position(&self.inner.pool).await?;
         let deadline = Instant::now() + within;
-        while self.behind().await? {
+        loop {
+            {
+                let s = self.inner.lock();
+                if let Some(e) = &s.fatal {
+                    return Err(e.clone().into());
+                }
+                if s.tracker.latest().covers(&target) {
+                    return Ok(());
+                }
+            }
             if Instant::now() > deadline {
                 return Err(BinlogError::Silent {
                     endpoint: self.inner.endpoint.clone(),
@@ -942,14 +940,6 @@ impl BinlogSource {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // `behind` answers for a position noted by an earlier call: ask once more.
-        while self.behind().await? {
-            if Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Ok(())
     }
 
     /// True while the reader has not reached a position the server had written: the first
@@ -958,17 +948,7 @@ impl BinlogSource {
         let target = self.inner.lock().catch_up.clone();
         let target = match target {
             Some(t) => t,
-            None => {
-                let text: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
-                    .fetch_one(&self.inner.pool)
-                    .await
-                    .map_err(|source| SyncError::MariaDb {
-                        step: "reading the binlog position",
-                        source,
-                    })?;
-                text.parse()
-                    .map_err(|e: gtid::BadPosition| BinlogError::Checkpoint(e.to_string()))?
-            }
+            None => server_position(&self.inner.pool).await?,
         };
         let mut s = self.inner.lock();
         if let Some(e) = &s.fatal {
@@ -978,6 +958,20 @@ impl BinlogSource {
         s.catch_up = (!reached).then_some(target);
         Ok(!reached)
     }
+}
+
+/// The server's binlog position now (`@@gtid_binlog_pos`).
+async fn server_position(pool: &MySqlPool) -> Result<GtidPosition, SyncError> {
+    let text: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+        .fetch_one(pool)
+        .await
+        .map_err(|source| SyncError::MariaDb {
+            step: "reading the binlog position",
+            source,
+        })?;
+    Ok(text
+        .parse()
+        .map_err(|e: gtid::BadPosition| BinlogError::Checkpoint(e.to_string()))?)
 }
 
 /// A batch of keys claimed from the tracker.
