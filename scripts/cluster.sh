@@ -3,10 +3,12 @@
 #
 #   scripts/cluster.sh up replica     primary 127.0.0.1:13316 -> replica :13317, by GTID
 #   scripts/cluster.sh up galera      3 Galera nodes :13321 :13322 :13323, bootstrapped and Synced
-#   scripts/cluster.sh env replica|galera   exports to use: eval "$(scripts/cluster.sh env galera)"
-#   scripts/cluster.sh test-env       exports the integration tests use for both topologies
+#   scripts/cluster.sh up solo        one server :13318 with the primary's binlog settings, for tests
+#                                     that restart it or purge its binlogs (nothing else uses it)
+#   scripts/cluster.sh env replica|galera|solo   exports to use: eval "$(scripts/cluster.sh env galera)"
+#   scripts/cluster.sh test-env       exports the integration tests use for the three topologies
 #   scripts/cluster.sh status         what runs where
-#   scripts/cluster.sh kill NODE      SIGKILL one node (primary, replica, g1, g2, g3): a crash
+#   scripts/cluster.sh kill NODE      SIGKILL one node (primary, replica, g1, g2, g3, solo): a crash
 #   scripts/cluster.sh start NODE     start a stopped or crashed node again (Galera: rejoins by IST)
 #   scripts/cluster.sh down           stop every node this script started (by pid file)
 #   scripts/cluster.sh wipe           stop, then delete the topologies' state
@@ -39,12 +41,14 @@ fi
 
 # Ports per node: client, Galera group communication, IST, SST.
 port_of() { case $1 in primary) echo $((13316 + OFFSET)) ;; replica) echo $((13317 + OFFSET)) ;;
-  g[123]) echo $((13320 + ${1#g} + OFFSET)) ;; *) die "unknown node '$1' (primary, replica, g1, g2, g3)" ;; esac; }
+  solo) echo $((13318 + OFFSET)) ;;
+  g[123]) echo $((13320 + ${1#g} + OFFSET)) ;; *) die "unknown node '$1' (primary, replica, g1, g2, g3, solo)" ;; esac; }
 galera_port() { echo $((24560 + ${1#g} + OFFSET)); }
 ist_port() { echo $((24570 + ${1#g} + OFFSET)); }
 sst_port() { echo $((24580 + ${1#g} + OFFSET)); }
-nodes_of() { case $1 in replica) echo "primary replica" ;; galera) echo "g1 g2 g3" ;; *) die "unknown topology '$1' (replica, galera)" ;; esac; }
-topology_of() { case $1 in primary|replica) echo replica ;; g[123]) echo galera ;; *) die "unknown node '$1'" ;; esac; }
+nodes_of() { case $1 in replica) echo "primary replica" ;; galera) echo "g1 g2 g3" ;; solo) echo solo ;;
+  *) die "unknown topology '$1' (replica, galera, solo)" ;; esac; }
+topology_of() { case $1 in primary|replica) echo replica ;; g[123]) echo galera ;; solo) echo solo ;; *) die "unknown node '$1'" ;; esac; }
 
 cnf() { echo "$BASE/$1/my.cnf"; }
 pidfile() { echo "$BASE/$1/mysqld.pid"; }
@@ -77,7 +81,7 @@ render() { # node role
     echo
     echo "[client]"; echo "socket=$d/mysqld.sock"
   } | sed -e "s|@@BIND_ADDRESS@@|127.0.0.1|; s|@@PORT@@|$(port_of "$n")|g; s|@@BUFFER_POOL_SIZE@@|64M|" \
-          -e "s|@@SERVER_ID@@|$([ "$n" = primary ] && echo 1 || echo 2)|; s|@@CLUSTER_NAME@@|aethermart_local|" \
+          -e "s|@@SERVER_ID@@|$([ "$n" = replica ] && echo 2 || echo 1)|; s|@@CLUSTER_NAME@@|aethermart_local|" \
           -e "s|@@CLUSTER_MEMBERS@@|$members|; s|@@NODE_NAME@@|$n|; s|@@NODE_IP@@|127.0.0.1|g" \
           -e "s|@@GALERA_PORT@@|$gp|g; s|@@IST_PORT@@|$ip|" \
           -e "s|@@SST_PORT@@|$sp|; s|@@GCACHE_SIZE@@|64M|" > "$(cnf "$n")"
@@ -154,6 +158,18 @@ up_replica() {
   log "primary 127.0.0.1:$(port_of primary) -> replica 127.0.0.1:$(port_of replica), replicating by GTID"
 }
 
+# Nobody replicates from this one: tests restart it and purge its binlogs.
+up_solo() {
+  if alive solo; then log "solo server already running"; return 0; fi
+  stop_nodes solo
+  fresh_node solo primary
+  init_db solo
+  launch solo
+  wait_until solo 60 "answering" answers solo
+  admin_sql | root_sql solo
+  log "solo: 127.0.0.1:$(port_of solo), binlog on"
+}
+
 up_galera() {
   if alive g1 && alive g2 && alive g3; then log "galera topology already running"; return 0; fi
   stop_nodes galera
@@ -206,7 +222,7 @@ print_env() {
 
 print_test_env() {
   local t urls n
-  for t in replica galera; do
+  for t in replica galera solo; do
     urls=""
     for n in $(nodes_of "$t"); do urls+="${urls:+,}127.0.0.1:$(port_of "$n")"; done
     echo "export AETHERMART_TEST_$(echo "$t" | tr a-z A-Z)_URL='mysql://$DB_USER@$urls/$DB_NAME'"
@@ -216,7 +232,7 @@ print_test_env() {
 
 status() {
   local n rc=0
-  for n in primary replica g1 g2 g3; do
+  for n in primary replica solo g1 g2 g3; do
     if alive "$n"; then echo "$n  running  pid $(cat "$(pidfile "$n")")  127.0.0.1:$(port_of "$n")"
     else echo "$n  stopped"; rc=3; fi
   done
@@ -224,14 +240,14 @@ status() {
 }
 
 case "${1:-}" in
-  up) [ $# = 2 ] || die "usage: scripts/cluster.sh up replica|galera"; nodes_of "$2" >/dev/null
+  up) [ $# = 2 ] || die "usage: scripts/cluster.sh up replica|galera|solo"; nodes_of "$2" >/dev/null
       lock "$BASE.lock"; install_mariadb; ensure_passwords; "up_$2" ;;
-  env) [ $# = 2 ] || die "usage: scripts/cluster.sh env replica|galera"; nodes_of "$2" >/dev/null; print_env "$2" ;;
+  env) [ $# = 2 ] || die "usage: scripts/cluster.sh env replica|galera|solo"; nodes_of "$2" >/dev/null; print_env "$2" ;;
   test-env) print_test_env ;;
   status) status ;;
   kill) [ $# = 2 ] || die "usage: scripts/cluster.sh kill NODE"; kill_node "$2" ;;
   start) [ $# = 2 ] || die "usage: scripts/cluster.sh start NODE"; lock "$BASE.lock"; start_node "$2" ;;
-  down) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica ;;
-  wipe) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; rm -rf "${BASE:?}"; log "topology state deleted" ;;
+  down) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; stop_nodes solo ;;
+  wipe) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; stop_nodes solo; rm -rf "${BASE:?}"; log "topology state deleted" ;;
   *) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

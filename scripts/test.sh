@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from nothing: installs the tools the tests drive (promtool,
 # systemd-analyze, chromium), installs and starts the local servers (scripts/services.sh)
-# and the replica and Galera topologies (scripts/cluster.sh), then runs formatting, lints and
+# and the replica, Galera and solo topologies (scripts/cluster.sh), then runs formatting, lints and
 # every test against them. Servers this script started are stopped again on exit, also on
 # failure; servers that were already running are left running.
 set -euo pipefail
@@ -28,6 +28,7 @@ scripts/services.sh up >/dev/null
 eval "$(scripts/services.sh env)"
 scripts/cluster.sh up replica
 scripts/cluster.sh up galera
+scripts/cluster.sh up solo
 eval "$(scripts/cluster.sh test-env)"
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -66,6 +66,65 @@ async fn verify_equal(config: &Config) {
     assert!(report.equal(), "stores differ: {report:?}");
 }
 
+/// Waits until both stores are equal (the worker catching up), at most `within`.
+async fn until_equal(config: &Config, within: Duration, what: &str) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
+            .await
+            .unwrap();
+        let report = BulkMigrator::new(config.mariadb.clone(), mongo)
+            .verify()
+            .await
+            .unwrap();
+        if report.equal() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: stores differ after {within:?}: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An application writing until told to stop: an order placed, a profile and a price changed,
+/// over and over, on the first 150 customers and 40 products. Failed writes (a server down)
+/// are counted and the next one is tried. Gives (committed, failed).
+fn write_until(
+    pool: MySqlPool,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let (mut committed, mut failed) = (0u64, 0u64);
+        let mut n = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            n += 1;
+            let line = NewOrderLine::Product {
+                product_id: ProductId(n % 40 + 1),
+                quantity: 1,
+            };
+            let _ = orders::place_order(&pool, CustomerId(n % 150 + 1), &[line]).await;
+            let update = sqlx::raw_sql(&format!(
+                "UPDATE Customers SET phone = '+1 555 {n:05}' WHERE customer_id = {c}; \
+                 UPDATE Products SET price = price + 1 WHERE product_id = {p}",
+                c = n % 150 + 1,
+                p = n % 40 + 1
+            ))
+            .execute(&pool)
+            .await;
+            match update {
+                Ok(_) => committed += 1,
+                Err(_) => {
+                    failed += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        (committed, failed)
+    })
+}
+
 async fn binlog_syncer(config: &Config) -> (Syncer, BinlogSource) {
     let (source, mongo) = BinlogSource::connect(config, &options(), 4)
         .await
@@ -402,230 +461,7 @@ async fn writes_during_a_migration_reach_mongodb_under_binlog_capture() {
         .await
         .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (pool, stop) = (pool.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                n += 1;
-                sqlx::raw_sql(&format!(
-                    "UPDATE Customers SET phone = '+1 555 {n:05}' WHERE customer_id = {c}; \
-                     UPDATE Products SET price = price + 1 WHERE product_id = {p}",
-                    c = n % 150 + 1,
-                    p = n % 40 + 1
-                ))
-                .execute(&pool)
-                .await
-                .unwrap();
-            }
-            n
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    migrate(&env.config).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let writes = writer.await.unwrap();
-    assert!(writes > 10, "{writes} writes");
-    let (syncer, _source) = binlog_syncer(&env.config).await;
-    syncer.drain().await.unwrap();
-    verify_equal(&env.config).await;
-}
-
-/// A position is a GTID list; the migration's snapshot position is a real one.
-#[tokio::test]
-async fn the_snapshot_position_is_where_the_server_is() {
-    let env = TestEnv::new("binlog_snapshot_position").await;
-    let pool = env.pool().await;
-    let mut conn = pool.acquire().await.unwrap();
-    let position = aethermart_core::binlog_position::store::snapshot_position(&mut conn)
-        .await
-        .unwrap()
-        .expect("the local server writes a binlog");
-    let now: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let now: GtidPosition = now.parse().unwrap();
-    assert!(now.covers(&position), "{now} covers {position}");
-}
-
-/// Item 6: under binlog capture the triggers queue nothing (the stock part stays), the
-/// setting is the administrator's alone (the worker and application accounts are refused and
-/// nothing changes), and a worker of the other capture is refused at start.
-#[tokio::test]
-async fn under_binlog_capture_the_triggers_queue_nothing_and_only_the_admin_switches() {
-    use aethermart_core::security;
-    let (env, pool) = support::seeded("binlog_setting").await;
-    migrate(&env.config).await;
-    let switched = capture::switch(&env.config, Capture::Binlog, "test")
-        .await
-        .unwrap();
-    assert_eq!(
-        (switched.from, switched.to),
-        (Capture::Triggers, Capture::Binlog)
-    );
-    assert_eq!(capture::current(&pool).await.unwrap(), Capture::Binlog);
-    let placed = orders::place_order(
-        &pool,
-        CustomerId(1),
-        &[NewOrderLine::Product {
-            product_id: ProductId(1),
-            quantity: 2,
-        }],
-    )
-    .await
-    .unwrap();
-    sqlx::raw_sql(
-        "UPDATE Customers SET phone = '+1 555 0199' WHERE customer_id = 2; \
-         UPDATE Categories SET name = 'Kit' WHERE category_id = 2",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        support::queued(&pool).await,
-        0,
-        "no queue row on the write path"
-    );
-    assert_eq!(
-        capture_triggers(&pool).await,
-        0,
-        "no capture trigger on the write path"
-    );
-    assert_eq!(
-        support::stock(&pool, 1).await,
-        8,
-        "the order took its stock"
-    );
-    let refused = QueueSource::connect(&env.config, &options(), 4)
-        .await
-        .unwrap()
-        .0;
-    let refused = Syncer::new(
-        Arc::new(refused),
-        Arc::new(MongoSink::new(env.mongo().await)),
-        options(),
-    )
-    .drain()
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            refused,
-            SyncError::CaptureMismatch {
-                mine: "triggers",
-                ..
-            }
-        ),
-        "{refused}"
-    );
-    let wrong = capture::resolve(&env.config, Some(Capture::Triggers))
-        .await
-        .unwrap_err();
-    assert!(wrong.to_string().contains("--capture"), "{wrong}");
-    // A resync request under binlog capture: applied through the binlog, then its queue
-    // entry (exactly it) deleted by the worker.
-    sqlx::query(
-        "INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (2, 'update', 'resync')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let (syncer, source) = binlog_syncer(&env.config).await;
-    syncer.drain().await.unwrap();
-    source.flush().await.unwrap();
-    assert_eq!(
-        support::queued(&pool).await,
-        0,
-        "the applied request was deleted"
-    );
-    verify_equal(&env.config).await;
-    let order = env
-        .mongo()
-        .await
-        .collection::<Document>("orders")
-        .find_one(doc! { "_id": placed.order_id.get() as i64 })
-        .await
-        .unwrap();
-    assert!(
-        order.is_some(),
-        "the order placed under binlog capture reached MongoDB"
-    );
-
-    // The attack: the worker and the application accounts try to switch it back.
-    let passwords = support::passwords();
-    security::apply(&env.config.mariadb, &passwords)
-        .await
-        .unwrap();
-    for (user, password) in [
-        (security::WORKER_USER, passwords.worker().clone()),
-        ("maria", passwords.maria().clone()),
-    ] {
-        let login = env.config.mariadb.with_login(user, password);
-        let mut conn = aethermart_core::connect::node_connection(&login, true)
-            .await
-            .unwrap();
-        let tried = sqlx::query("UPDATE sync_settings SET capture = 'triggers' WHERE id = 1")
-            .execute(&mut conn)
-            .await;
-        assert!(
-            matches!(support::errno_of(tried), 1142),
-            "{user} must not write the setting"
-        );
-    }
-    assert_eq!(capture::current(&pool).await.unwrap(), Capture::Binlog);
-
-    // The worker account has what binlog capture needs, and nothing it does needs more.
-    sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0198' WHERE customer_id = 1")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let as_worker = Config {
-        mariadb: env
-            .config
-            .mariadb
-            .with_login(security::WORKER_USER, passwords.worker().clone()),
-        mongodb: env.config.mongodb.clone(),
-    };
-    let (syncer, source) = binlog_syncer(&as_worker).await;
-    let report = syncer.drain().await.unwrap();
-    assert!(report.documents >= 1, "{report:?}");
-    source.flush().await.unwrap();
-    verify_equal(&env.config).await;
-}
-
-/// Item 6: switching to binlog and back while writes go on loses no change; the worker of
-/// the old capture stops at its next batch.
-#[tokio::test]
-async fn switching_the_capture_both_ways_under_writes_loses_no_change() {
-    let (env, pool) = support::generated("binlog_switch", 13, 0.02).await;
-    migrate(&env.config).await;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (pool, stop) = (pool.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                n += 1;
-                let line = NewOrderLine::Product {
-                    product_id: ProductId(n % 40 + 1),
-                    quantity: 1,
-                };
-                let _ = orders::place_order(&pool, CustomerId(n % 150 + 1), &[line]).await;
-                sqlx::raw_sql(&format!(
-                    "UPDATE Customers SET phone = '+1 555 {n:05}' WHERE customer_id = {c}; \
-                     UPDATE Products SET price = price + 1 WHERE product_id = {p}",
-                    c = n % 150 + 1,
-                    p = n % 40 + 1
-                ))
-                .execute(&pool)
-                .await
-                .unwrap();
-            }
-            n
-        })
-    };
+    let writer = write_until(pool.clone(), stop.clone());
     let queue_syncer = |config: Config| async move {
         let (source, mongo) = QueueSource::connect(&config, &options(), 4).await.unwrap();
         Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
@@ -667,8 +503,11 @@ async fn switching_the_capture_both_ways_under_writes_loses_no_change() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let writes = writer.await.unwrap();
-    assert!(writes > 20, "{writes} writes");
+    let (writes, failed) = writer.await.unwrap();
+    assert!(
+        writes > 20 && failed == 0,
+        "{writes} writes, {failed} failed"
+    );
     queue_syncer(env.config.clone())
         .await
         .drain()
@@ -780,22 +619,12 @@ async fn ddl_while_streaming_keeps_the_documents_right_and_a_lost_column_stops_t
             sqlx::raw_sql(ddl).execute(&pool).await.unwrap();
             write(n as u32 + 10).await;
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let mongo = env.mongo().await;
-            let report = BulkMigrator::new(env.config.mariadb.clone(), mongo)
-                .verify()
-                .await
-                .unwrap();
-            if report.equal() {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{capture}: stores differ after the DDL: {report:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_equal(
+            &env.config,
+            Duration::from_secs(20),
+            &format!("{capture} after the DDL"),
+        )
+        .await;
         assert!(!worker.is_finished(), "{capture}: the worker goes on");
 
         // A column the profile needs disappears: the worker stops and names it.
@@ -828,5 +657,248 @@ async fn ddl_while_streaming_keeps_the_documents_right_and_a_lost_column_stops_t
             !format!("{profile}").contains("Dropped"),
             "{capture}: no document was written from the changed table"
         );
+    }
+}
+
+/// Runs `scripts/cluster.sh ARGS` off the runtime's thread, so the worker and the writers go
+/// on meanwhile.
+async fn cluster_script(args: &'static [&'static str]) {
+    tokio::task::spawn_blocking(move || support::cluster_script(args))
+        .await
+        .unwrap();
+}
+
+/// Target: a MariaDB crash and restart under writes. The reader reconnects and resumes from
+/// its position in the new binlog file, the claims retry; the stores end equal, nothing is
+/// dead-lettered. On the solo server (the test kills it).
+#[tokio::test]
+async fn a_mariadb_crash_under_writes_loses_no_change_under_binlog_capture() {
+    let (solo, _held) = support::solo().await;
+    let env = TestEnv::on(solo, "binlog_mariadb_crash").await;
+    let (env, pool) = support::generated_in(env, 17, 0.02).await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    migrate(&env.config).await;
+    let (syncer, source) = binlog_syncer(&env.config).await;
+    let (stop_sync, sync) = follow(syncer);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = write_until(pool.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    cluster_script(&["kill", "solo"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster_script(&["start", "solo"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (committed, failed) = writer.await.unwrap();
+    // Writes waiting for a connection while the server is down wait, or fail and go on.
+    assert!(committed > 20, "{committed} committed, {failed} failed");
+    source
+        .wait_caught_up(Duration::from_secs(60))
+        .await
+        .unwrap();
+    until_equal(&env.config, Duration::from_secs(60), "after the crash").await;
+    stop_sync.send_replace(true);
+    let report = sync.await.unwrap();
+    assert_eq!(report.dead_lettered, 0, "{report:?}");
+}
+
+/// Item 3: a stored position whose binlogs the server purged stops the capture with an error
+/// naming the position asked for, the oldest the server has, and the command that copies the
+/// state again; after that migration the capture runs again. On the solo server (the test
+/// purges its binlogs).
+#[tokio::test]
+async fn a_purged_position_stops_binlog_capture_naming_it_and_a_migration_starts_it_again() {
+    let (solo, _held) = support::solo().await;
+    let (env, pool) = support::seeded_in(TestEnv::on(solo, "binlog_purged").await).await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    migrate(&env.config).await;
+    let mongo = env.mongo().await;
+    let database = env.config.mariadb.database();
+    let asked = aethermart_core::binlog_position::store::load(&mongo, database)
+        .await
+        .unwrap()
+        .unwrap()
+        .position;
+    // A change after the position, in a file the server then purges.
+    sqlx::raw_sql(
+        "UPDATE Customers SET phone = '+1 555 0301' WHERE customer_id = 1; FLUSH BINARY LOGS",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (newest, _, _, _): (String, u64, String, String) = sqlx::query_as("SHOW MASTER STATUS")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // The server keeps a file until its commits are durable in InnoDB (its binlog checkpoint):
+    // purging may take a few tries.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        sqlx::raw_sql(&format!("PURGE BINARY LOGS TO '{newest}'"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let (oldest, _): (String, u64) = sqlx::query_as("SHOW BINARY LOGS")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if oldest == newest {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{oldest} is still there 20 s after FLUSH BINARY LOGS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (syncer, _source) = binlog_syncer(&env.config).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(30), syncer.drain())
+        .await
+        .expect("the capture stops")
+        .unwrap_err();
+    let SyncError::Binlog(BinlogError::Purged {
+        asked: named,
+        oldest,
+        ..
+    }) = &stopped
+    else {
+        panic!("not the purged-position error: {stopped}");
+    };
+    assert_eq!(named, &asked.to_string(), "{stopped}");
+    let oldest: GtidPosition = oldest
+        .parse()
+        .unwrap_or_else(|_| panic!("the oldest position is named: {stopped}"));
+    assert!(
+        !asked.covers(&oldest),
+        "the oldest position is past the one asked for: {stopped}"
+    );
+    assert!(!stopped.is_transient(), "{stopped}");
+    assert!(
+        stopped.to_string().contains("aethermart migrate"),
+        "{stopped}"
+    );
+    assert!(
+        stopped.to_string().contains(&env.config.mariadb.endpoint()),
+        "{stopped}"
+    );
+
+    // The fix the error names.
+    migrate(&env.config).await;
+    sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0302' WHERE customer_id = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (syncer, _source) = binlog_syncer(&env.config).await;
+    syncer.drain().await.unwrap();
+    verify_equal(&env.config).await;
+}
+
+/// Target: MongoDB unreachable for a while under writes (every connection of the worker cut,
+/// new ones refused): the batches wait and retry, the position is stored only after their
+/// writes; the stores end equal, nothing is dead-lettered.
+#[tokio::test]
+async fn a_mongodb_outage_under_writes_loses_no_change_under_binlog_capture() {
+    let (env, pool) = support::generated("binlog_mongo_outage", 19, 0.02).await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    migrate(&env.config).await;
+    let outage = support::Outage::forward_to(env.config.mongodb.endpoint()).await;
+    let through = support::mongodb_through(&env.config, &outage);
+    let (syncer, source) = binlog_syncer(&through).await;
+    let (stop_sync, sync) = follow(syncer);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = write_until(pool.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    outage.begin();
+    let before = source.checkpoint();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stored = aethermart_core::binlog_position::store::load(
+        &env.mongo().await,
+        env.config.mariadb.database(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        before.covers(&stored.position),
+        "no position is stored while MongoDB is unreachable: {} then {}",
+        before,
+        stored.position
+    );
+    outage.end();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (committed, failed) = writer.await.unwrap();
+    assert!(
+        committed > 20 && failed == 0,
+        "{committed} committed, {failed} failed"
+    );
+    until_equal(&env.config, Duration::from_secs(60), "after the outage").await;
+    stop_sync.send_replace(true);
+    let report = sync.await.unwrap();
+    assert_eq!(report.dead_lettered, 0, "{report:?}");
+}
+
+/// Item 5: `schema apply` of a new version (a column, an index, a new table, a backfill of
+/// the new column) while a worker follows under writes, under each capture: the documents
+/// stay right and the worker goes on.
+#[tokio::test]
+async fn a_schema_version_applied_while_streaming_under_writes_keeps_the_documents_right() {
+    use aethermart_core::schema::{MariaDbSchema, SchemaApplier, SchemaVersion, VERSIONS};
+    let next = SchemaVersion {
+        version: VERSIONS.len() as u32 + 1,
+        description: "test: warranty months on products, an index, a notes table",
+        sql: "ALTER TABLE Products ADD COLUMN warranty_months SMALLINT NULL;
+              CREATE INDEX idx_products_warranty ON Products (warranty_months);
+              CREATE TABLE product_notes (product_id BIGINT UNSIGNED PRIMARY KEY, note TEXT NOT NULL);
+              UPDATE Products SET warranty_months = 24 WHERE product_id <= 40;
+              INSERT INTO product_notes SELECT product_id, 'noted' FROM Products WHERE product_id <= 10;",
+    };
+    let with_next: &'static [SchemaVersion] =
+        Box::leak([VERSIONS, &[next]].concat().into_boxed_slice());
+    for capture in [Capture::Binlog, Capture::Triggers] {
+        let (env, pool) = support::generated(&format!("binlog_schema_{capture}"), 23, 0.02).await;
+        capture::switch(&env.config, capture, "test").await.unwrap();
+        migrate(&env.config).await;
+        let syncer = match capture {
+            Capture::Binlog => binlog_syncer(&env.config).await.0,
+            Capture::Triggers => {
+                let (source, mongo) = QueueSource::connect(&env.config, &options(), 4)
+                    .await
+                    .unwrap();
+                Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
+            }
+        };
+        let (stop_sync, sync) = follow(syncer);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = write_until(pool.clone(), stop.clone());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let applied = MariaDbSchema::with_migrations(env.config.mariadb.clone(), with_next)
+            .apply()
+            .await
+            .unwrap();
+        assert_eq!(applied.applied.len(), 1, "{capture}: {applied:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (committed, failed) = writer.await.unwrap();
+        assert!(
+            committed > 10 && failed == 0,
+            "{capture}: {committed} committed, {failed} failed"
+        );
+        until_equal(
+            &env.config,
+            Duration::from_secs(30),
+            &format!("{capture} after the new version"),
+        )
+        .await;
+        assert!(!sync.is_finished(), "{capture}: the worker goes on");
+        stop_sync.send_replace(true);
+        let report = sync.await.unwrap();
+        assert_eq!(report.dead_lettered, 0, "{capture}: {report:?}");
     }
 }

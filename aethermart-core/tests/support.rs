@@ -31,6 +31,18 @@ pub enum Topology {
     Replica,
     /// Three Galera nodes.
     Galera,
+    /// One server nobody else uses: tests restart it and purge its binlogs, one at a time
+    /// (hold [`solo`] while using it).
+    Solo,
+}
+
+/// The solo server (see [`Topology::Solo`]), held by one test at a time.
+pub async fn solo() -> (Config, tokio::sync::MutexGuard<'static, ()>) {
+    // Each test has its own runtime: a lock that works across runtimes. A test that failed
+    // while holding it leaves the server usable (its databases are its own).
+    static SOLO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let guard = SOLO.lock().await;
+    (cluster_config(Topology::Solo), guard)
 }
 
 /// The configuration of `topology` (its MariaDB nodes, the usual MongoDB). Panics with
@@ -41,12 +53,13 @@ pub fn cluster_config(topology: Topology) -> Config {
     let url_var = match topology {
         Topology::Replica => "AETHERMART_TEST_REPLICA_URL",
         Topology::Galera => "AETHERMART_TEST_GALERA_URL",
+        Topology::Solo => "AETHERMART_TEST_SOLO_URL",
     };
     let env = |var: &str| {
         std::env::var(var).unwrap_or_else(|_| {
             panic!(
                 "cluster tests need the local topologies: {var} is not set; run `scripts/test.sh`, \
-                 or `scripts/cluster.sh up replica && scripts/cluster.sh up galera && \
+                 or `scripts/cluster.sh up replica && scripts/cluster.sh up galera && scripts/cluster.sh up solo && \
                  eval \"$(scripts/cluster.sh test-env)\"`"
             )
         })
@@ -190,8 +203,12 @@ impl TestEnv {
 /// category 1 "Computers" > 2 "Components"; products 1..=3 (see [`seed`]); customers 1 and 2;
 /// service 1 (60 minutes with consultant "Dana Reyes").
 pub async fn seeded(test: &str) -> (TestEnv, MySqlPool) {
+    seeded_in(TestEnv::new(test).await).await
+}
+
+/// [`seeded`] into the databases of `env`.
+pub async fn seeded_in(env: TestEnv) -> (TestEnv, MySqlPool) {
     use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
-    let env = TestEnv::new(test).await;
     MariaDbSchema::new(env.config.mariadb.clone())
         .apply()
         .await
@@ -308,4 +325,91 @@ pub async fn until_drained(pool: &MySqlPool, limit: std::time::Duration) {
 /// A shutdown future for `Syncer::run`: resolves once `stop` says true (or its sender is gone).
 pub async fn until_stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// A TCP forwarder to a server that a test can cut off and reconnect: an outage of that server
+/// as its clients see it (open connections reset, new ones closed at once), without stopping
+/// the server other tests share.
+pub struct Outage {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+    _accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Outage {
+    /// Forwards a new local port to `target` (`host:port`).
+    pub async fn forward_to(target: &str) -> Self {
+        use tokio::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a local port");
+        let port = listener.local_addr().expect("bound").port();
+        let (cut, _) = tokio::sync::watch::channel(false);
+        let target = target.to_owned();
+        let watcher = cut.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if *watcher.borrow() {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let mut down = watcher.subscribe();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            cut,
+            _accepting: accepting,
+        }
+    }
+
+    /// The local port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server becomes unreachable: open connections close, new ones are closed at once.
+    pub fn begin(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// The server is reachable again.
+    pub fn end(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+/// `config` with its MongoDB reached through `outage` (the usual local server behind it).
+pub fn mongodb_through(config: &Config, outage: &Outage) -> Config {
+    let uri = std::env::var(MONGODB_URI).expect("the MongoDB URI is set");
+    let host = config.mongodb.endpoint();
+    assert!(
+        !host.contains(','),
+        "one MongoDB host to forward to, not {host}"
+    );
+    let forwarded = uri.replacen(host, &format!("127.0.0.1:{}", outage.port()), 1);
+    let mongodb = aethermart_core::config::MongoConfig::from_lookup(|var| {
+        if var == MONGODB_URI {
+            Some(forwarded.clone())
+        } else {
+            aethermart_core::config::env_lookup(var)
+        }
+    })
+    .expect("the forwarded MongoDB URI");
+    let mongodb = mongodb
+        .with_database(config.mongodb.database())
+        .expect("database name");
+    Config {
+        mariadb: config.mariadb.clone(),
+        mongodb,
+    }
 }
