@@ -462,6 +462,191 @@ async fn writes_during_a_migration_reach_mongodb_under_binlog_capture() {
         .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = write_until(pool.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    migrate(&env.config).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (writes, failed) = writer.await.unwrap();
+    assert!(
+        writes > 10 && failed == 0,
+        "{writes} writes, {failed} failed"
+    );
+    let (syncer, _source) = binlog_syncer(&env.config).await;
+    syncer.drain().await.unwrap();
+    verify_equal(&env.config).await;
+}
+
+/// A position is a GTID list; the migration's snapshot position is a real one.
+#[tokio::test]
+async fn the_snapshot_position_is_where_the_server_is() {
+    let env = TestEnv::new("binlog_snapshot_position").await;
+    let pool = env.pool().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let position = aethermart_core::binlog_position::store::snapshot_position(&mut conn)
+        .await
+        .unwrap()
+        .expect("the local server writes a binlog");
+    let now: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let now: GtidPosition = now.parse().unwrap();
+    assert!(now.covers(&position), "{now} covers {position}");
+}
+
+/// Item 6: under binlog capture the triggers queue nothing (the stock part stays), the
+/// setting is the administrator's alone (the worker and application accounts are refused and
+/// nothing changes), and a worker of the other capture is refused at start.
+#[tokio::test]
+async fn under_binlog_capture_the_triggers_queue_nothing_and_only_the_admin_switches() {
+    use aethermart_core::security;
+    let (env, pool) = support::seeded("binlog_setting").await;
+    migrate(&env.config).await;
+    let switched = capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        (switched.from, switched.to),
+        (Capture::Triggers, Capture::Binlog)
+    );
+    assert_eq!(capture::current(&pool).await.unwrap(), Capture::Binlog);
+    let placed = orders::place_order(
+        &pool,
+        CustomerId(1),
+        &[NewOrderLine::Product {
+            product_id: ProductId(1),
+            quantity: 2,
+        }],
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "UPDATE Customers SET phone = '+1 555 0199' WHERE customer_id = 2; \
+         UPDATE Categories SET name = 'Kit' WHERE category_id = 2",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        support::queued(&pool).await,
+        0,
+        "no queue row on the write path"
+    );
+    assert_eq!(
+        capture_triggers(&pool).await,
+        0,
+        "no capture trigger on the write path"
+    );
+    assert_eq!(
+        support::stock(&pool, 1).await,
+        8,
+        "the order took its stock"
+    );
+    let refused = QueueSource::connect(&env.config, &options(), 4)
+        .await
+        .unwrap()
+        .0;
+    let refused = Syncer::new(
+        Arc::new(refused),
+        Arc::new(MongoSink::new(env.mongo().await)),
+        options(),
+    )
+    .drain()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            SyncError::CaptureMismatch {
+                mine: "triggers",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let wrong = capture::resolve(&env.config, Some(Capture::Triggers))
+        .await
+        .unwrap_err();
+    assert!(wrong.to_string().contains("--capture"), "{wrong}");
+    // A resync request under binlog capture: applied through the binlog, then its queue
+    // entry (exactly it) deleted by the worker.
+    sqlx::query(
+        "INSERT INTO product_sync_queue (entity_key, operation, source_table) VALUES (2, 'update', 'resync')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (syncer, source) = binlog_syncer(&env.config).await;
+    syncer.drain().await.unwrap();
+    source.flush().await.unwrap();
+    assert_eq!(
+        support::queued(&pool).await,
+        0,
+        "the applied request was deleted"
+    );
+    verify_equal(&env.config).await;
+    let order = env
+        .mongo()
+        .await
+        .collection::<Document>("orders")
+        .find_one(doc! { "_id": placed.order_id.get() as i64 })
+        .await
+        .unwrap();
+    assert!(
+        order.is_some(),
+        "the order placed under binlog capture reached MongoDB"
+    );
+
+    // The attack: the worker and the application accounts try to switch it back.
+    let passwords = support::passwords();
+    security::apply(&env.config.mariadb, &passwords)
+        .await
+        .unwrap();
+    for (user, password) in [
+        (security::WORKER_USER, passwords.worker().clone()),
+        ("maria", passwords.maria().clone()),
+    ] {
+        let login = env.config.mariadb.with_login(user, password);
+        let mut conn = aethermart_core::connect::node_connection(&login, true)
+            .await
+            .unwrap();
+        let tried = sqlx::query("UPDATE sync_settings SET capture = 'triggers' WHERE id = 1")
+            .execute(&mut conn)
+            .await;
+        assert!(
+            matches!(support::errno_of(tried), 1142),
+            "{user} must not write the setting"
+        );
+    }
+    assert_eq!(capture::current(&pool).await.unwrap(), Capture::Binlog);
+
+    // The worker account has what binlog capture needs, and nothing it does needs more.
+    sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0198' WHERE customer_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let as_worker = Config {
+        mariadb: env
+            .config
+            .mariadb
+            .with_login(security::WORKER_USER, passwords.worker().clone()),
+        mongodb: env.config.mongodb.clone(),
+    };
+    let (syncer, source) = binlog_syncer(&as_worker).await;
+    let report = syncer.drain().await.unwrap();
+    assert!(report.documents >= 1, "{report:?}");
+    source.flush().await.unwrap();
+    verify_equal(&env.config).await;
+}
+
+/// Item 6: switching to binlog and back while writes go on loses no change; the worker of
+/// the old capture stops at its next batch.
+#[tokio::test]
+async fn switching_the_capture_both_ways_under_writes_loses_no_change() {
+    let (env, pool) = support::generated("binlog_switch", 13, 0.02).await;
+    migrate(&env.config).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = write_until(pool.clone(), stop.clone());
     let queue_syncer = |config: Config| async move {
         let (source, mongo) = QueueSource::connect(&config, &options(), 4).await.unwrap();
         Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
