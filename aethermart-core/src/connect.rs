@@ -121,6 +121,9 @@ pub(crate) async fn connect_with(
     }
 }
 
+/// How recently a pooled connection must have been used to be handed out without a ping.
+const RECENTLY_USED: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Opens a pool on the first node of `cfg` after proving that one connection works, so that an
 /// unreachable server is reported at once with its address instead of as a pool timeout. For
 /// the node of a cluster that takes writes, use [`crate::cluster::writable_pool`].
@@ -130,6 +133,13 @@ pub async fn node_pool(cfg: &MariaDbConfig, size: PoolSize) -> Result<MySqlPool,
     Ok(MySqlPoolOptions::new()
         .max_connections(size.max)
         .acquire_timeout(CONNECT_TIMEOUT * 3)
+        // A connection used a moment ago is handed out as it is (a statement failing on it is
+        // an error like any other, retried by its caller); an older one is pinged first. A
+        // ping per acquire was a round trip per statement for the sync's short batches.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move { Ok(meta.idle_for < RECENTLY_USED || conn.ping().await.is_ok()) })
+        })
         .connect_lazy_with(cfg.connect_options()))
 }
 

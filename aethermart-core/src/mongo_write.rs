@@ -3,7 +3,7 @@
 //! write concern that is checked, and the per-document `writeErrors` decoded.
 
 use crate::retry;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Document, RawArrayBuf, RawDocumentBuf, doc};
 
 /// MongoDB's duplicate-key error code.
 pub(crate) const DUPLICATE_KEY: i32 = 11000;
@@ -150,6 +150,61 @@ fn write_concern(configured: Option<&mongodb::options::WriteConcern>) -> Documen
     concern
 }
 
+/// `doc` encoded into BSON bytes for a write command, once (the command is sent as those bytes,
+/// never cloned on the way); `None` when it cannot be encoded (a key with a NUL byte).
+pub(crate) fn encode(doc: &Document) -> Option<RawDocumentBuf> {
+    RawDocumentBuf::from_document(doc).ok()
+}
+
+/// The `update` statement `{ q: { _id: key }, u: …, upsert: true }` writing the encoded
+/// `document` whole, or merging its fields with `$set` when `merge`.
+pub(crate) fn upsert_statement(key: i64, document: RawDocumentBuf, merge: bool) -> RawDocumentBuf {
+    let mut statement = RawDocumentBuf::new();
+    statement.append("q", by_id(key));
+    if merge {
+        let mut set = RawDocumentBuf::new();
+        set.append("$set", document);
+        statement.append("u", set);
+    } else {
+        statement.append("u", document);
+    }
+    statement.append("upsert", true);
+    statement
+}
+
+/// The `delete` statement `{ q: { _id: key }, limit: 1 }`.
+pub(crate) fn delete_statement(key: i64) -> RawDocumentBuf {
+    let mut statement = RawDocumentBuf::new();
+    statement.append("q", by_id(key));
+    statement.append("limit", 1_i32);
+    statement
+}
+
+fn by_id(key: i64) -> RawDocumentBuf {
+    let mut q = RawDocumentBuf::new();
+    q.append("_id", key);
+    q
+}
+
+/// The unordered write command `{ <name>: collection, <list>: [statements…], ordered: false }`
+/// (`insert`/`documents`, `update`/`updates`, `delete`/`deletes`).
+pub(crate) fn command(
+    name: &str,
+    collection: &str,
+    list: &str,
+    statements: impl IntoIterator<Item = RawDocumentBuf>,
+) -> RawDocumentBuf {
+    let mut array = RawArrayBuf::new();
+    for statement in statements {
+        array.push(statement);
+    }
+    let mut command = RawDocumentBuf::new();
+    command.append(name, collection);
+    command.append(list, array);
+    command.append("ordered", false);
+    command
+}
+
 /// Runs a write command with the database's write concern ([`write_concern`]: a majority and
 /// a timeout unless configured otherwise) and checks that it was met, so the caller may record
 /// progress only for durable writes. (`run_command` does not apply the client's write concern,
@@ -157,10 +212,12 @@ fn write_concern(configured: Option<&mongodb::options::WriteConcern>) -> Documen
 /// ([`CommandError::Statement`]); the other refused statements are returned.
 pub(crate) async fn run(
     db: &mongodb::Database,
-    mut command: Document,
+    mut command: RawDocumentBuf,
 ) -> Result<Vec<WriteError>, CommandError> {
-    command.insert("writeConcern", write_concern(db.write_concern()));
-    let reply = db.run_command(command).await?;
+    let concern = RawDocumentBuf::from_document(&write_concern(db.write_concern()))
+        .expect("a write concern (fixed keys, numbers and strings) always encodes");
+    command.append("writeConcern", concern);
+    let reply = db.run_raw_command(command).await?;
     if let Ok(wce) = reply.get_document("writeConcernError") {
         return Err(CommandError::WriteConcern {
             code: wce.get_i32("code").unwrap_or(0),

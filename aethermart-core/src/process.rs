@@ -13,6 +13,38 @@ pub fn cpu_time(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// The process listening on TCP `port` of this machine (IPv4 or IPv6), found through the
+/// socket's inode in `/proc/net/tcp*` and `/proc/*/fd`: a local server's pid, for its CPU time.
+/// `None` when nothing listens there or the process is not readable (another user's).
+pub fn listening_pid(port: u16) -> Option<u32> {
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let local_port = fields.get(1)?.rsplit_once(':')?.1;
+                // State 0A is LISTEN.
+                (u16::from_str_radix(local_port, 16).ok()? == port && *fields.get(3)? == "0A")
+                    .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+                    .flatten()
+            })
+        })?;
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let fds = std::fs::read_dir(entry.path().join("fd")).ok()?;
+            fds.flatten()
+                .any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|link| link.as_os_str() == inode.as_str())
+                })
+                .then_some(pid)
+        })
+}
+
 /// Resident memory of this process now (`VmRSS`), in bytes.
 pub fn resident_bytes() -> Option<u64> {
     status_kib("VmRSS:").map(|kib| kib * 1024)
@@ -44,5 +76,14 @@ mod tests {
         let rss = resident_bytes().expect("VmRSS");
         assert!(rss > 0 && peak_resident_bytes().expect("VmHWM") >= rss);
         assert_eq!(cpu_time("0"), None, "no such process");
+    }
+
+    #[test]
+    fn the_process_listening_on_a_port_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(listening_pid(port), Some(std::process::id()));
+        drop(listener);
+        assert_eq!(listening_pid(port), None, "nothing listens there any more");
     }
 }

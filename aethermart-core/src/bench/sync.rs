@@ -72,11 +72,25 @@ pub struct SyncLatency {
     pub p99_ms: f64,
     /// Slowest change, ms.
     pub max_ms: f64,
-    /// The worker thread's CPU time per change, ms.
+    /// The worker thread's CPU time per change made, ms.
     pub worker_cpu_ms_per_change: f64,
-    /// The MariaDB server process's CPU time per change, ms (the writers' updates and their
-    /// capture included), when the server runs on this machine.
+    /// The MariaDB server process's CPU time per change made, ms (the writers' updates and
+    /// their capture included), when the server runs on this machine.
     pub mariadb_cpu_ms_per_change: Option<f64>,
+    /// The MongoDB server process's CPU time per change made, ms, when the server runs on
+    /// this machine (found by the port it listens on).
+    pub mongodb_cpu_ms_per_change: Option<f64>,
+}
+
+impl SyncLatency {
+    /// Worker + MariaDB + MongoDB CPU time per change made, ms, when both servers are local.
+    pub fn system_cpu_ms_per_change(&self) -> Option<f64> {
+        Some(
+            self.worker_cpu_ms_per_change
+                + self.mariadb_cpu_ms_per_change?
+                + self.mongodb_cpu_ms_per_change?,
+        )
+    }
 }
 
 /// The figures of [`sync_throughput`].
@@ -199,7 +213,8 @@ async fn latency_run(
     });
     let worker = WorkerThread::start(bench.clone(), settings, Some(recorder)).await?;
     let server = ServerProcess::find(pool).await;
-    let server_at_start = server.cpu();
+    let mongodb = ServerProcess::listening_on(bench.mongodb.endpoint());
+    let (server_at_start, mongodb_at_start) = (server.cpu(), mongodb.cpu());
     let started = Instant::now();
     const WRITERS: usize = 4;
     let customers = settings.customers.max(1) as usize;
@@ -231,6 +246,8 @@ async fn latency_run(
     }
     let (report, cpu) = worker.stop().await?;
     let server_cpu = server.cpu_since(server_at_start);
+    let mongodb_cpu = mongodb.cpu_since(mongodb_at_start);
+    let per_change = |cpu: Duration| cpu.as_secs_f64() * 1e3 / total.max(1) as f64;
     let mut latencies: Vec<Duration> = committed
         .iter()
         .zip(acked.iter())
@@ -254,8 +271,9 @@ async fn latency_run(
         p50_ms: quantile_ms(&latencies, 0.50),
         p99_ms: quantile_ms(&latencies, 0.99),
         max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        worker_cpu_ms_per_change: cpu.as_secs_f64() * 1e3 / report.changes.max(1) as f64,
-        mariadb_cpu_ms_per_change: server_cpu.map(|c| c.as_secs_f64() * 1e3 / total.max(1) as f64),
+        worker_cpu_ms_per_change: per_change(cpu),
+        mariadb_cpu_ms_per_change: server_cpu.map(per_change),
+        mongodb_cpu_ms_per_change: mongodb_cpu.map(per_change),
     };
     tracing::info!(?figures, ?report, "sync latency run finished");
     Ok(figures)
@@ -526,11 +544,21 @@ fn join(
     handle.join().map_err(|_| BenchError::WorkerGone)?
 }
 
-/// The MariaDB server process, when it runs on this machine (its pid file is readable): its
-/// CPU time is read from `/proc`, as the worker's is.
+/// A server process, when it runs on this machine: its CPU time is read from `/proc`, as the
+/// worker's is.
 struct ServerProcess(Option<u32>);
 
 impl ServerProcess {
+    /// The server listening on `endpoint` (`127.0.0.1:PORT` or `localhost:PORT`).
+    fn listening_on(endpoint: &str) -> Self {
+        let local_port = endpoint
+            .strip_prefix("127.0.0.1:")
+            .or_else(|| endpoint.strip_prefix("localhost:"))
+            .and_then(|port| port.parse().ok());
+        Self(local_port.and_then(crate::process::listening_pid))
+    }
+
+    /// The MariaDB server of `pool`, by its pid file.
     async fn find(pool: &sqlx::MySqlPool) -> Self {
         let pid_file: Option<String> = sqlx::query_scalar("SELECT CAST(@@pid_file AS CHAR)")
             .fetch_one(pool)

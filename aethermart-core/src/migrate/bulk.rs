@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::projection::{self, Entity, Lookups, ReadError, Refused, Selection};
 use crate::schema::{MariaDbSchema, SchemaApplier, VersionState};
 use async_trait::async_trait;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Document, RawDocumentBuf};
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use std::sync::Arc;
 use std::time::Instant;
@@ -357,14 +357,26 @@ impl EntityJob {
     /// the batch, so the checkpoint does not move past it.
     async fn write(&self, docs: &[(i64, Document)]) -> Result<(u64, Vec<Refused>), MigrateError> {
         let mut refused = Vec::new();
-        let conflicts: Vec<&(i64, Document)> = if self.entity.merges() {
-            docs.iter().collect()
+        // Each document is encoded once; one that cannot be is refused.
+        let mut encoded: Vec<(i64, RawDocumentBuf)> = Vec::with_capacity(docs.len());
+        for (id, d) in docs {
+            match mongo_write::encode(d) {
+                Some(raw) => encoded.push((*id, raw)),
+                None => refused.push(Refused {
+                    key: *id,
+                    reason: "the document cannot be encoded as BSON".into(),
+                }),
+            }
+        }
+        let collection = self.entity.collection();
+        let conflicts: Vec<&(i64, RawDocumentBuf)> = if self.entity.merges() {
+            encoded.iter().collect()
         } else {
-            let inserts: Vec<&Document> = docs.iter().map(|(_, d)| d).collect();
-            let errors = self.command(doc! { "insert": self.entity.collection(), "documents": inserts, "ordered": false }).await?;
+            let inserts = encoded.iter().map(|(_, d)| d.clone());
+            let command = mongo_write::command("insert", collection, "documents", inserts);
             let mut conflicts = Vec::new();
-            for e in errors {
-                match docs.get(e.index) {
+            for e in self.command(command).await? {
+                match encoded.get(e.index) {
                     Some(d) if e.code == DUPLICATE_KEY => conflicts.push(d),
                     Some((id, _)) if e.code == VALIDATION_FAILED => {
                         refused.push(self.refused(*id, e.code))
@@ -375,19 +387,12 @@ impl EntityJob {
             conflicts
         };
         if !conflicts.is_empty() {
-            let updates: Vec<Document> = conflicts
+            let merge = self.entity.merges();
+            let updates = conflicts
                 .iter()
-                .map(|(id, d)| {
-                    let u = if self.entity.merges() {
-                        doc! { "$set": d }
-                    } else {
-                        d.clone()
-                    };
-                    doc! { "q": { "_id": id }, "u": u, "upsert": true }
-                })
-                .collect();
-            let errors = self.command(doc! { "update": self.entity.collection(), "updates": updates, "ordered": false }).await?;
-            for e in errors {
+                .map(|(id, d)| mongo_write::upsert_statement(*id, d.clone(), merge));
+            let command = mongo_write::command("update", collection, "updates", updates);
+            for e in self.command(command).await? {
                 match conflicts.get(e.index) {
                     // On an upsert by _id a duplicate key can only come from another unique index.
                     Some((id, _)) if e.code == VALIDATION_FAILED || e.code == DUPLICATE_KEY => {
@@ -409,7 +414,7 @@ impl EntityJob {
     }
 
     /// Runs a write command through [`mongo_write::run`] (majority write concern, checked).
-    async fn command(&self, command: Document) -> Result<Vec<WriteError>, MigrateError> {
+    async fn command(&self, command: RawDocumentBuf) -> Result<Vec<WriteError>, MigrateError> {
         mongo_write::run(&self.mongo, command)
             .await
             .map_err(|source| MigrateError::Write {

@@ -6,7 +6,7 @@ use super::{Sink, SyncError, Write, WriteOp};
 use crate::mongo_write;
 use crate::projection::Refused;
 use async_trait::async_trait;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::RawDocumentBuf;
 
 /// Writes documents into a MongoDB database.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ impl MongoSink {
     async fn run(
         &self,
         collection: &str,
-        command: Document,
+        command: RawDocumentBuf,
     ) -> Result<Vec<mongo_write::WriteError>, SyncError> {
         mongo_write::run(&self.db, command).await.map_err(|source| {
             let collection = collection.to_owned();
@@ -42,35 +42,34 @@ impl MongoSink {
 #[async_trait]
 impl Sink for MongoSink {
     async fn apply(&self, collection: &str, writes: &[Write]) -> Result<Vec<Refused>, SyncError> {
-        let mut upserts: Vec<(i64, Document)> = Vec::new();
+        let mut refused = Vec::new();
+        let (mut upsert_keys, mut upserts) = (Vec::new(), Vec::new());
         let mut deletes: Vec<i64> = Vec::new();
         for w in writes {
-            match &w.op {
-                WriteOp::Merge(d) => upserts.push((
-                    w.key,
-                    doc! { "q": { "_id": w.key }, "u": { "$set": d }, "upsert": true },
-                )),
-                WriteOp::Replace(d) => upserts.push((
-                    w.key,
-                    doc! { "q": { "_id": w.key }, "u": d, "upsert": true },
-                )),
-                WriteOp::Delete => deletes.push(w.key),
+            let (document, merge) = match &w.op {
+                WriteOp::Merge(d) => (d, true),
+                WriteOp::Replace(d) => (d, false),
+                WriteOp::Delete => {
+                    deletes.push(w.key);
+                    continue;
+                }
+            };
+            match mongo_write::encode(document) {
+                Some(raw) => {
+                    upsert_keys.push(w.key);
+                    upserts.push(mongo_write::upsert_statement(w.key, raw, merge));
+                }
+                None => refused.push(Refused {
+                    key: w.key,
+                    reason: "the document cannot be encoded as BSON".into(),
+                }),
             }
         }
         // Deletes first: a new document may take over the unique sku/code of a deleted one.
-        let mut refused = Vec::new();
         if !deletes.is_empty() {
-            let statements: Vec<Document> = deletes
-                .iter()
-                .map(|k| doc! { "q": { "_id": k }, "limit": 1 })
-                .collect();
-            let errors = self
-                .run(
-                    collection,
-                    doc! { "delete": collection, "deletes": statements, "ordered": false },
-                )
-                .await?;
-            for e in errors {
+            let statements = deletes.iter().map(|k| mongo_write::delete_statement(*k));
+            let command = mongo_write::command("delete", collection, "deletes", statements);
+            for e in self.run(collection, command).await? {
                 if let Some(key) = deletes.get(e.index) {
                     refused.push(Refused {
                         key: *key,
@@ -83,15 +82,9 @@ impl Sink for MongoSink {
             }
         }
         if !upserts.is_empty() {
-            let updates: Vec<&Document> = upserts.iter().map(|(_, u)| u).collect();
-            let errors = self
-                .run(
-                    collection,
-                    doc! { "update": collection, "updates": updates, "ordered": false },
-                )
-                .await?;
-            for e in errors {
-                let Some((key, _)) = upserts.get(e.index) else {
+            let command = mongo_write::command("update", collection, "updates", upserts);
+            for e in self.run(collection, command).await? {
+                let Some(key) = upsert_keys.get(e.index) else {
                     continue;
                 };
                 tracing::warn!(

@@ -22,6 +22,39 @@ pub(crate) const CAPTURED: [&str; 7] = [
     "Categories",
 ];
 
+/// The followed table `name`, when its row events can name documents or requests (a captured
+/// table or a sync queue); the rows of other tables are not decoded.
+pub(super) fn table(name: &str) -> Option<&'static str> {
+    CAPTURED.iter().copied().find(|t| *t == name).or_else(|| {
+        Entity::ALL
+            .into_iter()
+            .map(|e| e.queue_table())
+            .find(|t| *t == name)
+    })
+}
+
+/// The columns the fan-out, the requests and the visibility wait read: a row image keeps
+/// only these (a decoded row's other values are dropped at once).
+const COLUMNS: [&str; 12] = [
+    "customer_id",
+    "address_id",
+    "order_id",
+    "order_item_id",
+    "product_id",
+    "service_id",
+    "category_id",
+    "parent_id",
+    "name",
+    "queue_id",
+    "entity_key",
+    "source_table",
+];
+
+/// `name` as one of the [`COLUMNS`] a row image keeps.
+pub(super) fn column(name: &str) -> Option<&'static str> {
+    COLUMNS.iter().copied().find(|c| *c == name)
+}
+
 /// A document, or a set of documents found by a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Target {
@@ -49,7 +82,7 @@ pub(super) fn targets(change: &RowChange, out: &mut Vec<Target>) {
         (Some(b), Some(a)) => b.get(column) != a.get(column),
         _ => false,
     };
-    match change.table.as_str() {
+    match change.table {
         "Customers" | "Customer_Addresses" => keys("customer_id", Entity::Customers, out),
         "Orders" => {
             keys("order_id", Entity::Orders, out);
@@ -114,16 +147,16 @@ mod tests {
         Image::new(
             values
                 .iter()
-                .map(|(c, v)| (c.to_string(), v.clone()))
+                .map(|(c, v)| (column(c).expect("a column images keep"), v.clone()))
                 .collect(),
         )
     }
 
-    fn of(table: &str, before: Option<Image>, after: Option<Image>) -> Vec<Target> {
+    fn of(table: &'static str, before: Option<Image>, after: Option<Image>) -> Vec<Target> {
         let mut out = Vec::new();
         targets(
             &RowChange {
-                table: table.into(),
+                table,
                 before,
                 after,
             },
@@ -235,7 +268,7 @@ mod tests {
             "a capture trigger's entry: the row event of Products names it already"
         );
         let insert = |source: &str| RowChange {
-            table: "product_sync_queue".into(),
+            table: "product_sync_queue",
             before: None,
             after: Some(entry(source)),
         };
@@ -259,5 +292,22 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn images_keep_every_column_read_and_queues_are_followed() {
+        for table in CAPTURED {
+            let (_, key) = super::super::key_column(table).expect("a key column");
+            assert!(column(key).is_some(), "{table}.{key} is kept");
+            assert_eq!(super::table(table), Some(table));
+        }
+        for entity in Entity::ALL {
+            assert_eq!(
+                super::table(entity.queue_table()),
+                Some(entity.queue_table())
+            );
+        }
+        assert_eq!(super::table("sync_lineage"), None);
+        assert_eq!(column("email"), None, "other columns are dropped");
     }
 }

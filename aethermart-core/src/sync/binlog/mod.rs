@@ -485,17 +485,15 @@ const VISIBILITY_WAIT: Duration = Duration::from_millis(50);
 /// one read had committed for another to take it), and an application holding a transaction
 /// open on that row must not stall the sync.
 async fn visible(
-    pool: &MySqlPool,
-    (table, column, id): (&'static str, &'static str, u64),
+    conn: &mut sqlx::MySqlConnection,
+    barrier @ (table, _, id): (&'static str, &'static str, u64),
 ) -> Result<(), SyncError> {
     let started = Instant::now();
-    let sql = format!("SELECT 1 FROM {table} WHERE {column} = ? LOCK IN SHARE MODE NOWAIT");
+    let sql = visibility_sql(barrier);
     loop {
-        match sqlx::query(&sql).bind(id).fetch_optional(pool).await {
+        match sqlx::Executor::fetch_all(&mut *conn, sql.as_str()).await {
             Ok(_) => return Ok(()),
-            Err(e)
-                if crate::orders::server_error(&e).is_some_and(|(n, _)| n == 1205 || n == 3572) =>
-            {
+            Err(e) if is_lock_wait(&e) => {
                 if started.elapsed() >= VISIBILITY_WAIT {
                     tracing::debug!(
                         table,
@@ -514,6 +512,17 @@ async fn visible(
             }
         }
     }
+}
+
+/// The visibility read of `barrier`: a shared lock on the row, not waited for, taken and released
+/// at once (autocommit).
+fn visibility_sql((table, column, id): (&'static str, &'static str, u64)) -> String {
+    format!("SELECT 1 FROM {table} WHERE {column} = {id} LOCK IN SHARE MODE NOWAIT")
+}
+
+/// A lock not granted at once (`NOWAIT`: 3572, or a lock wait timeout: 1205).
+fn is_lock_wait(e: &sqlx::Error) -> bool {
+    crate::orders::server_error(e).is_some_and(|(n, _)| n == 1205 || n == 3572)
 }
 
 /// The GTID position at the start of the oldest binlog the server has.
@@ -554,7 +563,7 @@ async fn effects(pool: &MySqlPool, t: &Transaction) -> Result<Effects, BinlogErr
     };
     for change in &t.changes {
         fanout::targets(change, &mut targets);
-        if let Some((table, column)) = key_column(&change.table)
+        if let Some((table, column)) = key_column(change.table)
             && let Some(id) = change
                 .after
                 .as_ref()
@@ -852,20 +861,31 @@ impl Source for BinlogSource {
             finished: false,
         };
         let db_err = |step| move |source| SyncError::MariaDb { step, source };
-        // The handoff row in share mode for the batch: none while a migration runs.
         let mut conn = inner.pool.acquire().await.map_err(db_err("connecting"))?;
-        let results = sqlx::Executor::fetch_all(
-            &mut *conn,
-            format!(
-                "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION; {}",
-                crate::handoff::CLAIM_HANDOFF
-            )
-            .as_str(),
-        )
-        .await
+        // The last transaction read made visible (see `visible`), then the handoff row in
+        // share mode for the batch (none while a migration runs): one round trip unless
+        // another transaction holds that last row.
+        let handoff_sql = format!(
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION; {}",
+            crate::handoff::CLAIM_HANDOFF
+        );
+        let results = match barrier {
+            Some(barrier) => {
+                let both = format!("{}; {handoff_sql}", visibility_sql(barrier));
+                match sqlx::Executor::fetch_all(&mut *conn, both.as_str()).await {
+                    Err(e) if is_lock_wait(&e) => {
+                        visible(&mut conn, barrier).await?;
+                        sqlx::Executor::fetch_all(&mut *conn, handoff_sql.as_str()).await
+                    }
+                    other => other,
+                }
+            }
+            None => sqlx::Executor::fetch_all(&mut *conn, handoff_sql.as_str()).await,
+        }
         .map_err(db_err("taking the handoff row"))?;
         batch.conn = Some(conn);
-        let Some(handoff) = results.first() else {
+        // The handoff row has three columns (the visibility read's has one).
+        let Some(handoff) = results.iter().find(|r| sqlx::Row::len(*r) == 3) else {
             tracing::debug!(%entity, "an initial migration is running: sync paused");
             batch.give_back().await;
             return Ok(None);
@@ -881,9 +901,6 @@ impl Source for BinlogSource {
                 capture: capture.unwrap_or_default(),
                 mine: "binlog",
             });
-        }
-        if let Some(barrier) = barrier {
-            visible(&inner.pool, barrier).await?;
         }
         let keys: Vec<u64> = batch.keys.iter().map(|k| k.0).collect();
         let (writes, unreadable) =

@@ -26,17 +26,17 @@ const SILENCE: Duration = Duration::from_secs(10);
 
 /// A row's values by column name (the server sends names with `binlog_row_metadata=FULL`).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct Image(Vec<(String, Value)>);
+pub(super) struct Image(Vec<(&'static str, Value)>);
 
 impl Image {
     /// From `(column, value)` pairs.
-    pub fn new(columns: Vec<(String, Value)>) -> Self {
+    pub fn new(columns: Vec<(&'static str, Value)>) -> Self {
         Self(columns)
     }
 
     /// The value of `column`, if the image has it.
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.0.iter().find(|(c, _)| c == column).map(|(_, v)| v)
+        self.0.iter().find(|(c, _)| *c == column).map(|(_, v)| v)
     }
 
     /// `column` as a non-negative integer id (`None` for NULL, a missing column or another
@@ -54,7 +54,7 @@ impl Image {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct RowChange {
     /// The table (in the followed database).
-    pub table: String,
+    pub table: &'static str,
     /// The row before (updates and deletes).
     pub before: Option<Image>,
     /// The row after (inserts and updates).
@@ -194,13 +194,15 @@ impl Reader {
                     if tme.database_name() != self.database {
                         continue;
                     }
-                    let table = tme.table_name().into_owned();
+                    let Some(table) = super::fanout::table(&tme.table_name()) else {
+                        continue;
+                    };
                     for row in rows.rows(tme) {
                         let (before, after) = row.map_err(|_| BinlogError::Decode {
                             what: "a row event",
                         })?;
                         group.changes.push(RowChange {
-                            table: table.clone(),
+                            table,
                             before: before.map(image),
                             after: after.map(image),
                         });
@@ -248,24 +250,24 @@ impl Reader {
     }
 }
 
-/// A decoded row as an [`Image`] (JSON columns become NULL: no fan-out reads them).
+/// A decoded row as an [`Image`] of the columns the fan-out reads (JSON columns become NULL:
+/// none is read).
 fn image(row: mysql_async::binlog::row::BinlogRow) -> Image {
-    let names: Vec<String> = row
+    let kept: Vec<Option<&'static str>> = row
         .columns_ref()
         .iter()
-        .map(|c| c.name_str().into_owned())
+        .map(|c| super::fanout::column(&c.name_str()))
         .collect();
     let values = row.unwrap();
     Image::new(
-        names
-            .into_iter()
+        kept.into_iter()
             .zip(values)
-            .map(|(name, value)| {
+            .filter_map(|(name, value)| {
                 let value = match value {
                     mysql_async::binlog::value::BinlogValue::Value(v) => v,
                     _ => Value::NULL,
                 };
-                (name, value)
+                Some((name?, value))
             })
             .collect(),
     )
