@@ -21,6 +21,7 @@
 //!   them once the position passed them.
 
 pub(crate) mod fanout;
+mod rows;
 mod stream;
 mod tracker;
 

@@ -197,16 +197,11 @@ impl Reader {
                     let Some(table) = super::fanout::table(&tme.table_name()) else {
                         continue;
                     };
-                    for row in rows.rows(tme) {
-                        let (before, after) = row.map_err(|_| BinlogError::Decode {
+                    super::rows::changes(&rows, tme, table, &mut group.changes).map_err(|_| {
+                        BinlogError::Decode {
                             what: "a row event",
-                        })?;
-                        group.changes.push(RowChange {
-                            table,
-                            before: before.map(image),
-                            after: after.map(image),
-                        });
-                    }
+                        }
+                    })?;
                     None
                 }
                 Some(EventData::XidEvent(_)) => open.take().map(|g| (g, None)),
@@ -248,27 +243,4 @@ impl Reader {
             }
         }
     }
-}
-
-/// A decoded row as an [`Image`] of the columns the fan-out reads (JSON columns become NULL:
-/// none is read).
-fn image(row: mysql_async::binlog::row::BinlogRow) -> Image {
-    let kept: Vec<Option<&'static str>> = row
-        .columns_ref()
-        .iter()
-        .map(|c| super::fanout::column(&c.name_str()))
-        .collect();
-    let values = row.unwrap();
-    Image::new(
-        kept.into_iter()
-            .zip(values)
-            .filter_map(|(name, value)| {
-                let value = match value {
-                    mysql_async::binlog::value::BinlogValue::Value(v) => v,
-                    _ => Value::NULL,
-                };
-                Some((name?, value))
-            })
-            .collect(),
-    )
 }
