@@ -66,6 +66,7 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
             clients,
             seconds,
             capture,
+            worker,
             json,
         } => {
             let settings = PlaceOrderBench {
@@ -73,13 +74,19 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
                 duration: Duration::from_secs(seconds),
                 // The parser allows only the two names.
                 capture: capture.parse().unwrap_or(Capture::Triggers),
+                worker,
                 ..PlaceOrderBench::default()
             };
             let config = Config::from_env()?;
             eprintln!(
-                "place-order benchmark: {} s per run, database {}_bench, {capture} capture",
+                "place-order benchmark: {} s per run, database {}_bench, {capture} capture, {}",
                 seconds,
-                config.mariadb.database()
+                config.mariadb.database(),
+                if worker {
+                    "a sync worker following"
+                } else {
+                    "no worker"
+                }
             );
             let runs = bench::place_order_throughput(&config, &settings).await?;
             if json {

@@ -531,9 +531,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
         /// The capture of the bench database: triggers (the capture triggers fire on every
-        /// order) or binlog (they are dropped). No worker runs.
+        /// order) or binlog (they are dropped).
         #[arg(long, default_value = "triggers", value_parser = ["binlog", "triggers"])]
         capture: String,
+        /// Run a sync worker meanwhile (on its own thread, every entity, after an initial
+        /// migration of the catalogue), as in production.
+        #[arg(long)]
+        worker: bool,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,

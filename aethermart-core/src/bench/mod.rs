@@ -14,7 +14,7 @@ use crate::generate::{self, GenerateConfig, LoadError, LoadOptions, LoadSummary}
 use crate::migrate::{BulkMigrator, MigrateError, MigrateOptions, MigrationReport, Migrator};
 use crate::model::{CustomerId, NewOrderLine, ProductId};
 use crate::orders::{self, PlaceOrderError};
-use crate::progress::Progress;
+use crate::progress::{NoProgress, Progress};
 use crate::schema::{MariaDbSchema, SchemaApplier, SchemaError};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -92,8 +92,11 @@ pub struct PlaceOrderBench {
     /// Products in the bench catalogue (orders pick 1–3 of them at random).
     pub products: u32,
     /// The capture of the bench database: the capture triggers fire on every order, or
-    /// (binlog) they are dropped. No worker runs.
+    /// (binlog) they are dropped.
     pub capture: crate::sync::Capture,
+    /// Whether a sync worker follows the orders into MongoDB meanwhile (on its own thread,
+    /// after an initial migration of the catalogue), as in production.
+    pub worker: bool,
 }
 
 impl Default for PlaceOrderBench {
@@ -104,6 +107,7 @@ impl Default for PlaceOrderBench {
             customers: 1_000,
             products: 1_000,
             capture: crate::sync::Capture::Triggers,
+            worker: false,
         }
     }
 }
@@ -315,6 +319,27 @@ pub async fn place_order_throughput(
         .await
         .map_err(BenchError::Seed)?;
     drop(conn);
+    let mongo = connect::mongodb_database(&bench.mongodb).await?;
+    if settings.worker {
+        mongo.drop().await.map_err(BenchError::Mongo)?;
+        BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
+            .migrate(MigrateOptions::default(), Arc::new(NoProgress))
+            .await?;
+    }
+    // One worker follows every run, on every entity.
+    let worker = match settings.worker {
+        true => Some(
+            sync::WorkerThread::on(
+                bench.clone(),
+                crate::sync::SyncOptions::default(),
+                settings.capture,
+                &crate::projection::Entity::ALL,
+                None,
+            )
+            .await?,
+        ),
+        false => None,
+    };
 
     let mut results = Vec::new();
     for &clients in &settings.clients {
@@ -358,6 +383,14 @@ pub async fn place_order_throughput(
         };
         tracing::info!(?run, "place-order run finished");
         results.push(run);
+    }
+    if let Some(worker) = worker {
+        let (report, cpu) = worker.stop().await?;
+        tracing::info!(
+            ?report,
+            cpu_ms = cpu.as_millis() as u64,
+            "place-order: the worker's share"
+        );
     }
     pool.close().await;
     Ok(results)

@@ -426,7 +426,7 @@ async fn raw_upsert_rate(
 }
 
 /// Notes when MongoDB acknowledged a profile carrying each change of the current run.
-struct Recorder {
+pub(super) struct Recorder {
     run: u32,
     origin: Instant,
     acked: Arc<Vec<AtomicU64>>,
@@ -462,7 +462,7 @@ impl Sink for RecordingSink {
 }
 
 /// A worker on a thread of its own (single-threaded runtime), so its CPU time is measurable.
-struct WorkerThread {
+pub(super) struct WorkerThread {
     stop: watch::Sender<bool>,
     /// Binlog capture: the source, whose position tells when a backlog is applied.
     binlog: Option<BinlogSource>,
@@ -476,7 +476,26 @@ impl WorkerThread {
         settings: &SyncBench,
         recorder: Option<Arc<Recorder>>,
     ) -> Result<Self, BenchError> {
-        let (options, capture) = (settings.options, settings.capture);
+        Self::on(
+            config,
+            settings.options,
+            settings.capture,
+            &[Entity::Customers],
+            recorder,
+        )
+        .await
+    }
+
+    /// Starts a worker on `entities` under `capture` and returns once it is connected and
+    /// polling.
+    pub(super) async fn on(
+        config: Config,
+        options: SyncOptions,
+        capture: Capture,
+        entities: &[Entity],
+        recorder: Option<Arc<Recorder>>,
+    ) -> Result<Self, BenchError> {
+        let entities = entities.to_vec();
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
@@ -504,8 +523,7 @@ impl WorkerThread {
                         Some(recorder) => Arc::new(RecordingSink { inner, recorder }),
                         None => Arc::new(inner),
                     };
-                    let syncer =
-                        Syncer::new(source, sink, options).with_entities(&[Entity::Customers]);
+                    let syncer = Syncer::new(source, sink, options).with_entities(&entities);
                     let cpu_at_start = thread_cpu();
                     let _ = ready_tx.send(binlog);
                     let mut stop_rx = stop_rx;
@@ -529,7 +547,7 @@ impl WorkerThread {
     }
 
     /// Stops the worker and returns its report and CPU time since it started polling.
-    async fn stop(self) -> Result<(SyncReport, Duration), BenchError> {
+    pub(super) async fn stop(self) -> Result<(SyncReport, Duration), BenchError> {
         self.stop.send_replace(true);
         let handle = self.handle;
         tokio::task::spawn_blocking(move || join(handle))
