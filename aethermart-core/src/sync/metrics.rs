@@ -143,6 +143,19 @@ pub struct Snapshot {
     pub last_apply: f64,
     /// When the process started, in Unix seconds.
     pub started: f64,
+    /// Under binlog capture (once the reader read anything): its state.
+    pub binlog: Option<BinlogLine>,
+}
+
+/// The binlog reader on the status page.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BinlogLine {
+    /// How late the last transaction was read, seconds (0 at a heartbeat).
+    pub read_lag_seconds: f64,
+    /// The GTID sequence number of the last transaction read.
+    pub sequence: i64,
+    /// When the position was last stored in MongoDB, Unix seconds (0: not yet).
+    pub stored_at: f64,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -538,6 +551,11 @@ impl SyncMetrics {
             errors,
             last_apply: self.last_apply.get(),
             started: self.started,
+            binlog: (self.binlog_events.get() > 0).then(|| BinlogLine {
+                read_lag_seconds: self.binlog_lag.get(),
+                sequence: self.binlog_sequence.get(),
+                stored_at: self.binlog_stored.get(),
+            }),
         }
     }
 

@@ -31,6 +31,22 @@ pub fn render(snapshot: &Snapshot, now: f64, node: Option<&str>, version: &str) 
             "never".to_owned()
         },
     );
+    if let Some(b) = &snapshot.binlog {
+        let _ = write!(
+            html,
+            "<p id=\"binlog\">binlog capture: read lag <span id=\"binlog-lag\" \
+             data-seconds=\"{:.3}\">{}</span> · last GTID sequence <span id=\"binlog-sequence\">{}\
+             </span> · position stored <span id=\"binlog-stored\">{}</span></p>",
+            b.read_lag_seconds,
+            duration(b.read_lag_seconds),
+            b.sequence,
+            if b.stored_at > 0.0 {
+                format!("{} ago", duration(now - b.stored_at))
+            } else {
+                "not yet".to_owned()
+            },
+        );
+    }
     html.push_str(
         "<section><h2>Queues</h2><table id=\"queues\"><thead><tr><th>queue</th>\
          <th>waiting</th><th>oldest change</th><th>dead letters</th><th>applied here</th>\
@@ -212,7 +228,7 @@ time{color:#778}footer{margin-top:1.5em;color:#778}";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::metrics::{QueueLine, RecentError};
+    use crate::sync::metrics::{BinlogLine, QueueLine, RecentError};
 
     #[test]
     fn the_page_shows_the_numbers_and_escapes_text() {
@@ -240,6 +256,11 @@ mod tests {
             }],
             last_apply: now - 2.0,
             started: now - 300.0,
+            binlog: Some(BinlogLine {
+                read_lag_seconds: 1.25,
+                sequence: 4711,
+                stored_at: now - 0.5,
+            }),
         };
         let page = render(&snapshot, now, Some("127.0.0.1:13306"), "0.1.0");
         for part in [
@@ -253,10 +274,25 @@ mod tests {
             "writing &lt;orders&gt; failed &amp; retried",
             "<meta http-equiv=\"refresh\" content=\"5\">",
             "<polyline points=",
+            "<span id=\"binlog-lag\" data-seconds=\"1.250\">",
+            "<span id=\"binlog-sequence\">4711</span>",
         ] {
             assert!(page.contains(part), "{part} missing in\n{page}");
         }
         assert!(!page.contains("<script"), "no script");
+        let triggers = render(
+            &Snapshot {
+                binlog: None,
+                ..snapshot
+            },
+            now,
+            None,
+            "0.1.0",
+        );
+        assert!(
+            !triggers.contains("binlog"),
+            "no binlog line under trigger capture"
+        );
         assert!(
             !page.contains("http://") && !page.contains("https://"),
             "nothing fetched"
