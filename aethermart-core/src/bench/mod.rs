@@ -306,10 +306,10 @@ pub async fn place_order_throughput(
     .await?;
     let seed = format!(
         "INSERT INTO Categories (category_id, name, slug) VALUES (1, 'Bench', 'bench');
-         INSERT INTO Customers (first_name, last_name, email)
-           SELECT 'Bench', CONCAT('Customer ', seq), CONCAT('bench', seq, '@example.com') FROM seq_1_to_{c};
-         INSERT INTO Products (sku, name, category_id, price, stock)
-           SELECT CONCAT('BENCH-', seq), CONCAT('Bench product ', seq), 1, 1 + seq % 500, 1000000000
+         INSERT INTO Customers (customer_id, first_name, last_name, email)
+           SELECT seq, 'Bench', CONCAT('Customer ', seq), CONCAT('bench', seq, '@example.com') FROM seq_1_to_{c};
+         INSERT INTO Products (product_id, sku, name, category_id, price, stock)
+           SELECT seq, CONCAT('BENCH-', seq), CONCAT('Bench product ', seq), 1, 1 + seq % 500, 1000000000
            FROM seq_1_to_{p};",
         c = settings.customers.max(1),
         p = settings.products.max(1),

@@ -133,8 +133,8 @@ pub async fn sync_throughput(
     let mongo = connect::mongodb_database(&bench.mongodb).await?;
     let pool = cluster::writable_pool(&bench.mariadb, PoolSize { max: 8 }).await?;
     let seed = format!(
-        "INSERT INTO Customers (first_name, last_name, email)
-           SELECT 'Bench', CONCAT('Customer ', seq), CONCAT('sync', seq, '@example.com') FROM seq_1_to_{c};
+        "INSERT INTO Customers (customer_id, first_name, last_name, email)
+           SELECT seq, 'Bench', CONCAT('Customer ', seq), CONCAT('sync', seq, '@example.com') FROM seq_1_to_{c};
          INSERT INTO Customer_Addresses (customer_id, kind, line1, city, postal_code, country, is_default)
            SELECT customer_id, 'shipping', CONCAT(customer_id, ' Bench Street'), 'Lyon', '69001', 'FR', TRUE FROM Customers;",
         c = settings.customers.max(1)

@@ -78,12 +78,18 @@ impl QueueSource {
         let pool = self.mariadb.pool();
         match home {
             None => {
-                let set = sqlx::query("INSERT IGNORE INTO sync_home (id, server) VALUES (1, ?)")
-                    .bind(&mine)
-                    .execute(pool)
-                    .await
-                    .map_err(db_err("setting the sync home"))?
-                    .rows_affected();
+                // A first home is settled at once (dated one settle time back): no worker
+                // claimed anywhere before it, so no batch on an old home can still be running.
+                let set = sqlx::query(
+                    "INSERT IGNORE INTO sync_home (id, server, changed_at) \
+                     VALUES (1, ?, NOW(6) - INTERVAL ? MICROSECOND)",
+                )
+                .bind(&mine)
+                .bind(HOME_SETTLE.as_micros() as i64)
+                .execute(pool)
+                .await
+                .map_err(db_err("setting the sync home"))?
+                .rows_affected();
                 if set == 1 {
                     tracing::info!(home = %mine, "sync home set");
                     self.mariadb.prefer(&mine);
