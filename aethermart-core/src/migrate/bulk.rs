@@ -13,6 +13,7 @@ use crate::progress::Progress;
 use crate::projection::{self, Entity, Lookups, ReadError, Refused, Selection};
 use crate::schema::{MariaDbSchema, SchemaApplier, VersionState};
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use mongodb::bson::{Document, RawDocumentBuf};
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use std::sync::Arc;
@@ -290,10 +291,12 @@ impl EntityJob {
     }
 
     /// Pages through the entity and writes each page, moving the checkpoint after each
-    /// acknowledged write. Reading runs one page ahead of writing (a bounded channel), so
-    /// MariaDB and MongoDB work at the same time.
+    /// acknowledged write. Reading runs ahead of writing (a bounded channel), so MariaDB and
+    /// MongoDB work at the same time, and [`WRITES_IN_FLIGHT`] pages are written at once;
+    /// their acknowledgements are taken in page order, so the checkpoint only ever passes
+    /// pages that are all acknowledged.
     async fn copy(&self, after: u64, report: &mut EntityReport) -> Result<(), MigrateError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
         let (pool, entity, limit, lookups) = (
             self.pool.clone(),
             self.entity,
@@ -313,12 +316,27 @@ impl EntityJob {
             }
             Ok::<_, MigrateError>(())
         });
+        let pages = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|page| (page, rx))
+        });
+        let mut writes = std::pin::pin!(
+            pages
+                .map(|page| async move {
+                    let written = self.write(&page.docs).await;
+                    (page, written)
+                })
+                .buffered(WRITES_IN_FLIGHT)
+        );
+        // Time spent waiting for MongoDB's acknowledgements (with nothing else to do).
         let mut writing = 0.0;
-        while let Some(page) = rx.recv().await {
+        loop {
+            let waiting = Instant::now();
+            let Some((page, written)) = writes.next().await else {
+                break;
+            };
+            writing += waiting.elapsed().as_secs_f64();
+            let (written, refused) = written?;
             report.read += page.docs.len() as u64;
-            let write_started = Instant::now();
-            let (written, refused) = self.write(&page.docs).await?;
-            writing += write_started.elapsed().as_secs_f64();
             report.written += written;
             report.refused.extend(refused);
             sqlx::query(
@@ -522,8 +540,11 @@ impl EntityJob {
     }
 }
 
-/// Pages read ahead of the one being written.
-const PAGES_AHEAD: usize = 2;
+/// Pages read ahead of those being written.
+const PAGES_AHEAD: usize = 4;
+
+/// Pages written at once per entity.
+const WRITES_IN_FLIGHT: usize = 3;
 
 /// Largest page: a write command must stay under 16 MiB and 100,000 operations.
 const MAX_BATCH: u32 = 5_000;

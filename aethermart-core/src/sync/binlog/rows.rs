@@ -33,6 +33,7 @@ pub(super) fn changes(
     if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
         return Err(invalid("partial JSON updates (a MySQL format)"));
     }
+    #[cfg(debug_assertions)]
     let first = out.len();
     let columns = columns(map, rows.num_columns() as usize)?;
     let (before, after) = (rows.columns_before_image(), rows.columns_after_image());
