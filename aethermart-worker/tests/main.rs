@@ -566,6 +566,14 @@ fn a_worker_killed_9_after_a_review_catches_up_when_started_again() {
         })
     };
     block_on(async {
+        // The collections first: the running worker writes the product as soon as it exists
+        // (a collection it created would lack the validator and clash with the set-up).
+        let db = aethermart_core::connect::mongodb_database(&first.mongodb)
+            .await
+            .unwrap();
+        aethermart_core::migrate::setup_collections(&db)
+            .await
+            .unwrap();
         let pool = aethermart_core::connect::node_pool(
             &first.mariadb,
             aethermart_core::connect::PoolSize { max: 1 },
@@ -580,12 +588,6 @@ fn a_worker_killed_9_after_a_review_catches_up_when_started_again() {
         .execute(&pool)
         .await
         .unwrap();
-        let db = aethermart_core::connect::mongodb_database(&first.mongodb)
-            .await
-            .unwrap();
-        aethermart_core::migrate::setup_collections(&db)
-            .await
-            .unwrap();
     });
     rating((0, 0.0));
     let insert = |id: i64, stars: i32| {
