@@ -125,6 +125,20 @@ fn write_until(
     })
 }
 
+/// A syncer on the queues the capture triggers fill.
+async fn queue_syncer(config: &Config) -> Syncer {
+    let (source, mongo) = QueueSource::connect(config, &options(), 4).await.unwrap();
+    Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
+}
+
+/// A syncer for `capture`.
+async fn syncer_for(config: &Config, capture: Capture) -> Syncer {
+    match capture {
+        Capture::Binlog => binlog_syncer(config).await.0,
+        Capture::Triggers => queue_syncer(config).await,
+    }
+}
+
 async fn binlog_syncer(config: &Config) -> (Syncer, BinlogSource) {
     let (source, mongo) = BinlogSource::connect(config, &options(), 4)
         .await
@@ -328,14 +342,7 @@ async fn binlog_capture_writes_the_same_documents_as_the_triggers() {
     migrate(&triggers).await;
     migrate(&from_binlog).await;
 
-    let (queue_source, mongo) = QueueSource::connect(&triggers, &options(), 4)
-        .await
-        .unwrap();
-    let queue_syncer = Syncer::new(
-        Arc::new(queue_source),
-        Arc::new(MongoSink::new(mongo)),
-        options(),
-    );
+    let queue_syncer = queue_syncer(&triggers).await;
     let (binlog_syncer, source) = binlog_syncer(&from_binlog).await;
     source.shadow();
     let (stop_q, q) = follow(queue_syncer.clone());
@@ -542,18 +549,7 @@ async fn under_binlog_capture_the_triggers_queue_nothing_and_only_the_admin_swit
         8,
         "the order took its stock"
     );
-    let refused = QueueSource::connect(&env.config, &options(), 4)
-        .await
-        .unwrap()
-        .0;
-    let refused = Syncer::new(
-        Arc::new(refused),
-        Arc::new(MongoSink::new(env.mongo().await)),
-        options(),
-    )
-    .drain()
-    .await
-    .unwrap_err();
+    let refused = queue_syncer(&env.config).await.drain().await.unwrap_err();
     assert!(
         matches!(
             refused,
@@ -647,16 +643,12 @@ async fn switching_the_capture_both_ways_under_writes_loses_no_change() {
     migrate(&env.config).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = write_until(pool.clone(), stop.clone());
-    let queue_syncer = |config: Config| async move {
-        let (source, mongo) = QueueSource::connect(&config, &options(), 4).await.unwrap();
-        Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
-    };
     let (_keep, rx) = watch::channel(false);
     let run = |syncer: Syncer| {
         let rx = rx.clone();
         tokio::spawn(async move { syncer.run(support::until_stopped(rx)).await })
     };
-    let triggers = run(queue_syncer(env.config.clone()).await);
+    let triggers = run(queue_syncer(&env.config).await);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let to_binlog = capture::switch(&env.config, Capture::Binlog, "test")
         .await
@@ -693,11 +685,7 @@ async fn switching_the_capture_both_ways_under_writes_loses_no_change() {
         writes > 20 && failed == 0,
         "{writes} writes, {failed} failed"
     );
-    queue_syncer(env.config.clone())
-        .await
-        .drain()
-        .await
-        .unwrap();
+    queue_syncer(&env.config).await.drain().await.unwrap();
     verify_equal(&env.config).await;
 }
 
@@ -762,15 +750,7 @@ async fn ddl_while_streaming_keeps_the_documents_right_and_a_lost_column_stops_t
         let (env, pool) = support::seeded(&format!("binlog_ddl_{capture}")).await;
         capture::switch(&env.config, capture, "test").await.unwrap();
         migrate(&env.config).await;
-        let syncer = match capture {
-            Capture::Binlog => binlog_syncer(&env.config).await.0,
-            Capture::Triggers => {
-                let (source, mongo) = QueueSource::connect(&env.config, &options(), 4)
-                    .await
-                    .unwrap();
-                Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
-            }
-        };
+        let syncer = syncer_for(&env.config, capture).await;
         let (_keep, rx) = watch::channel(false);
         let worker = {
             let syncer = syncer.clone();
@@ -1050,15 +1030,7 @@ async fn a_schema_version_applied_while_streaming_under_writes_keeps_the_documen
         let (env, pool) = support::generated(&format!("binlog_schema_{capture}"), 23, 0.02).await;
         capture::switch(&env.config, capture, "test").await.unwrap();
         migrate(&env.config).await;
-        let syncer = match capture {
-            Capture::Binlog => binlog_syncer(&env.config).await.0,
-            Capture::Triggers => {
-                let (source, mongo) = QueueSource::connect(&env.config, &options(), 4)
-                    .await
-                    .unwrap();
-                Syncer::new(Arc::new(source), Arc::new(MongoSink::new(mongo)), options())
-            }
-        };
+        let syncer = syncer_for(&env.config, capture).await;
         let (stop_sync, sync) = follow(syncer);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = write_until(pool.clone(), stop.clone());

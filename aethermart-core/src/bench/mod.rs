@@ -319,8 +319,8 @@ pub async fn place_order_throughput(
         .await
         .map_err(BenchError::Seed)?;
     drop(conn);
-    let mongo = connect::mongodb_database(&bench.mongodb).await?;
     if settings.worker {
+        let mongo = connect::mongodb_database(&bench.mongodb).await?;
         mongo.drop().await.map_err(BenchError::Mongo)?;
         BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
             .migrate(MigrateOptions::default(), Arc::new(NoProgress))

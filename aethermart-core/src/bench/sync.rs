@@ -302,12 +302,7 @@ async fn drain_rate(
     // Binlog capture: drained once every change up to the update is applied (the position a
     // restart would resume from is past it).
     let target: Option<GtidPosition> = match settings.capture {
-        Capture::Binlog => sqlx::query_scalar::<_, String>("SELECT @@gtid_binlog_pos")
-            .fetch_one(pool)
-            .await
-            .map_err(BenchError::Seed)?
-            .parse()
-            .ok(),
+        Capture::Binlog => Some(crate::sync::binlog::server_position(pool).await?),
         Capture::Triggers => None,
     };
     let server_at_start = server.cpu();

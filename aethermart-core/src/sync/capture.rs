@@ -19,7 +19,7 @@
 
 use super::SyncError;
 use super::binlog;
-use crate::binlog_position::{GtidPosition, store as checkpoint};
+use crate::binlog_position::store as checkpoint;
 use crate::config::Config;
 use crate::projection::Entity;
 use sqlx::MySqlPool;
@@ -169,7 +169,6 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
         binlog::check_settings(&pool, &config.mariadb.endpoint()).await?;
     }
     let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
-    let database = config.mariadb.database();
     let mut conn = pool.acquire().await.map_err(db_err("connecting"))?;
     // Trigger capture: the triggers exist before the setting says they work (until then they
     // read `binlog` and do nothing).
@@ -183,7 +182,33 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
         .execute(&mut *conn)
         .await
         .map_err(db_err("starting the switch"))?;
-    let mut tx = sqlx::Connection::begin(&mut *conn)
+    let switched = record_switch(&mut conn, config, &pool, &mongo, to, by).await?;
+    // Binlog capture: the triggers read `binlog` now and do nothing; without them writers run
+    // no trigger for the sync at all. Also when the capture was binlog already (a switch that
+    // failed after its commit is completed by running it again).
+    if to == Capture::Binlog {
+        set_capture_triggers(&mut conn, Capture::Binlog)
+            .await
+            .map_err(db_err(
+                "dropping the capture triggers (binlog capture is on; run the switch again)",
+            ))?;
+    }
+    Ok(switched)
+}
+
+/// The switch's transaction on `conn`: waits for batches in flight and for transactions that
+/// read the old setting, records `to`, and hands what the old capture had pending to the new.
+async fn record_switch(
+    conn: &mut sqlx::MySqlConnection,
+    config: &Config,
+    pool: &MySqlPool,
+    mongo: &mongodb::Database,
+    to: Capture,
+    by: &str,
+) -> Result<Switched, SyncError> {
+    let db_err = |step: &'static str| move |source| SyncError::MariaDb { step, source };
+    let database = config.mariadb.database();
+    let mut tx = sqlx::Connection::begin(conn)
         .await
         .map_err(db_err("starting the switch"))?;
     // No batch of either capture in flight from here on.
@@ -203,13 +228,6 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
     let from: Capture = from.parse().unwrap_or(Capture::Triggers);
     if from == to {
         tx.rollback().await.map_err(db_err("ending the switch"))?;
-        if to == Capture::Binlog {
-            set_capture_triggers(&mut conn, Capture::Binlog)
-                .await
-                .map_err(db_err(
-                    "dropping the capture triggers (binlog capture is on; run the switch again)",
-                ))?;
-        }
         return Ok(Switched {
             from,
             to,
@@ -225,15 +243,7 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
     .execute(&mut *tx)
     .await
     .map_err(db_err("setting the capture"))?;
-    let now: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err("reading the binlog position"))?;
-    let now: GtidPosition = now
-        .parse()
-        .map_err(|e: crate::binlog_position::BadPosition| {
-            binlog::BinlogError::Checkpoint(e.to_string())
-        })?;
+    let now = binlog::server_position(&mut *tx).await?;
     let mut requeued = 0;
     // The capture triggers' own entries (named after the table that changed; this crate's
     // table names: safe to inline).
@@ -262,16 +272,16 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
                 .map_err(db_err("requeueing the triggers' entries"))?;
                 requeued += moved;
             }
-            checkpoint::reset(&mongo, database, &now, "capture switch")
+            checkpoint::reset(mongo, database, &now, "capture switch")
                 .await
                 .map_err(|e| binlog::BinlogError::Checkpoint(e.to_string()))?;
         }
         Capture::Triggers => {
-            let start = checkpoint::load(&mongo, database)
+            let start = checkpoint::load(mongo, database)
                 .await
                 .map_err(|e| binlog::BinlogError::Checkpoint(e.to_string()))?;
             if let Some(start) = start {
-                let keys = binlog::changed_keys(config, &pool, start.position, now.clone()).await?;
+                let keys = binlog::changed_keys(config, pool, start.position, now.clone()).await?;
                 for entity in Entity::ALL {
                     let of_entity: Vec<String> = keys
                         .iter()
@@ -298,15 +308,6 @@ pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, 
         }
     }
     tx.commit().await.map_err(db_err("committing the switch"))?;
-    // Binlog capture: the triggers read `binlog` now and do nothing; without them writers run
-    // no trigger for the sync at all.
-    if to == Capture::Binlog {
-        set_capture_triggers(&mut conn, Capture::Binlog)
-            .await
-            .map_err(db_err(
-                "dropping the capture triggers (binlog capture is on; run the switch again)",
-            ))?;
-    }
     tracing::info!(%database, %from, %to, position = %now, requeued, "capture switched");
     Ok(Switched {
         from,

@@ -66,6 +66,7 @@ use crate::projection::{Entity, LookupError, ReadError, Refused};
 use async_trait::async_trait;
 use mongodb::bson::Document;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What a sink must make true for one document.
@@ -241,6 +242,62 @@ pub enum Disposition {
     RetryAfter(Duration),
     /// Move it to the dead letters: it stops blocking the others.
     DeadLetter,
+}
+
+/// The keys of a batch that failed, with why: refused by the sink or unreadable.
+pub(crate) fn failed_keys(refused: &[Refused], unreadable: &[Refused]) -> BTreeMap<u64, String> {
+    refused
+        .iter()
+        .chain(unreadable)
+        .filter_map(|r| Some((u64::try_from(r.key).ok()?, r.reason.clone())))
+        .collect()
+}
+
+/// A batch's entries sorted by what their acknowledgement does with them (both sources).
+pub(crate) struct Sorted<'a, T> {
+    /// Written: done with.
+    pub done: Vec<T>,
+    /// Failed, to be tried again after the delay.
+    pub retry: Vec<(T, &'a str, Duration)>,
+    /// Failed for the last time: to the dead letters.
+    pub dead: Vec<(T, &'a str)>,
+}
+
+impl<'a, T> Sorted<'a, T> {
+    /// Sorts `entries` (`(entry, key, earlier failed attempts)`) by `failed` (the keys that
+    /// failed, see [`failed_keys`]) and `policy`.
+    pub(crate) fn new(
+        entries: impl IntoIterator<Item = (T, u64, u32)>,
+        failed: &'a BTreeMap<u64, String>,
+        policy: RetryPolicy,
+    ) -> Self {
+        let mut sorted = Self {
+            done: Vec::new(),
+            retry: Vec::new(),
+            dead: Vec::new(),
+        };
+        for (entry, key, attempts) in entries {
+            match failed.get(&key) {
+                None => sorted.done.push(entry),
+                Some(reason) => match policy.after_failure(attempts) {
+                    Disposition::DeadLetter => sorted.dead.push((entry, reason)),
+                    Disposition::RetryAfter(delay) => sorted.retry.push((entry, reason, delay)),
+                },
+            }
+        }
+        sorted
+    }
+
+    /// The batch's error for its lineage row: how many failed, and the first key's reason.
+    pub(crate) fn summary(&self, failed: &BTreeMap<u64, String>) -> Option<String> {
+        failed.iter().next().map(|(key, reason)| {
+            format!(
+                "{} changes failed ({} dead-lettered); key {key}: {reason}",
+                self.retry.len() + self.dead.len(),
+                self.dead.len()
+            )
+        })
+    }
 }
 
 impl RetryPolicy {

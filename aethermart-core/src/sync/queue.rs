@@ -21,8 +21,7 @@
 //! order their URLs list the nodes in.
 
 use super::{
-    Acknowledged, Backlog, ClaimedBatch, Disposition, RetryPolicy, Source, SyncError, Write,
-    WriteOp,
+    Acknowledged, Backlog, ClaimedBatch, RetryPolicy, Sorted, Source, SyncError, Write, WriteOp,
 };
 use crate::cluster::ClusterPool;
 use crate::connect::{execute_script, sql_literal};
@@ -31,7 +30,6 @@ use async_trait::async_trait;
 use sqlx::MySql;
 use sqlx::Row;
 use sqlx::pool::PoolConnection;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -446,23 +444,16 @@ impl Claim {
         failed: &[Refused],
         policy: RetryPolicy,
     ) -> Result<Acknowledged, SyncError> {
-        let reasons: BTreeMap<u64, String> = failed
-            .iter()
-            .chain(&self.unreadable)
-            .filter_map(|r| Some((u64::try_from(r.key).ok()?, r.reason.clone())))
-            .collect();
+        let reasons = super::failed_keys(failed, &self.unreadable);
         let entries = std::mem::take(&mut self.entries);
-        let (mut done, mut retry, mut dead) = (Vec::new(), Vec::new(), Vec::new());
-        for e in &entries {
-            match reasons
-                .get(&e.key)
-                .map(|r| (r, policy.after_failure(e.attempts)))
-            {
-                None => done.push(e.queue_id),
-                Some((reason, Disposition::DeadLetter)) => dead.push((e, reason)),
-                Some((reason, Disposition::RetryAfter(delay))) => retry.push((e, reason, delay)),
-            }
-        }
+        let sorted = Sorted::new(
+            entries.iter().map(|e| (e, e.key, e.attempts)),
+            &reasons,
+            policy,
+        );
+        let error = sorted.summary(&reasons);
+        let Sorted { done, retry, dead } = sorted;
+        let mut done: Vec<u64> = done.iter().map(|e| e.queue_id).collect();
         let queue = self.queue;
         let written = self
             .writes
@@ -504,7 +495,7 @@ impl Claim {
                 "UPDATE {queue} SET attempts = attempts + 1, last_error = ?, \
                  retry_at = NOW(6) + INTERVAL ? MICROSECOND WHERE queue_id = ?"
             ))
-            .bind(reason.as_str())
+            .bind(*reason)
             .bind(delay.as_micros() as u64)
             .bind(e.queue_id)
             .execute(&mut **conn)
@@ -518,7 +509,7 @@ impl Claim {
                  SELECT ?, entity_key, operation, source_table, changed_at, attempts + 1, ? FROM {queue} WHERE queue_id = ?"
             ))
             .bind(queue)
-            .bind(reason.as_str())
+            .bind(*reason)
             .bind(e.queue_id)
             .execute(&mut **conn)
             .await
@@ -531,13 +522,6 @@ impl Claim {
         // the batch's lineage row and the commit (which releases the locks) travel in one
         // round trip.
         let ids: Vec<String> = done.iter().map(u64::to_string).collect();
-        let error = reasons.iter().next().map(|(key, reason)| {
-            format!(
-                "{} changes failed ({} dead-lettered); key {key}: {reason}",
-                retry.len() + dead.len(),
-                dead.len()
-            )
-        });
         let script = format!(
             "{requeue}DELETE q FROM JSON_TABLE('[{ids}]', '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids \
              STRAIGHT_JOIN {queue} q ON q.queue_id = ids.id; {lineage}; COMMIT",

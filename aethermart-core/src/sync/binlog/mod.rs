@@ -29,9 +29,7 @@ pub use crate::binlog_position::{CheckpointError, GtidPosition, POSITIONS};
 
 use crate::binlog_position::{gtid, store as checkpoint};
 
-use super::{
-    Acknowledged, Backlog, ClaimedBatch, Disposition, RetryPolicy, Source, SyncError, Write,
-};
+use super::{Acknowledged, Backlog, ClaimedBatch, RetryPolicy, Sorted, Source, SyncError, Write};
 use crate::connect::{execute_script, sql_literal};
 use crate::projection::{Entity, Refused};
 use async_trait::async_trait;
@@ -978,10 +976,13 @@ impl BinlogSource {
     }
 }
 
-/// The server's binlog position now (`@@gtid_binlog_pos`).
-async fn server_position(pool: &MySqlPool) -> Result<GtidPosition, SyncError> {
+/// The server's binlog position now (`@@gtid_binlog_pos`), read through `conn` (a pool, or
+/// a transaction's connection).
+pub(crate) async fn server_position<'c>(
+    conn: impl sqlx::Executor<'c, Database = MySql>,
+) -> Result<GtidPosition, SyncError> {
     let text: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await
         .map_err(|source| SyncError::MariaDb {
             step: "reading the binlog position",
@@ -1036,25 +1037,19 @@ impl Batch {
         failed: &[Refused],
         policy: RetryPolicy,
     ) -> Result<Acknowledged, SyncError> {
-        let reasons: BTreeMap<u64, String> = failed
-            .iter()
-            .chain(&self.unreadable)
-            .filter_map(|r| Some((u64::try_from(r.key).ok()?, r.reason.clone())))
-            .collect();
-        let (mut done, mut retry, mut dead) = (Vec::new(), Vec::new(), Vec::new());
-        for &(key, attempts) in &self.keys {
-            match reasons
-                .get(&key)
-                .map(|r| (r, policy.after_failure(attempts)))
-            {
-                None => done.push(key),
-                Some((reason, Disposition::DeadLetter)) => dead.push((key, attempts, reason)),
-                Some((_, Disposition::RetryAfter(delay))) => retry.push((key, delay)),
-            }
-        }
+        let reasons = super::failed_keys(failed, &self.unreadable);
+        let sorted = Sorted::new(
+            self.keys
+                .iter()
+                .map(|&(key, attempts)| ((key, attempts), key, attempts)),
+            &reasons,
+            policy,
+        );
+        let error = sorted.summary(&reasons);
+        let Sorted { done, retry, dead } = sorted;
         let queue = self.entity.queue_table();
         let mut script = String::new();
-        for (key, attempts, reason) in &dead {
+        for ((key, attempts), reason) in &dead {
             tracing::warn!(queue, key, attempts = attempts + 1, %reason, "change moved to sync_dead_letters");
             script.push_str(&format!(
                 "INSERT INTO sync_dead_letters (queue, entity_key, operation, source_table, changed_at, attempts, error) \
@@ -1064,13 +1059,6 @@ impl Batch {
             ));
         }
         let written = self.writes.len().saturating_sub(reasons.len());
-        let error = reasons.iter().next().map(|(key, reason)| {
-            format!(
-                "{} changes failed ({} dead-lettered); key {key}: {reason}",
-                retry.len() + dead.len(),
-                dead.len()
-            )
-        });
         script.push_str(&super::queue::lineage_row_sql(&super::queue::LineageRow {
             run_id: &self.inner.run_id,
             sources: self.entity.sources(),
@@ -1104,7 +1092,8 @@ impl Batch {
         {
             let mut s = self.inner.lock();
             if s.generation == self.generation {
-                let settled = done.into_iter().chain(dead.iter().map(|d| d.0));
+                let settled = done.iter().chain(dead.iter().map(|d| &d.0)).map(|k| k.0);
+                let retry = retry.into_iter().map(|((key, _), _, delay)| (key, delay));
                 s.tracker
                     .settle(self.entity, settled, retry, Instant::now());
             }
