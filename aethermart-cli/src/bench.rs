@@ -1,36 +1,58 @@
 //! `aethermart bench …`: the platform's figures.
 
 use crate::opt::BenchCommand;
-use crate::output::{print_json, print_load_summary, print_migration};
+use crate::output::{print_json, print_load_summary, print_migration, print_migration_stages};
 use crate::{EXIT_OK, progress};
 use aethermart_core::Error;
-use aethermart_core::bench::{self, PlaceOrderBench, SyncBench, SyncFigures};
+use aethermart_core::bench::{
+    self, MigrateFigures, MigrateMedians, PhaseCpu, PlaceOrderBench, SyncBench, SyncFigures,
+};
 use aethermart_core::config::Config;
+use aethermart_core::migrate::MigrateOptions;
 use aethermart_core::sync::Capture;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(command: BenchCommand) -> Result<u8, Error> {
     match command {
-        BenchCommand::Migrate(args) => {
+        BenchCommand::Migrate {
+            args,
+            runs,
+            parallel,
+        } => {
             let (settings, options) = args.settings()?;
-            let figures = bench::migrate_throughput(
-                &Config::from_env()?,
-                settings,
-                options,
-                Arc::new(progress::Bars::new()),
-            )
-            .await?;
+            let migrate = MigrateOptions {
+                parallel_entities: usize::from(parallel),
+                ..MigrateOptions::default()
+            };
+            let config = Config::from_env()?;
+            let mut all = Vec::new();
+            for run in 1..=runs {
+                let figures = bench::migrate_throughput(
+                    &config,
+                    settings,
+                    options,
+                    migrate,
+                    Arc::new(progress::Bars::new()),
+                )
+                .await?;
+                if !args.json {
+                    println!("run {run} of {runs}");
+                    print_migrate_figures(&figures);
+                }
+                all.push(figures);
+            }
+            let medians = MigrateMedians::of(&all);
             if args.json {
-                print_json(&figures);
+                print_json(&serde_json::json!({ "runs": all, "medians": medians }));
             } else {
-                print_migration(&figures.migration);
                 println!(
-                    "migration {:.0} documents/s; raw insert_many {:.0} documents/s ({} documents); ratio {:.0}%",
-                    figures.migration.documents_per_second(),
-                    figures.raw_insert_per_second,
-                    figures.raw_documents,
-                    100.0 * figures.ratio()
+                    "median of {runs} runs: migration {:.0} documents/s; raw insert_many {:.0} documents/s; \
+                     ratio {:.0}%; profiles {:.0}% of the orders' documents/s",
+                    medians.migration_per_second,
+                    medians.raw_insert_per_second,
+                    100.0 * medians.ratio,
+                    100.0 * medians.profiles_to_orders.unwrap_or(f64::NAN),
                 );
             }
             Ok(EXIT_OK)
@@ -227,5 +249,33 @@ fn print_sync_ratios(binlog: &SyncFigures, triggers: &SyncFigures) {
         "  drain: {:.0}% of raw (binlog) against {:.0}% (triggers)",
         100.0 * binlog.one_worker_ratio(),
         100.0 * triggers.one_worker_ratio()
+    );
+}
+
+/// One run of `bench migrate`: the entities, their stages, the CPU of each phase, the ratios.
+fn print_migrate_figures(figures: &MigrateFigures) {
+    print_migration(&figures.migration);
+    print_migration_stages(&figures.migration);
+    let cpu = |name: &str, p: &PhaseCpu| {
+        let part =
+            |what: &str, s: Option<f64>| s.map(|s| format!(", {what} {s:.2}")).unwrap_or_default();
+        println!(
+            "  CPU seconds, {name} ({:.2} s): this process {:.2}{}{}",
+            p.seconds,
+            p.this_process.unwrap_or(f64::NAN),
+            part("MariaDB", p.mariadb),
+            part("MongoDB", p.mongodb),
+        );
+    };
+    cpu("migration", &figures.migration_cpu);
+    cpu("raw insert_many", &figures.raw_cpu);
+    println!(
+        "migration {:.0} documents/s; raw insert_many {:.0} documents/s ({} documents); ratio {:.0}%; \
+         profiles {:.0}% of the orders' documents/s",
+        figures.migration.documents_per_second(),
+        figures.raw_insert_per_second,
+        figures.raw_documents,
+        100.0 * figures.ratio(),
+        100.0 * figures.profiles_to_orders().unwrap_or(f64::NAN),
     );
 }

@@ -499,11 +499,24 @@ pub enum ReportCommand {
 pub enum BenchCommand {
     /// Documents/s of the whole migration beside MongoDB's raw insert_many rate, same run.
     ///
-    /// Generates --scale into DATABASE_bench on both stores, migrates it, then inserts the same
-    /// number of order documents with insert_many into a scratch collection.
+    /// Each run generates --scale into DATABASE_bench on both stores, migrates it, then inserts
+    /// the same number of order documents with insert_many into a scratch collection. Prints
+    /// per run each entity's stage times and the CPU of this process and of both servers, then
+    /// the medians over the runs.
     ///
-    /// Example: aethermart bench migrate --scale 1
-    Migrate(GenerateArgs),
+    /// Example: aethermart bench migrate --scale 1 --runs 3
+    Migrate {
+        /// What to generate.
+        #[command(flatten)]
+        args: GenerateArgs,
+        /// Runs (each generates afresh, migrates, then inserts raw); the medians are printed
+        /// after them.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        runs: u32,
+        /// Entities migrated at the same time (1 to 4), as `migrate --parallel`.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=4))]
+        parallel: u16,
+    },
     /// Rows/s into MariaDB and documents/s into MongoDB of `generate`, and peak memory.
     ///
     /// Runs in its own databases (DATABASE_bench on both stores), recreated each time.

@@ -151,6 +151,45 @@ pub fn print_migration(report: &MigrationReport) {
     );
 }
 
+/// Where each entity's migration spent its time (seconds; stages overlap).
+pub fn print_migration_stages(report: &MigrationReport) {
+    println!(
+        "{:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "stages",
+        "wall",
+        "query",
+        "build",
+        "encode",
+        "write",
+        "merge",
+        "checkpt",
+        "rd-wait",
+        "wr-wait"
+    );
+    for e in &report.entities {
+        let s = &e.stages;
+        println!(
+            "{:<10} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            e.entity.name(),
+            e.seconds,
+            s.query,
+            s.build,
+            s.encode,
+            s.write,
+            s.merge_read,
+            s.checkpoint,
+            s.reader_blocked,
+            s.writer_waiting
+        );
+    }
+    println!(
+        "  query: MariaDB answering; build: rows to documents; encode: BSON commands; write: MongoDB \
+         commands summed over those in flight; merge: reading MongoDB-only fields; checkpt: moving \
+         the checkpoint; rd-wait: reader waiting for the writer; wr-wait: writer waiting for an \
+         acknowledgement"
+    );
+}
+
 pub fn print_verification(report: &VerifyReport) {
     println!(
         "{:<10} {:>10} {:>10} {:>10}  result",

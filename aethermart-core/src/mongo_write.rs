@@ -128,23 +128,42 @@ pub struct WriteError {
 /// How long a write waits for its write concern when the configuration names no `wtimeoutMS`.
 pub const DEFAULT_WTIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The `writeConcern` of a write command: the database's own (from the connection string's
-/// `w`, `wtimeoutMS` and `journal`), a majority by default, and always a timeout
-/// ([`DEFAULT_WTIMEOUT`] unless configured), so a write never waits without end for
-/// replicas that do not answer.
+/// The write concern of every write: the database's own (from the connection string's `w`,
+/// `wtimeoutMS` and `journal`), a majority by default, and always a timeout
+/// ([`DEFAULT_WTIMEOUT`] unless configured), so a write never waits without end for replicas
+/// that do not answer. Transactions commit with it too.
+pub(crate) fn durable_write_concern(
+    configured: Option<&mongodb::options::WriteConcern>,
+) -> mongodb::options::WriteConcern {
+    use mongodb::options::{Acknowledgment, WriteConcern};
+    let w = match configured.and_then(|c| c.w.clone()) {
+        Some(a @ (Acknowledgment::Nodes(_) | Acknowledgment::Custom(_))) => a,
+        // Majority, none configured, or a kind this driver version adds later.
+        _ => Acknowledgment::Majority,
+    };
+    WriteConcern::builder()
+        .w(w)
+        .w_timeout(
+            configured
+                .and_then(|c| c.w_timeout)
+                .unwrap_or(DEFAULT_WTIMEOUT),
+        )
+        .journal(configured.and_then(|c| c.journal))
+        .build()
+}
+
+/// The `writeConcern` of a write command: [`durable_write_concern`] as a command field.
 fn write_concern(configured: Option<&mongodb::options::WriteConcern>) -> Document {
     use mongodb::options::Acknowledgment;
-    let mut concern = match configured.and_then(|c| c.w.as_ref()) {
+    let durable = durable_write_concern(configured);
+    let mut concern = match &durable.w {
         Some(Acknowledgment::Nodes(n)) => doc! { "w": i64::from(*n) },
         Some(Acknowledgment::Custom(tag)) => doc! { "w": tag.as_str() },
-        // Majority, none configured, or a kind this driver version adds later.
         _ => doc! { "w": "majority" },
     };
-    let timeout = configured
-        .and_then(|c| c.w_timeout)
-        .unwrap_or(DEFAULT_WTIMEOUT);
+    let timeout = durable.w_timeout.unwrap_or(DEFAULT_WTIMEOUT);
     concern.insert("wtimeout", timeout.as_millis() as i64);
-    if let Some(journal) = configured.and_then(|c| c.journal) {
+    if let Some(journal) = durable.journal {
         concern.insert("j", journal);
     }
     concern

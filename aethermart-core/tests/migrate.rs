@@ -279,3 +279,143 @@ async fn a_document_that_breaks_a_validator_is_reported_with_its_id() {
         "verification names the missing document"
     );
 }
+
+/// Preferences an application writes while the migration merges the profiles are never lost:
+/// a write after a page's transaction read the document makes the transaction conflict and
+/// start again; one while it is open waits and lands on the merged document.
+#[tokio::test]
+async fn preferences_written_during_the_migration_are_all_kept() {
+    let (env, migrator, _pool) = generated("migrate_prefs", 0.05).await;
+    let profiles = env
+        .mongo()
+        .await
+        .collection::<Document>("customer_profiles");
+    let customers = profiles.count_documents(doc! {}).await.unwrap() as i64;
+    assert_eq!(customers, 500, "the generator wrote the preferences");
+    let migrating = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // Four writers, each appending its own tags to the customers' favourite categories: every
+    // acknowledged tag must be there at the end. (Appending, not overwriting: a later write
+    // cannot hide a lost one.)
+    let writers: Vec<_> = ["a", "b", "c", "d"]
+        .into_iter()
+        .enumerate()
+        .map(|(w, name)| {
+            let (profiles, migrating) = (profiles.clone(), migrating.clone());
+            tokio::spawn(async move {
+                let mut written: Vec<(i64, String)> = Vec::new();
+                let mut n = 0_i64;
+                while migrating.load(Ordering::Relaxed) {
+                    n += 1;
+                    let id = 1 + (n * 7 + w as i64 * 125) % customers;
+                    let tag = format!("{name}{n}");
+                    profiles
+                        .update_one(
+                            doc! { "_id": id },
+                            doc! { "$push": { "preferences.favourite_categories": &tag } },
+                        )
+                        .await
+                        .expect("a preference write");
+                    written.push((id, tag));
+                }
+                written
+            })
+        })
+        .collect();
+    let report = migrator
+        .migrate(
+            MigrateOptions {
+                batch_size: 20,
+                ..MigrateOptions::default()
+            },
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    migrating.store(false, Ordering::Relaxed);
+    let mut written: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    for writer in writers {
+        for (id, tag) in writer.await.unwrap() {
+            written.entry(id).or_default().push(tag);
+        }
+    }
+    assert!(report.clean(), "{report:?}");
+    let writes: usize = written.values().map(Vec::len).sum();
+    assert!(
+        written.len() >= 200 && writes >= 400,
+        "the writers made {writes} writes to {} customers during the migration: too few to test anything",
+        written.len()
+    );
+    let mut lost = Vec::new();
+    for (id, tags) in &written {
+        let stored = profiles
+            .find_one(doc! { "_id": id })
+            .await
+            .unwrap()
+            .expect("the profile");
+        let prefs = stored.get_document("preferences").unwrap();
+        let kept: std::collections::HashSet<&str> = prefs
+            .get_array("favourite_categories")
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        lost.extend(
+            tags.iter()
+                .filter(|t| !kept.contains(t.as_str()))
+                .map(|t| (*id, t.clone())),
+        );
+        assert!(
+            prefs.contains_key("contact"),
+            "customer {id}: the other preferences are kept"
+        );
+        assert!(stored.contains_key("email"), "customer {id}: merged");
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {writes} preference writes lost by the migration (customer, tag): {:?}",
+        lost.len(),
+        &lost[..lost.len().min(20)]
+    );
+    let verified = migrator.verify().await.unwrap();
+    assert!(verified.equal(), "{verified:?}");
+}
+
+/// A stored profile that makes its merged document break the validator is reported with its
+/// id (the page's transaction declines, the `$set` merge names it); the others are merged.
+#[tokio::test]
+async fn a_profile_the_validator_refuses_is_reported_with_its_id() {
+    let (env, migrator, _pool) = generated("migrate_refused_profile", 0.01).await;
+    let mongo = env.mongo().await;
+    // As an application could have stored it before the validator existed.
+    mongo
+        .run_command(doc! {
+            "update": "customer_profiles",
+            "updates": [{ "q": { "_id": 3_i64 }, "u": { "$set": { "preferences": "none" } } }],
+            "bypassDocumentValidation": true,
+        })
+        .await
+        .unwrap();
+    let report = migrator
+        .migrate(options(), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    let customers = report
+        .entities
+        .iter()
+        .find(|e| e.entity == Entity::Customers)
+        .unwrap();
+    assert_eq!(customers.refused.len(), 1, "{:?}", customers.refused);
+    assert_eq!(customers.refused[0].key, 3);
+    assert!(
+        customers.refused[0].reason.contains("validation"),
+        "{}",
+        customers.refused[0].reason
+    );
+    assert_eq!(customers.written, 99, "the other profiles flowed on");
+    let merged = mongo
+        .collection::<Document>("customer_profiles")
+        .count_documents(doc! { "email": { "$exists": true } })
+        .await
+        .unwrap();
+    assert_eq!(merged, 99);
+}

@@ -3,7 +3,10 @@
 //! Each benchmark works in its own database (`<configured database>_bench`), recreated on every
 //! run, so it never touches real data.
 
+mod server_process;
 mod sync;
+
+use server_process::ServerProcess;
 
 pub use sync::{SyncBench, SyncFigures, SyncLatency, sync_throughput};
 
@@ -15,6 +18,7 @@ use crate::migrate::{BulkMigrator, MigrateError, MigrateOptions, MigrationReport
 use crate::model::{CustomerId, NewOrderLine, ProductId};
 use crate::orders::{self, PlaceOrderError};
 use crate::progress::{NoProgress, Progress};
+use crate::projection::Entity;
 use crate::schema::{MariaDbSchema, SchemaApplier, SchemaError};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -151,19 +155,128 @@ pub fn peak_rss_mib() -> Option<f64> {
 /// The figures of [`migrate_throughput`].
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrateFigures {
-    /// The migration's own report.
+    /// The migration's own report (with each entity's stage times).
     pub migration: MigrationReport,
+    /// CPU used during the migration.
+    pub migration_cpu: PhaseCpu,
     /// Documents written by the raw `insert_many` comparison.
     pub raw_documents: u64,
     /// MongoDB's raw `insert_many` rate (unordered batches of 1,000, into a collection with the
     /// validator and indexes of `orders`) in documents/s.
     pub raw_insert_per_second: f64,
+    /// CPU used during the raw `insert_many`.
+    pub raw_cpu: PhaseCpu,
 }
 
 impl MigrateFigures {
-    /// SchemaVersion documents/s as a fraction of the raw insert rate.
+    /// Migrated documents/s as a fraction of the raw insert rate.
     pub fn ratio(&self) -> f64 {
         self.migration.documents_per_second() / self.raw_insert_per_second.max(1e-9)
+    }
+
+    /// Documents/s of one entity in this run, if it wrote any.
+    pub fn entity_rate(&self, entity: Entity) -> Option<f64> {
+        let e = self
+            .migration
+            .entities
+            .iter()
+            .find(|e| e.entity == entity)?;
+        (e.written > 0).then(|| e.written as f64 / e.seconds.max(1e-9))
+    }
+
+    /// Profiles/s as a fraction of orders/s: the cost of the merge path per document.
+    pub fn profiles_to_orders(&self) -> Option<f64> {
+        Some(self.entity_rate(Entity::Customers)? / self.entity_rate(Entity::Orders)?)
+    }
+}
+
+/// The medians of several [`MigrateFigures`] (each ratio is the median of the runs' ratios).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MigrateMedians {
+    /// Runs.
+    pub runs: usize,
+    /// Migrated documents/s.
+    pub migration_per_second: f64,
+    /// Raw `insert_many` documents/s.
+    pub raw_insert_per_second: f64,
+    /// Migration rate / raw rate, per run.
+    pub ratio: f64,
+    /// [`MigrateFigures::profiles_to_orders`], per run.
+    pub profiles_to_orders: Option<f64>,
+}
+
+impl MigrateMedians {
+    /// The medians of `runs` (zeros when there are none).
+    pub fn of(runs: &[MigrateFigures]) -> Self {
+        let m = |f: fn(&MigrateFigures) -> f64| median(runs.iter().map(f)).unwrap_or(0.0);
+        Self {
+            runs: runs.len(),
+            migration_per_second: m(|r| r.migration.documents_per_second()),
+            raw_insert_per_second: m(|r| r.raw_insert_per_second),
+            ratio: m(MigrateFigures::ratio),
+            profiles_to_orders: median(runs.iter().filter_map(MigrateFigures::profiles_to_orders)),
+        }
+    }
+}
+
+/// CPU seconds the processes of one phase of a benchmark used (those found on this machine),
+/// beside the phase's wall time: where a 2-core machine's time went.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PhaseCpu {
+    /// Wall-clock seconds of the phase.
+    pub seconds: f64,
+    /// This process (the migration, or the driver inserting).
+    pub this_process: Option<f64>,
+    /// The MariaDB server.
+    pub mariadb: Option<f64>,
+    /// The MongoDB server.
+    pub mongodb: Option<f64>,
+}
+
+/// Measures [`PhaseCpu`] around a phase.
+struct CpuMeter {
+    mariadb: ServerProcess,
+    mongodb: ServerProcess,
+    started: Instant,
+    at_start: [Option<Duration>; 3],
+}
+
+impl CpuMeter {
+    fn start(mariadb: ServerProcess, mongodb: ServerProcess) -> Self {
+        let at_start = [
+            crate::process::cpu_time("self"),
+            mariadb.cpu(),
+            mongodb.cpu(),
+        ];
+        Self {
+            mariadb,
+            mongodb,
+            started: Instant::now(),
+            at_start,
+        }
+    }
+
+    fn stop(self) -> PhaseCpu {
+        let [this, mariadb, mongodb] = self.at_start;
+        let own = crate::process::cpu_time("self").zip(this);
+        PhaseCpu {
+            seconds: self.started.elapsed().as_secs_f64(),
+            this_process: own.map(|(now, then)| now.saturating_sub(then).as_secs_f64()),
+            mariadb: self.mariadb.cpu_since(mariadb).map(|d| d.as_secs_f64()),
+            mongodb: self.mongodb.cpu_since(mongodb).map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); `None` when empty.
+pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
 }
 
@@ -173,6 +286,7 @@ pub async fn migrate_throughput(
     config: &Config,
     settings: GenerateConfig,
     options: LoadOptions,
+    migrate: MigrateOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<MigrateFigures, BenchError> {
     // Fresh bench databases with generated data; the load figures are not this bench's subject.
@@ -186,9 +300,17 @@ pub async fn migrate_throughput(
     .await?;
     let bench = bench_config(config)?;
     let mongo = connect::mongodb_database(&bench.mongodb).await?;
+    let pool = cluster::writable_pool(&bench.mariadb, PoolSize { max: 1 }).await?;
+    let mariadb = ServerProcess::find(&pool).await;
+    pool.close().await;
+    let meter = CpuMeter::start(
+        mariadb,
+        ServerProcess::listening_on(bench.mongodb.endpoint()),
+    );
     let migration = BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
-        .migrate(MigrateOptions::default(), progress)
+        .migrate(migrate, progress)
         .await?;
+    let migration_cpu = meter.stop();
     let docs: Vec<Document> = mongo
         .collection::<Document>(crate::projection::document::ORDERS)
         .find(doc! {})
@@ -206,7 +328,10 @@ pub async fn migrate_throughput(
     .await
     .map_err(MigrateError::from)?;
     let scratch = mongo.collection::<Document>("raw_insert_bench");
-    let started = Instant::now();
+    let meter = CpuMeter::start(
+        ServerProcess::none(),
+        ServerProcess::listening_on(bench.mongodb.endpoint()),
+    );
     for chunk in docs.chunks(1_000) {
         scratch
             .insert_many(chunk)
@@ -214,12 +339,14 @@ pub async fn migrate_throughput(
             .await
             .map_err(BenchError::Mongo)?;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let raw_cpu = meter.stop();
     scratch.drop().await.map_err(BenchError::Mongo)?;
     Ok(MigrateFigures {
         migration,
+        migration_cpu,
         raw_documents: docs.len() as u64,
-        raw_insert_per_second: docs.len() as f64 / seconds.max(1e-9),
+        raw_insert_per_second: docs.len() as f64 / raw_cpu.seconds.max(1e-9),
+        raw_cpu,
     })
 }
 
@@ -399,6 +526,14 @@ pub async fn place_order_throughput(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn medians_take_the_middle() {
+        assert_eq!(median([3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median([f64::NAN, 5.0]), Some(5.0));
+        assert_eq!(median([]), None);
+    }
 
     #[test]
     fn quantiles_pick_the_right_sample() {

@@ -4,6 +4,7 @@
 //! Each worker runs on a thread of its own with a single-threaded runtime, so the CPU time of
 //! that thread (`/proc/thread-self/schedstat`) is the worker's CPU time, drivers included.
 
+use super::server_process::ServerProcess;
 use super::{BenchError, fresh_bench_databases, quantile_ms};
 use crate::binlog_position::GtidPosition;
 use crate::cluster;
@@ -555,42 +556,6 @@ fn join(
     handle: std::thread::JoinHandle<Result<(SyncReport, Duration), BenchError>>,
 ) -> Result<(SyncReport, Duration), BenchError> {
     handle.join().map_err(|_| BenchError::WorkerGone)?
-}
-
-/// A server process, when it runs on this machine: its CPU time is read from `/proc`, as the
-/// worker's is.
-struct ServerProcess(Option<u32>);
-
-impl ServerProcess {
-    /// The server listening on `endpoint` (`127.0.0.1:PORT` or `localhost:PORT`).
-    fn listening_on(endpoint: &str) -> Self {
-        let local_port = endpoint
-            .strip_prefix("127.0.0.1:")
-            .or_else(|| endpoint.strip_prefix("localhost:"))
-            .and_then(|port| port.parse().ok());
-        Self(local_port.and_then(crate::process::listening_pid))
-    }
-
-    /// The MariaDB server of `pool`, by its pid file.
-    async fn find(pool: &sqlx::MySqlPool) -> Self {
-        let pid_file: Option<String> = sqlx::query_scalar("SELECT CAST(@@pid_file AS CHAR)")
-            .fetch_one(pool)
-            .await
-            .ok();
-        let pid = pid_file
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|p| p.trim().parse().ok());
-        Self(pid)
-    }
-
-    /// User + system CPU time of every thread of the server so far.
-    fn cpu(&self) -> Option<Duration> {
-        crate::process::cpu_time(&self.0?.to_string())
-    }
-
-    fn cpu_since(&self, start: Option<Duration>) -> Option<Duration> {
-        Some(self.cpu()?.saturating_sub(start?))
-    }
 }
 
 /// CPU time of the calling thread so far (`/proc/thread-self/schedstat`, nanoseconds on CPU).

@@ -101,6 +101,9 @@ pub enum LoadError {
     /// The history loader account could not be created or dropped.
     #[error(transparent)]
     Loader(#[from] SecurityError),
+    /// Setting up the MongoDB collections (validators, indexes) failed.
+    #[error(transparent)]
+    Setup(#[from] crate::migrate::CollectionSetupError),
     /// A loader task panicked.
     #[error("a loader task stopped unexpectedly: {0}")]
     Task(#[source] tokio::task::JoinError),
@@ -348,7 +351,10 @@ async fn load_mariadb(
 }
 
 /// The schema must be applied and every target empty (MongoDB collections are dropped first
-/// when `replace_documents`).
+/// when `replace_documents`); then the MongoDB collections are set up (validators and indexes,
+/// [`crate::migrate::setup_collections`]) before anything is written into them: the
+/// validators check the generated documents, and indexes grow with them instead of being
+/// built over them later by the migration.
 async fn preflight(
     mariadb: &MariaDbConfig,
     mongo: &mongodb::Database,
@@ -387,6 +393,7 @@ async fn preflight(
             return Err(LoadError::CollectionNotEmpty(collection));
         }
     }
+    crate::migrate::setup_collections(mongo).await?;
     Ok(())
 }
 

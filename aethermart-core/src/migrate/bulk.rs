@@ -2,6 +2,8 @@
 //! checkpoints after every acknowledged batch, runs entities in parallel (bounded), records one
 //! lineage row per entity run.
 
+use super::merge::{self, Merged};
+use super::stages::{Stage, StageClock, StageTimes};
 use super::verify::{self, VerifyReport};
 use super::{EntityReport, MigrateError, MigrateOptions, MigrationReport, Migrator, collections};
 use crate::binlog_position::store as checkpoint;
@@ -160,7 +162,8 @@ impl Migrator for BulkMigrator {
                 drop_covered_changes(&mut conn).await?
             }
         };
-        let lookups = Arc::new(Lookups::load(&pool, &self.mongo).await?);
+        // Loaded by the first entity that needs them: the others start at once.
+        let lookups = Arc::new(tokio::sync::OnceCell::new());
         let run_id = crate::lineage::new_run_id();
         let jobs = Entity::ALL.map(|entity| EntityJob {
             entity,
@@ -170,6 +173,7 @@ impl Migrator for BulkMigrator {
             run_id: run_id.clone(),
             options,
             progress: progress.clone(),
+            clock: Arc::default(),
         });
         // At most `parallel_entities` entities at once: the next starts when one ends. A
         // JoinSet aborts its tasks when dropped: stopping `migrate` stops every entity.
@@ -233,10 +237,12 @@ struct EntityJob {
     entity: Entity,
     pool: MySqlPool,
     mongo: mongodb::Database,
-    lookups: Arc<Lookups>,
+    /// Shared by the entities; loaded by the first that [uses them](Entity::uses_lookups).
+    lookups: Arc<tokio::sync::OnceCell<Lookups>>,
     run_id: String,
     options: MigrateOptions,
     progress: Arc<dyn Progress>,
+    clock: Arc<StageClock>,
 }
 
 impl EntityJob {
@@ -250,10 +256,12 @@ impl EntityJob {
             refused: Vec::new(),
             seconds: 0.0,
             resumed_after: 0,
+            stages: StageTimes::default(),
         };
         // Everything after the lineage row is opened ends in closing it, whatever happens.
         let result = self.checkpoint_and_copy(&mut report).await;
         report.seconds = started.elapsed().as_secs_f64();
+        report.stages = self.clock.times();
         self.progress.finish(self.entity.name());
         if let Err(e) = self
             .lineage_finish(lineage_id, &report, result.as_ref().err())
@@ -297,22 +305,39 @@ impl EntityJob {
     /// pages that are all acknowledged.
     async fn copy(&self, after: u64, report: &mut EntityReport) -> Result<(), MigrateError> {
         let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-        let (pool, entity, limit, lookups) = (
+        let (pool, entity, limit, clock) = (
             self.pool.clone(),
             self.entity,
             self.options.batch_size.clamp(1, MAX_BATCH),
-            self.lookups.clone(),
+            self.clock.clone(),
         );
+        let (shared, mongo) = (self.lookups.clone(), self.mongo.clone());
         let reader = tokio::spawn(async move {
-            let mut after = after;
-            while let Some(page) =
-                projection::read_page(&pool, entity, Selection::After { after, limit }, &lookups)
+            let none = Lookups::default();
+            let lookups = if entity.uses_lookups() {
+                shared
+                    .get_or_try_init(|| Lookups::load(&pool, &mongo))
                     .await?
-            {
+            } else {
+                &none
+            };
+            let mut after = after;
+            loop {
+                let reading = Instant::now();
+                let selection = Selection::After { after, limit };
+                let Some(page) = projection::read_page(&pool, entity, selection, lookups).await?
+                else {
+                    break;
+                };
+                let seconds = reading.elapsed().as_secs_f64();
+                clock.add(Stage::Query, page.query_seconds);
+                clock.add(Stage::Build, seconds - page.query_seconds);
                 after = page.last_key;
+                let sending = Instant::now();
                 if tx.send(page).await.is_err() {
                     break; // the writer stopped on an error, which it reports
                 }
+                clock.since(Stage::ReaderBlocked, sending);
             }
             Ok::<_, MigrateError>(())
         });
@@ -327,18 +352,17 @@ impl EntityJob {
                 })
                 .buffered(WRITES_IN_FLIGHT)
         );
-        // Time spent waiting for MongoDB's acknowledgements (with nothing else to do).
-        let mut writing = 0.0;
         loop {
             let waiting = Instant::now();
             let Some((page, written)) = writes.next().await else {
                 break;
             };
-            writing += waiting.elapsed().as_secs_f64();
+            self.clock.since(Stage::WriterWaiting, waiting);
             let (written, refused) = written?;
             report.read += page.docs.len() as u64;
             report.written += written;
             report.refused.extend(refused);
+            let checkpointing = Instant::now();
             sqlx::query(
                 "UPDATE migration_checkpoints SET high_water = ? WHERE entity = ? AND run_id = ?",
             )
@@ -348,11 +372,12 @@ impl EntityJob {
             .execute(&self.pool)
             .await
             .map_err(MigrateError::State)?;
+            self.clock.since(Stage::Checkpoint, checkpointing);
             self.progress
                 .advance(self.entity.name(), page.docs.len() as u64);
         }
         reader.await.map_err(MigrateError::Task)??;
-        tracing::info!(entity = %self.entity, writing_seconds = writing, "entity copied");
+        tracing::info!(entity = %self.entity, stages = ?self.clock.times(), "entity copied");
         sqlx::query(
             "UPDATE migration_checkpoints SET finished = TRUE WHERE entity = ? AND run_id = ?",
         )
@@ -367,14 +392,17 @@ impl EntityJob {
     /// Writes one page, idempotently, keyed by `_id`. Whole documents (products, services,
     /// orders) go first as one unordered `insert` (the fast path of a first migration); those
     /// that already exist (duplicate key) are then replaced with one unordered `update` of
-    /// upserts. Profiles are merged with `$set` upserts instead, so the preferences that live
-    /// only in MongoDB stay untouched. Only `insert`/`update` commands: MongoDB 6+.
+    /// upserts. Profiles are merged into the stored documents, keeping the preferences that
+    /// live only in MongoDB: whole-document writes in one transaction ([`merge`]), or, when
+    /// that declines the page, `$set` upserts. Only `insert`/`update` commands and
+    /// transactions: MongoDB 6+.
     ///
     /// A document is *refused* (reported with its id, the rest flowing on) only for a validation
     /// failure or a duplicate in a unique index other than `_id`; any other write error fails
     /// the batch, so the checkpoint does not move past it.
     async fn write(&self, docs: &[(i64, Document)]) -> Result<(u64, Vec<Refused>), MigrateError> {
         let mut refused = Vec::new();
+        let encoding = Instant::now();
         // Each document is encoded once; one that cannot be is refused.
         let mut encoded: Vec<(i64, RawDocumentBuf)> = Vec::with_capacity(docs.len());
         for (id, d) in docs {
@@ -386,9 +414,19 @@ impl EntityJob {
                 }),
             }
         }
+        self.clock.since(Stage::Encode, encoding);
         let collection = self.entity.collection();
         let conflicts: Vec<&(i64, RawDocumentBuf)> = if self.entity.merges() {
-            encoded.iter().collect()
+            match merge::merge_page(&self.mongo, collection, &encoded, &self.clock).await {
+                Ok(Merged::Written) => Vec::new(),
+                Ok(Merged::Declined) => encoded.iter().collect(),
+                Err(e) => {
+                    return Err(MigrateError::Write {
+                        entity: self.entity,
+                        source: e.into(),
+                    });
+                }
+            }
         } else {
             let inserts = encoded.iter().map(|(_, d)| d.clone());
             let command = mongo_write::command("insert", collection, "documents", inserts);
@@ -433,12 +471,13 @@ impl EntityJob {
 
     /// Runs a write command through [`mongo_write::run`] (majority write concern, checked).
     async fn command(&self, command: RawDocumentBuf) -> Result<Vec<WriteError>, MigrateError> {
-        mongo_write::run(&self.mongo, command)
-            .await
-            .map_err(|source| MigrateError::Write {
-                entity: self.entity,
-                source,
-            })
+        let writing = Instant::now();
+        let result = mongo_write::run(&self.mongo, command).await;
+        self.clock.since(Stage::Write, writing);
+        result.map_err(|source| MigrateError::Write {
+            entity: self.entity,
+            source,
+        })
     }
 
     fn refused(&self, key: i64, code: i32) -> Refused {

@@ -4,12 +4,15 @@
 
 mod bulk;
 mod collections;
+mod merge;
+mod stages;
 mod verify;
 
 pub use bulk::BulkMigrator;
 pub use collections::{
     CollectionSetupError, create_like, keep_review_pre_images, setup_collections,
 };
+pub use stages::StageTimes;
 pub use verify::{EntityVerification, VerifyReport};
 
 use crate::connect::ConnectError;
@@ -56,6 +59,8 @@ pub struct EntityReport {
     pub seconds: f64,
     /// The key this run started after (0 unless resumed).
     pub resumed_after: u64,
+    /// Where the time went.
+    pub stages: StageTimes,
 }
 
 /// What a migration did.

@@ -98,6 +98,12 @@ impl Entity {
     pub const fn merges(self) -> bool {
         matches!(self, Self::Customers)
     }
+
+    /// True when its documents need [`super::Lookups`] (category paths, rating summaries):
+    /// products and services. The others are read with empty lookups.
+    pub const fn uses_lookups(self) -> bool {
+        matches!(self, Self::Products | Self::Services)
+    }
 }
 
 impl fmt::Display for Entity {

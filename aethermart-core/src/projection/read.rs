@@ -16,6 +16,8 @@ use rust_decimal::Decimal;
 use sqlx::Row;
 use sqlx::mysql::{MySqlPool, MySqlRow};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// What documents need beyond their rows: category paths (MariaDB) and product rating
 /// summaries (MongoDB `reviews`). Small; loaded once per migration, per batch by the sync.
@@ -169,6 +171,9 @@ pub struct Page {
     /// `(_id, document)`. For a merged entity ([`Entity::merges`]) the document is the set of
     /// fields the rows own; for the others it is the whole document.
     pub docs: Vec<(i64, Document)>,
+    /// Seconds spent waiting for MariaDB's answers to the page's queries (queries run at the
+    /// same time counted once); the rest of [`read_page`]'s time went into building documents.
+    pub query_seconds: f64,
 }
 
 fn utc(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
@@ -254,11 +259,27 @@ impl Selection<'_> {
 struct Reader<'a> {
     pool: &'a MySqlPool,
     entity: Entity,
+    /// Nanoseconds spent waiting for MariaDB (see [`Page::query_seconds`]).
+    querying: &'a AtomicU64,
 }
 
 impl Reader<'_> {
-    /// Runs `sql` with `binds`.
+    /// Runs `sql` with `binds`, its time counted as querying.
     async fn fetch(&self, sql: &str, binds: &Binds) -> Result<Vec<MySqlRow>, ReadError> {
+        self.timed(self.query(sql, binds)).await
+    }
+
+    /// Awaits `work` (MariaDB queries), its wall time counted as querying.
+    async fn timed<T>(&self, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = work.await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.querying.fetch_add(nanos, Ordering::Relaxed);
+        out
+    }
+
+    /// Runs `sql` with `binds`, untimed.
+    async fn query(&self, sql: &str, binds: &Binds) -> Result<Vec<MySqlRow>, ReadError> {
         match binds {
             Binds::Numbers(values) => values.iter().fold(sqlx::query(sql), |q, v| q.bind(*v)),
             Binds::Keys(json) => sqlx::query(sql).bind(json.as_str()),
@@ -306,13 +327,22 @@ pub async fn read_page(
     selection: Selection<'_>,
     lookups: &Lookups,
 ) -> Result<Option<Page>, ReadError> {
-    let reader = Reader { pool, entity };
+    let querying = AtomicU64::new(0);
+    let reader = Reader {
+        pool,
+        entity,
+        querying: &querying,
+    };
     let page = match entity {
         Entity::Customers => customers_page(reader, selection).await,
         Entity::Products => products_page(reader, selection, lookups).await,
         Entity::Services => services_page(reader, selection, lookups).await,
         Entity::Orders => orders_page(reader, selection).await,
     }?;
+    let page = page.map(|p| Page {
+        query_seconds: querying.load(Ordering::Relaxed) as f64 / 1e9,
+        ..p
+    });
     // Keys ascend within a page, so checking the last one covers them all.
     if let Some(p) = &page
         && i64::try_from(p.last_key).is_err()
@@ -357,10 +387,14 @@ async fn customers_page(
          COALESCE(SUM(IF(status IN ('cancelled', 'returned'), 0, total)), 0), MAX(placed_at) \
          FROM {orders_from} {orders_where} GROUP BY customer_id"
     );
-    let (address_rows, summary_rows) = tokio::try_join!(
-        reader.fetch(&addresses_sql, &values),
-        reader.fetch(&summaries_sql, &values)
-    )?;
+    let (address_rows, summary_rows) = reader
+        .timed(async {
+            tokio::try_join!(
+                reader.query(&addresses_sql, &values),
+                reader.query(&summaries_sql, &values)
+            )
+        })
+        .await?;
     let mut addresses: HashMap<u64, Vec<Address>> = HashMap::new();
     for r in address_rows {
         let customer = reader.key(&r, 1)?;
@@ -421,6 +455,7 @@ async fn customers_page(
     Ok(Some(Page {
         last_key: last,
         docs,
+        query_seconds: 0.0,
     }))
 }
 
@@ -467,7 +502,11 @@ async fn products_page(
             ))
         })
         .collect::<Result<_, ReadError>>()?;
-    Ok(Some(Page { last_key, docs }))
+    Ok(Some(Page {
+        last_key,
+        docs,
+        query_seconds: 0.0,
+    }))
 }
 
 async fn services_page(
@@ -513,7 +552,11 @@ async fn services_page(
             ))
         })
         .collect::<Result<_, ReadError>>()?;
-    Ok(Some(Page { last_key, docs }))
+    Ok(Some(Page {
+        last_key,
+        docs,
+        query_seconds: 0.0,
+    }))
 }
 
 async fn orders_page(
@@ -597,5 +640,6 @@ async fn orders_page(
     Ok(Some(Page {
         last_key: last,
         docs,
+        query_seconds: 0.0,
     }))
 }

@@ -43,18 +43,17 @@ async fn documents(
     entity: Entity,
     keys: &[u64],
 ) -> Result<Vec<Write>, SyncError> {
-    let lookups = match entity {
-        Entity::Products | Entity::Services => {
-            let products = if entity == Entity::Products {
-                keys
-            } else {
-                &[]
-            };
-            Lookups::load_for_products(pool, mongo, products)
-                .await
-                .map_err(SyncError::Lookups)?
-        }
-        Entity::Customers | Entity::Orders => Lookups::default(),
+    let lookups = if entity.uses_lookups() {
+        let products = if entity == Entity::Products {
+            keys
+        } else {
+            &[]
+        };
+        Lookups::load_for_products(pool, mongo, products)
+            .await
+            .map_err(SyncError::Lookups)?
+    } else {
+        Lookups::default()
     };
     let page = projection::read_page(pool, entity, Selection::Keys(keys), &lookups).await?;
     let mut present: HashMap<i64, mongodb::bson::Document> = page
