@@ -19,10 +19,12 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
             args,
             runs,
             parallel,
+            batch_size,
         } => {
             let (settings, options) = args.settings()?;
             let migrate = MigrateOptions {
                 parallel_entities: usize::from(parallel),
+                batch_size,
                 ..MigrateOptions::default()
             };
             let config = Config::from_env()?;
@@ -46,6 +48,12 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
             if args.json {
                 print_json(&serde_json::json!({ "runs": all, "medians": medians }));
             } else {
+                if parallel > 1 {
+                    println!(
+                        "(entities ran at the same time, sharing the servers: --parallel 1 runs \
+                         them one after another, each path alone, to compare them per document)"
+                    );
+                }
                 println!(
                     "median of {runs} runs: migration {:.0} documents/s; raw insert_many {:.0} documents/s; \
                      ratio {:.0}%; profiles {:.0}% of the orders' documents/s",

@@ -152,8 +152,8 @@ pub struct MigrateArgs {
     /// Only compare, do not migrate.
     #[arg(long, conflicts_with_all = ["resume", "verify"])]
     pub verify_only: bool,
-    /// Rows per page and per bulk write.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Rows per page and per bulk write (profiles: at most 1,000, one transaction per page).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=5_000))]
     pub batch_size: u32,
     /// Entities migrated at the same time (1 to 4).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=4))]
@@ -516,6 +516,9 @@ pub enum BenchCommand {
         /// Entities migrated at the same time (1 to 4), as `migrate --parallel`.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=4))]
         parallel: u16,
+        /// Rows per page and per bulk write, as `migrate --batch-size`.
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=5_000))]
+        batch_size: u32,
     },
     /// Rows/s into MariaDB and documents/s into MongoDB of `generate`, and peak memory.
     ///

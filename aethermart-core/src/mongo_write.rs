@@ -205,6 +205,29 @@ fn by_id(key: i64) -> RawDocumentBuf {
     q
 }
 
+/// Most bytes of documents put in one write command: well under MongoDB's 16 MiB limit on a
+/// command, which also holds the statements' own fields and the command's.
+pub(crate) const COMMAND_BYTES: usize = 8 * 1024 * 1024;
+
+/// `items` cut into runs whose documents (`bytes` each) total at most [`COMMAND_BYTES`], in
+/// order; a larger document is a run of its own (MongoDB then refuses it alone).
+pub(crate) fn by_size<T>(items: &[T], bytes: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let (mut start, mut total) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let size = bytes(item);
+        if i > start && total + size > COMMAND_BYTES {
+            runs.push(&items[start..i]);
+            (start, total) = (i, 0);
+        }
+        total += size;
+    }
+    if start < items.len() {
+        runs.push(&items[start..]);
+    }
+    runs
+}
+
 /// The unordered write command `{ <name>: collection, <list>: [statements…], ordered: false }`
 /// (`insert`/`documents`, `update`/`updates`, `delete`/`deletes`).
 pub(crate) fn command(
@@ -273,6 +296,26 @@ mod tests {
     use super::*;
     use mongodb::options::{Acknowledgment, WriteConcern};
     use std::time::Duration;
+
+    #[test]
+    fn commands_are_cut_by_the_bytes_of_their_documents() {
+        let mb = 1024 * 1024;
+        let sizes = [3 * mb, 3 * mb, 3 * mb, 20 * mb, mb, 8 * mb];
+        let runs = by_size(&sizes, |s| *s);
+        assert_eq!(
+            runs,
+            vec![
+                &sizes[0..2],
+                &sizes[2..3],
+                &sizes[3..4],
+                &sizes[4..5],
+                &sizes[5..6]
+            ]
+        );
+        assert!(by_size(&[] as &[usize], |s| *s).is_empty());
+        let small = [10, 20, 30];
+        assert_eq!(by_size(&small, |s| *s), vec![&small[..]]);
+    }
 
     #[test]
     fn the_configured_write_concern_is_used_and_a_timeout_is_always_set() {

@@ -308,7 +308,11 @@ impl EntityJob {
         let (pool, entity, limit, clock) = (
             self.pool.clone(),
             self.entity,
-            self.options.batch_size.clamp(1, MAX_BATCH),
+            if self.entity.merges() {
+                self.options.batch_size.clamp(1, MAX_MERGE_BATCH)
+            } else {
+                self.options.batch_size.clamp(1, MAX_BATCH)
+            },
             self.clock.clone(),
         );
         let (shared, mongo) = (self.lookups.clone(), self.mongo.clone());
@@ -428,28 +432,30 @@ impl EntityJob {
                 }
             }
         } else {
-            let inserts = encoded.iter().map(|(_, d)| d.clone());
-            let command = mongo_write::command("insert", collection, "documents", inserts);
             let mut conflicts = Vec::new();
-            for e in self.command(command).await? {
-                match encoded.get(e.index) {
-                    Some(d) if e.code == DUPLICATE_KEY => conflicts.push(d),
-                    Some((id, _)) if e.code == VALIDATION_FAILED => {
-                        refused.push(self.refused(*id, e.code))
+            for run in mongo_write::by_size(&encoded, |(_, d)| d.as_bytes().len()) {
+                let inserts = run.iter().map(|(_, d)| d.clone());
+                let command = mongo_write::command("insert", collection, "documents", inserts);
+                for e in self.command(command).await? {
+                    match run.get(e.index) {
+                        Some(d) if e.code == DUPLICATE_KEY => conflicts.push(d),
+                        Some((id, _)) if e.code == VALIDATION_FAILED => {
+                            refused.push(self.refused(*id, e.code))
+                        }
+                        _ => return Err(self.batch_failed(e)),
                     }
-                    _ => return Err(self.batch_failed(e)),
                 }
             }
             conflicts
         };
-        if !conflicts.is_empty() {
-            let merge = self.entity.merges();
-            let updates = conflicts
+        let merge = self.entity.merges();
+        for run in mongo_write::by_size(&conflicts, |(_, d)| d.as_bytes().len()) {
+            let updates = run
                 .iter()
                 .map(|(id, d)| mongo_write::upsert_statement(*id, d.clone(), merge));
             let command = mongo_write::command("update", collection, "updates", updates);
             for e in self.command(command).await? {
-                match conflicts.get(e.index) {
+                match run.get(e.index) {
                     // On an upsert by _id a duplicate key can only come from another unique index.
                     Some((id, _)) if e.code == VALIDATION_FAILED || e.code == DUPLICATE_KEY => {
                         refused.push(self.refused(*id, e.code))
@@ -585,5 +591,9 @@ const PAGES_AHEAD: usize = 4;
 /// Pages written at once per entity.
 const WRITES_IN_FLIGHT: usize = 3;
 
-/// Largest page: a write command must stay under 16 MiB and 100,000 operations.
+/// Largest page (write commands are cut by size, [`mongo_write::by_size`]).
 const MAX_BATCH: u32 = 5_000;
+
+/// Largest page of a merged entity: its transaction stays short, so a concurrent write
+/// conflicts with few documents.
+const MAX_MERGE_BATCH: u32 = 1_000;

@@ -28,7 +28,8 @@ use std::sync::Arc;
 pub struct MigrateOptions {
     /// Continue each entity after its checkpoint instead of from the start.
     pub resume: bool,
-    /// Rows per page read from MariaDB and per bulk write to MongoDB (at most 5,000).
+    /// Rows per page read from MariaDB and per bulk write to MongoDB (at most 5,000; at most
+    /// 1,000 for profiles, merged in one transaction per page).
     pub batch_size: u32,
     /// Entities migrated at the same time.
     pub parallel_entities: usize,
@@ -38,7 +39,7 @@ impl Default for MigrateOptions {
     fn default() -> Self {
         Self {
             resume: false,
-            batch_size: 1_000,
+            batch_size: 5_000,
             parallel_entities: 4,
         }
     }
