@@ -2,6 +2,7 @@
 
 use super::calendar::OrderCalendar;
 use super::catalog::{Leaf, PRODUCT_TREE, Root, SERVICE_TREE, slug};
+use super::vocabulary;
 use super::{
     BookingRequest, CustomerBatch, GenerateConfig, Generator, ORDERS_PER_BATCH, OrderBatch, Plan,
     ROWS_PER_BATCH,
@@ -26,6 +27,31 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// Independent random streams, one per kind of row.
+/// The meaningful part of an item's description: three features and two uses of its leaf
+/// ([`vocabulary`]), each list in words ("a, b and c").
+struct Description {
+    features: String,
+    uses: String,
+}
+
+impl Description {
+    fn draw(leaf: &Leaf, rng: &mut ChaCha8Rng) -> Self {
+        let words = vocabulary::of(leaf.code);
+        let mut pick = |from: &[&str], n: usize| {
+            let chosen: Vec<&str> = from.choose_multiple(&mut *rng, n).copied().collect();
+            match chosen.split_last() {
+                Some((last, [])) => (*last).to_owned(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                None => String::new(),
+            }
+        };
+        Self {
+            features: pick(words.features, 3),
+            uses: pick(words.uses, 2),
+        }
+    }
+}
+
 mod stream {
     pub(super) const CUSTOMERS: u64 = 1;
     pub(super) const PRODUCTS: u64 = 2;
@@ -184,7 +210,7 @@ impl FakeGenerator {
         let brand = leaf.brands.choose(&mut rng).copied().unwrap_or_default();
         let noun = leaf.nouns.choose(&mut rng).copied().unwrap_or_default();
         let suffix = MODEL_SUFFIXES.choose(&mut rng).copied().unwrap_or_default();
-        let sentence: String = Sentence(6..14).fake_with_rng(&mut rng);
+        let about = Description::draw(leaf, &mut rng);
         let stock = if rng.random_bool(0.04) {
             rng.random_range(0..=10)
         } else {
@@ -194,7 +220,10 @@ impl FakeGenerator {
             id: ProductId(id),
             sku: format!("{}-{id:06}", leaf.code),
             name: format!("{brand} {noun}{suffix}"),
-            description: format!("{noun}{suffix} by {brand}, in {}. {sentence}", leaf.name),
+            description: format!(
+                "{noun}{suffix} by {brand}: {}. Made for {}.",
+                about.features, about.uses
+            ),
             category_id,
             price: price_99(rng.random_range(leaf.price.0..=leaf.price.1)),
             stock,
@@ -220,13 +249,14 @@ impl FakeGenerator {
                 let duration = DURATIONS.choose(&mut rng).copied().unwrap_or(60);
                 let per_minute = rng.random_range(100..=160u32);
                 let whole = (duration * per_minute / 100 / 10) * 10 + 9;
-                let sentence: String = Sentence(6..12).fake_with_rng(&mut rng);
+                let about = Description::draw(leaf, &mut rng);
                 Service {
                     id: ServiceId(id),
                     code: format!("SRV-{}-{id:04}", leaf.code),
                     name: format!("{topic} ({duration} min)"),
                     description: format!(
-                        "{topic} with an AetherMart expert, {duration} minutes. {sentence}"
+                        "{topic} with an AetherMart expert, {duration} minutes: {}. Helps with {}.",
+                        about.features, about.uses
                     ),
                     category_id,
                     duration_minutes: duration,

@@ -10,6 +10,7 @@ mod calendar;
 mod catalog;
 mod fake_gen;
 mod load;
+mod vocabulary;
 
 pub use fake_gen::FakeGenerator;
 pub use load::{LoadError, LoadOptions, LoadSummary, TableLoad, load};

@@ -142,6 +142,30 @@ fn generated_data_is_valid_consistent_and_realistic() {
         assert_eq!(tree.depth(p.category_id), 3, "products sit in leaves");
     }
     services.iter().for_each(|s| s.validate().unwrap());
+    // Descriptions say what an item has and is for, in its leaf's words (what search finds).
+    let leaf_code = |sku: &str| sku.split('-').next().unwrap_or_default().to_owned();
+    for (code, description) in products
+        .iter()
+        .map(|p| (leaf_code(&p.sku), &p.description))
+        .chain(
+            services
+                .iter()
+                .map(|s| (leaf_code(&s.code["SRV-".len()..]), &s.description)),
+        )
+    {
+        let words = super::vocabulary::of(&code);
+        let features = words
+            .features
+            .iter()
+            .filter(|f| description.contains(*f))
+            .count();
+        let uses = words
+            .uses
+            .iter()
+            .filter(|u| description.contains(*u))
+            .count();
+        assert_eq!((features, uses), (3, 2), "{code}: {description}");
+    }
 
     let mut signup = HashMap::new();
     let mut address_counts = HashMap::new();
