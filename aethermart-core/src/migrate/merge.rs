@@ -11,7 +11,7 @@
 //!
 //! A page that keeps conflicting, or whose insert MongoDB refuses (a document breaking the
 //! validator), is left to the caller's `$set` merge, which reports refusals one document at a
-//! time.
+//! time; so is every page on a MongoDB without transactions (a standalone server).
 
 use super::stages::{Stage, StageClock};
 use crate::mongo_write;
@@ -31,8 +31,9 @@ const ATTEMPTS: usize = 3;
 pub(super) enum Merged {
     /// Every document of the page is written, merged.
     Written,
-    /// Nothing was written: the page conflicted [`ATTEMPTS`] times with other writers, or
-    /// MongoDB refused a document. The caller merges it with `$set` statements.
+    /// Nothing was written: the page conflicted [`ATTEMPTS`] times with other writers, MongoDB
+    /// refused a document, or the deployment has no transactions. The caller merges it with
+    /// `$set` statements.
     Declined,
 }
 
@@ -52,16 +53,23 @@ pub(super) async fn merge_page(
         .build();
     let mut session = mongo.client().start_session().await?;
     for attempt in 1..=ATTEMPTS {
-        session
+        let started = session
             .start_transaction()
             .with_options(options.clone())
-            .await?;
+            .await;
+        if let Err(e) = started {
+            return if transactions_unsupported(&e) {
+                Ok(Merged::Declined)
+            } else {
+                Err(e)
+            };
+        }
         match in_transaction(&target, fields, &mut session, clock).await {
             Ok(()) => return Ok(Merged::Written),
             Err(e) => {
                 // Aborting an ended or failed transaction may fail too: nothing to add.
                 drop(session.abort_transaction().await);
-                if refused_documents(&e) {
+                if refused_documents(&e) || transactions_unsupported(&e) {
                     return Ok(Merged::Declined);
                 }
                 if !(e.contains_label(TRANSIENT_TRANSACTION_ERROR)
@@ -149,6 +157,20 @@ fn merged(
         }
     }
     Ok(document)
+}
+
+/// MongoDB's code for an operation the deployment cannot do (a standalone server asked for a
+/// transaction).
+const ILLEGAL_OPERATION: i32 = 20;
+
+/// True when the deployment has no transactions: the driver knows it from the topology (a
+/// standalone server), or the server refuses the transaction's first command.
+fn transactions_unsupported(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        ErrorKind::Transaction { .. } => true,
+        ErrorKind::Command(c) => c.code == ILLEGAL_OPERATION,
+        _ => false,
+    }
 }
 
 /// True when MongoDB refused documents of the insert (validation, a duplicate in another unique
