@@ -65,6 +65,35 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
             }
             Ok(EXIT_OK)
         }
+        BenchCommand::Search(args) => {
+            let (settings, options) = args.settings()?;
+            let figures = bench::search_quality(
+                &Config::from_env()?,
+                settings,
+                options,
+                Arc::new(progress::Bars::new()),
+            )
+            .await?;
+            if args.json {
+                print_json(&figures);
+            } else {
+                let q = &figures.lexical;
+                println!(
+                    "search benchmark, scale {} seed {}: {} items indexed in {:.2} s",
+                    settings.scale, settings.seed, figures.items, figures.index_seconds
+                );
+                println!("{:<10} {:>8} {:>10}", "ranking", "nDCG@10", "recall@10");
+                println!(
+                    "{:<10} {:>8.3} {:>10.3}   ({} labelled queries)",
+                    "lexical", q.ndcg_at_10, q.recall_at_10, q.queries
+                );
+                println!(
+                    "query latency in a warm process: p50 {:.2} ms, p99 {:.2} ms ({} searches)",
+                    figures.p50_ms, figures.p99_ms, figures.searches
+                );
+            }
+            Ok(EXIT_OK)
+        }
         BenchCommand::Generate { args, capture } => {
             let (settings, options) = args.settings()?;
             // The parser allows only the two names.

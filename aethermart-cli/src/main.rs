@@ -20,6 +20,7 @@ mod progress;
 mod quality;
 mod report;
 mod schema;
+mod search;
 mod security;
 mod sync;
 mod up;
@@ -73,6 +74,7 @@ async fn run(command: Command) -> Result<u8, Error> {
         Command::Order(command) => order::run(command).await,
         Command::Report(args) => report::run(args).await,
         Command::Lineage(args) => lineage::run(args).await,
+        Command::Search(args) => search::run(args).await,
         Command::Quality(command) => quality::run(command).await,
         Command::Security(command) => security::run(command).await,
         Command::Sync(command) => sync::run(command).await,

@@ -77,6 +77,13 @@ pub enum Command {
     ///
     /// Example: aethermart lineage --run 6f76d2d3-1769-e4a1-35be-543854677d39 --openlineage
     Lineage(LineageArgs),
+    /// Search the catalogue (products and consultations) in a shopper's own words.
+    ///
+    /// Ranks the items in MongoDB by their name, description and category path (lexical
+    /// ranking, BM25, for now), with filters. Exits 0 with or without hits.
+    ///
+    /// Example: aethermart search "wifi does not reach the upstairs bedrooms" --k 5
+    Search(SearchArgs),
     /// Data quality and cross-store reconciliation checks, logged to data_quality_logs.
     #[command(subcommand)]
     Quality(QualityCommand),
@@ -199,6 +206,33 @@ pub struct LineageArgs {
     /// Print OpenLineage RunEvents (JSON lines).
     #[arg(long)]
     pub openlineage: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// What the shopper typed.
+    pub query: String,
+    /// Only products or only services.
+    #[arg(long, value_parser = ["product", "service"])]
+    pub kind: Option<String>,
+    /// How many hits.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub k: u32,
+    /// Only items under a category of this name (any level, case-insensitive).
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Only items at this price or above.
+    #[arg(long)]
+    pub min_price: Option<rust_decimal::Decimal>,
+    /// Only items at this price or below.
+    #[arg(long)]
+    pub max_price: Option<rust_decimal::Decimal>,
+    /// Only items in stock (and active).
+    #[arg(long)]
+    pub in_stock: bool,
+    /// Print the hits as JSON (kind, id, name, category_path, price, score).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -520,6 +554,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=5_000))]
         batch_size: u32,
     },
+    /// Search quality (nDCG@10, recall@10 over the labelled queries) and query latency.
+    ///
+    /// Generates --scale into DATABASE_bench on both stores, migrates it, reads the catalogue
+    /// from MongoDB and runs every labelled query (aethermart-core/data/search_queries.json).
+    ///
+    /// Example: aethermart bench search --scale 1
+    Search(GenerateArgs),
     /// Rows/s into MariaDB and documents/s into MongoDB of `generate`, and peak memory.
     ///
     /// Runs in its own databases (DATABASE_bench on both stores), recreated each time.

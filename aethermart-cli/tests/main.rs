@@ -213,6 +213,19 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
         0,
     );
     step(&["migrate", "--verify"], 0);
+    step(
+        &[
+            "search",
+            "someone to help me plan my first custom pc build",
+            "--kind",
+            "service",
+            "--k",
+            "3",
+            "--json",
+        ],
+        0,
+    );
+    step(&["search", "quiet pc", "--max-price", "not-a-price"], 2);
     step(&["sync", "status"], 0);
     step(
         &["sync", "resync", "--entity", "customers", "--keys", "1,2"],
@@ -279,6 +292,14 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
         "the refusal names the position"
     );
     assert!(all_output.contains("migrate.orders"), "lineage was printed");
+    assert!(
+        all_output.contains("\"category_path\"") && all_output.contains("PC Build Consultations"),
+        "search printed consultations as JSON"
+    );
+    assert!(
+        all_output.contains("invalid value 'not-a-price' for '--max-price"),
+        "a bad price is named"
+    );
     for secret in [maria_db_pass.as_str(), mongo_admin_pass.as_str()]
         .into_iter()
         .chain(secrets.iter().map(|(_, s)| *s))

@@ -54,6 +54,9 @@ pub enum Error {
     /// Reading the lineage failed.
     #[error(transparent)]
     Lineage(#[from] crate::lineage::LineageError),
+    /// Reading the catalogue for search failed.
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
     /// Applying roles and users failed.
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),

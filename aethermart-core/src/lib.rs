@@ -19,6 +19,7 @@
 //! | [`retry`] | which driver errors are worth retrying, for every caller |
 //! | [`orders`], [`reports`] | the stored procedures and reporting views, typed |
 //! | [`security`], [`lineage`], [`quality`], [`doctor`] | governance and checks |
+//! | [`search`] | the catalogue ranked for a shopper's words (lexical today), and its measured quality |
 //! | `generate`, `lifecycle` (feature `generate`), `bench` (feature `bench`) | the data generator, `aethermart up`, benchmarks |
 //!
 //! Dependencies point one way: [`migrate`], [`sync`] and [`quality`] build documents through
@@ -89,6 +90,7 @@ pub mod quality;
 pub mod reports;
 pub mod retry;
 pub mod schema;
+pub mod search;
 pub mod security;
 pub mod sync;
 

@@ -17,5 +17,6 @@ mod orders;
 mod quality;
 mod reports;
 mod schema;
+mod search;
 mod security;
 mod sync;

@@ -3,11 +3,13 @@
 //! Each benchmark works in its own database (`<configured database>_bench`), recreated on every
 //! run, so it never touches real data.
 
+mod search;
 mod server_process;
 mod sync;
 
 use server_process::ServerProcess;
 
+pub use search::{SearchFigures, search_quality};
 pub use sync::{SyncBench, SyncFigures, SyncLatency, sync_throughput};
 
 use crate::cluster;
@@ -55,6 +57,9 @@ pub enum BenchError {
     /// Syncing failed during the benchmark.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    /// Reading the catalogue for search failed.
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
     /// A client task panicked or was cancelled.
     #[error("a benchmark client stopped unexpectedly: {0}")]
     Client(#[source] tokio::task::JoinError),
