@@ -56,11 +56,11 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
                 }
                 println!(
                     "median of {runs} runs: migration {:.0} documents/s; raw insert_many {:.0} documents/s; \
-                     ratio {:.0}%; profiles {:.0}% of the orders' documents/s",
+                     ratio {:.0}%; profiles {} of the orders' documents/s",
                     medians.migration_per_second,
                     medians.raw_insert_per_second,
                     100.0 * medians.ratio,
-                    100.0 * medians.profiles_to_orders.unwrap_or(f64::NAN),
+                    percent(medians.profiles_to_orders),
                 );
             }
             Ok(EXIT_OK)
@@ -295,11 +295,11 @@ fn print_migrate_figures(figures: &MigrateFigures) {
     print_migration_stages(&figures.migration);
     let cpu = |name: &str, p: &PhaseCpu| {
         let part =
-            |what: &str, s: Option<f64>| s.map(|s| format!(", {what} {s:.2}")).unwrap_or_default();
+            |what: &str, s: Option<f64>| s.map(|s| format!(", {what} {s:.2}")).unwrap_or_default(); // not measured: left out
         println!(
-            "  CPU seconds, {name} ({:.2} s): this process {:.2}{}{}",
+            "  CPU seconds, {name} ({:.2} s){}{}{}",
             p.seconds,
-            p.this_process.unwrap_or(f64::NAN),
+            part("this process", p.this_process),
             part("MariaDB", p.mariadb),
             part("MongoDB", p.mongodb),
         );
@@ -308,11 +308,16 @@ fn print_migrate_figures(figures: &MigrateFigures) {
     cpu("raw insert_many", &figures.raw_cpu);
     println!(
         "migration {:.0} documents/s; raw insert_many {:.0} documents/s ({} documents); ratio {:.0}%; \
-         profiles {:.0}% of the orders' documents/s",
+         profiles {} of the orders' documents/s",
         figures.migration.documents_per_second(),
         figures.raw_insert_per_second,
         figures.raw_documents,
         100.0 * figures.ratio(),
-        100.0 * figures.profiles_to_orders().unwrap_or(f64::NAN),
+        percent(figures.profiles_to_orders()),
     );
+}
+
+/// A fraction as a whole percentage, or "n/a".
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map_or_else(|| "n/a".to_owned(), |f| format!("{:.0}%", 100.0 * f))
 }

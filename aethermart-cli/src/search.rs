@@ -23,6 +23,9 @@ pub async fn run(args: SearchArgs) -> Result<u8, Error> {
         ..Query::new(&args.query)
     };
     let hits = catalogue.search(&query);
+    for skipped in catalogue.skipped() {
+        eprintln!("warning: left out of the search: {skipped}");
+    }
     if args.json {
         print_json(&hits);
         return Ok(EXIT_OK);

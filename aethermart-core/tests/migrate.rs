@@ -293,6 +293,7 @@ async fn preferences_written_during_the_migration_are_all_kept() {
     let customers = profiles.count_documents(doc! {}).await.unwrap() as i64;
     assert_eq!(customers, 500, "the generator wrote the preferences");
     let migrating = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let merging = Arc::new(MergeWindow::default());
     // Four writers, each appending its own tags to the customers' favourite categories: every
     // acknowledged tag must be there at the end. (Appending, not overwriting: a later write
     // cannot hide a lost one.)
@@ -300,7 +301,8 @@ async fn preferences_written_during_the_migration_are_all_kept() {
         .into_iter()
         .enumerate()
         .map(|(w, name)| {
-            let (profiles, migrating) = (profiles.clone(), migrating.clone());
+            let (profiles, migrating, merging) =
+                (profiles.clone(), migrating.clone(), merging.clone());
             tokio::spawn(async move {
                 let mut written: Vec<(i64, String)> = Vec::new();
                 let mut n = 0_i64;
@@ -316,6 +318,9 @@ async fn preferences_written_during_the_migration_are_all_kept() {
                         .await
                         .expect("a preference write");
                     written.push((id, tag));
+                    if merging.open.load(Ordering::Relaxed) {
+                        merging.writes.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 written
             })
@@ -327,7 +332,7 @@ async fn preferences_written_during_the_migration_are_all_kept() {
                 batch_size: 20,
                 ..MigrateOptions::default()
             },
-            Arc::new(NoProgress),
+            merging.clone(),
         )
         .await
         .unwrap();
@@ -339,6 +344,21 @@ async fn preferences_written_during_the_migration_are_all_kept() {
         }
     }
     assert!(report.clean(), "{report:?}");
+    let customers = report
+        .entities
+        .iter()
+        .find(|e| e.entity == Entity::Customers)
+        .unwrap();
+    assert!(
+        customers.stages.merge_read > 0.0,
+        "the profiles were merged in transactions: {:?}",
+        customers.stages
+    );
+    let while_merging = merging.writes.load(Ordering::Relaxed);
+    assert!(
+        while_merging >= 100,
+        "only {while_merging} preference writes while the profiles were merged"
+    );
     let writes: usize = written.values().map(Vec::len).sum();
     assert!(
         written.len() >= 200 && writes >= 400,
@@ -378,6 +398,27 @@ async fn preferences_written_during_the_migration_are_all_kept() {
     );
     let verified = migrator.verify().await.unwrap();
     assert!(verified.equal(), "{verified:?}");
+}
+
+/// Tells the preference writers when the migration merges the profiles.
+#[derive(Default)]
+struct MergeWindow {
+    open: std::sync::atomic::AtomicBool,
+    writes: AtomicU64,
+}
+
+impl Progress for MergeWindow {
+    fn begin(&self, table: &'static str, _total: Option<u64>) {
+        if table == "customers" {
+            self.open.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn finish(&self, table: &'static str) {
+        if table == "customers" {
+            self.open.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A stored profile that makes its merged document break the validator is reported with its

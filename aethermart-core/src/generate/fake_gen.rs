@@ -26,7 +26,6 @@ use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
-/// Independent random streams, one per kind of row.
 /// The meaningful part of an item's description: three features and two uses of its leaf
 /// ([`vocabulary`]), each list in words ("a, b and c").
 struct Description {
@@ -52,6 +51,7 @@ impl Description {
     }
 }
 
+/// Independent random streams, one per kind of row.
 mod stream {
     pub(super) const CUSTOMERS: u64 = 1;
     pub(super) const PRODUCTS: u64 = 2;

@@ -233,6 +233,7 @@ impl Migrator for BulkMigrator {
 }
 
 /// One entity's part of a run.
+#[derive(Clone)]
 struct EntityJob {
     entity: Entity,
     pool: MySqlPool,
@@ -348,19 +349,25 @@ impl EntityJob {
         let pages = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|page| (page, rx))
         });
+        // Each write is a task of its own: it goes on while this loop records a checkpoint
+        // (a profile page's transaction does not sit open meanwhile).
         let mut writes = std::pin::pin!(
             pages
-                .map(|page| async move {
-                    let written = self.write(&page.docs).await;
-                    (page, written)
+                .map(|page| {
+                    let job = self.clone();
+                    AbortOnDrop(tokio::spawn(async move {
+                        let written = job.write(&page.docs).await;
+                        (page, written)
+                    }))
                 })
                 .buffered(WRITES_IN_FLIGHT)
         );
         loop {
             let waiting = Instant::now();
-            let Some((page, written)) = writes.next().await else {
+            let Some(joined) = writes.next().await else {
                 break;
             };
+            let (page, written) = joined.map_err(MigrateError::Task)?;
             self.clock.since(Stage::WriterWaiting, waiting);
             let (written, refused) = written?;
             report.read += page.docs.len() as u64;
@@ -582,6 +589,27 @@ impl EntityJob {
         .await
         .map_err(MigrateError::State)?;
         Ok(())
+    }
+}
+
+/// A spawned task that is aborted when its handle is dropped: a stopped migration stops its
+/// writes in flight too.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
     }
 }
 

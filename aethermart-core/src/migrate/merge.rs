@@ -18,13 +18,21 @@ use crate::mongo_write;
 use futures_util::TryStreamExt;
 use mongodb::bson::{RawDocumentBuf, doc};
 use mongodb::error::{ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
-use mongodb::options::{ReadConcern, TransactionOptions};
+use mongodb::options::{ReadConcern, ReadPreference, SelectionCriteria, TransactionOptions};
 use mongodb::{ClientSession, Collection, Database};
 use std::collections::HashMap;
 use std::time::Instant;
 
 /// Tries of a page's transaction before it is left to the `$set` merge.
 const ATTEMPTS: usize = 3;
+
+/// Pause after a conflict, times the attempt.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Logs why a page goes to the `$set` merge (never a document's values).
+fn decline(collection: &str, reason: &str) {
+    tracing::info!(collection, reason, "page merged with $set statements");
+}
 
 /// How a page's merge ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,10 +54,15 @@ pub(super) async fn merge_page(
     fields: &[(i64, RawDocumentBuf)],
     clock: &StageClock,
 ) -> Result<Merged, mongodb::error::Error> {
+    if fields.is_empty() {
+        return Ok(Merged::Written);
+    }
     let target = mongo.collection::<RawDocumentBuf>(collection);
+    // Transactions read from the primary, whatever the connection string prefers.
     let options = TransactionOptions::builder()
         .read_concern(ReadConcern::snapshot())
         .write_concern(mongo_write::durable_write_concern(mongo.write_concern()))
+        .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
         .build();
     let mut session = mongo.client().start_session().await?;
     for attempt in 1..=ATTEMPTS {
@@ -59,6 +72,7 @@ pub(super) async fn merge_page(
             .await;
         if let Err(e) = started {
             return if transactions_unsupported(&e) {
+                decline(collection, "the deployment has no transactions");
                 Ok(Merged::Declined)
             } else {
                 Err(e)
@@ -69,7 +83,12 @@ pub(super) async fn merge_page(
             Err(e) => {
                 // Aborting an ended or failed transaction may fail too: nothing to add.
                 drop(session.abort_transaction().await);
-                if refused_documents(&e) || transactions_unsupported(&e) {
+                if refused_documents(&e) {
+                    decline(collection, "MongoDB refused a document");
+                    return Ok(Merged::Declined);
+                }
+                if transactions_unsupported(&e) {
+                    decline(collection, "the deployment has no transactions");
                     return Ok(Merged::Declined);
                 }
                 if !(e.contains_label(TRANSIENT_TRANSACTION_ERROR)
@@ -78,6 +97,8 @@ pub(super) async fn merge_page(
                     return Err(e);
                 }
                 tracing::debug!(collection, attempt, "merge transaction conflicted, again");
+                // Let the writer that conflicted finish before trying again.
+                tokio::time::sleep(RETRY_PAUSE * attempt as u32).await;
             }
         }
     }
@@ -112,6 +133,18 @@ async fn in_transaction(
     drop(cursor);
     clock.since(Stage::MergeRead, reading);
     let writing = Instant::now();
+    let written = write_merged(target, fields, &existing, session).await;
+    clock.since(Stage::Write, writing);
+    written
+}
+
+/// Deletes the stored documents and inserts the merged ones, and commits.
+async fn write_merged(
+    target: &Collection<RawDocumentBuf>,
+    fields: &[(i64, RawDocumentBuf)],
+    existing: &HashMap<i64, RawDocumentBuf>,
+    session: &mut ClientSession,
+) -> Result<(), mongodb::error::Error> {
     if !existing.is_empty() {
         let found: Vec<i64> = existing.keys().copied().collect();
         target
@@ -128,9 +161,7 @@ async fn in_transaction(
         .ordered(false)
         .session(&mut *session)
         .await?;
-    session.commit_transaction().await?;
-    clock.since(Stage::Write, writing);
-    Ok(())
+    session.commit_transaction().await
 }
 
 /// The document `{_id, <own fields>, <the stored document's other fields>}`: the relational
@@ -164,10 +195,13 @@ fn merged(
 const ILLEGAL_OPERATION: i32 = 20;
 
 /// True when the deployment has no transactions: the driver knows it from the topology (a
-/// standalone server), or the server refuses the transaction's first command.
+/// standalone server: "Transactions are not supported by this deployment"), or the server
+/// refuses the transaction's first command.
 fn transactions_unsupported(e: &mongodb::error::Error) -> bool {
     match &*e.kind {
-        ErrorKind::Transaction { .. } => true,
+        ErrorKind::Transaction { message, .. } => {
+            message.contains("not supported by this deployment")
+        }
         ErrorKind::Command(c) => c.code == ILLEGAL_OPERATION,
         _ => false,
     }

@@ -10,7 +10,7 @@ mod ids;
 mod order;
 mod profile;
 mod review;
-mod stored;
+pub(crate) mod stored;
 mod validation;
 
 pub use catalog::{Category, CategoryTree, Product, Service};

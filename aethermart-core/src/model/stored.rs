@@ -16,10 +16,16 @@ pub(crate) mod decimal128 {
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        let text = Decimal128::deserialize(d)?.to_string();
+        to_decimal(&Decimal128::deserialize(d)?)
+            .ok_or_else(|| D::Error::custom("a Decimal128 beyond the range of a decimal"))
+    }
+
+    /// The exact value of `d`, in plain or exponent notation; `None` beyond a `Decimal`'s range.
+    pub(crate) fn to_decimal(d: &Decimal128) -> Option<Decimal> {
+        let text = d.to_string();
         text.parse::<Decimal>()
             .or_else(|_| Decimal::from_scientific(&text))
-            .map_err(|_| D::Error::custom("a Decimal128 beyond the range of a decimal"))
+            .ok()
     }
 }
 

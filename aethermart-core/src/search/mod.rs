@@ -129,6 +129,7 @@ pub struct Hit {
 pub struct Catalogue {
     items: Vec<Item>,
     lexical: lexical::Bm25,
+    skipped: Vec<SearchError>,
 }
 
 /// Why the catalogue could not be read.
@@ -144,7 +145,8 @@ pub enum SearchError {
         #[source]
         source: mongodb::error::Error,
     },
-    /// A stored document lacks a field search needs, or holds it with the wrong type.
+    /// A stored document lacks a field search needs, or holds it with the wrong type (the
+    /// document is left out of the catalogue, see [`Catalogue::skipped`]).
     #[error("{collection} document {id}: field `{field}` is missing or has the wrong type")]
     Document {
         /// The collection.
@@ -160,14 +162,39 @@ impl Catalogue {
     /// Indexes `items`.
     pub fn new(items: Vec<Item>) -> Self {
         let lexical = lexical::Bm25::new(items.iter().map(|i| i.text.as_str()));
-        Self { items, lexical }
+        Self {
+            items,
+            lexical,
+            skipped: Vec::new(),
+        }
     }
 
-    /// Reads every product and service from the document store and indexes them.
+    /// Reads every product and service from the document store and indexes them. A document
+    /// search cannot read is left out, logged and kept in [`Catalogue::skipped`]; only a failed
+    /// read of a collection is an error.
     pub async fn load(mongo: &mongodb::Database) -> Result<Self, SearchError> {
-        let mut items = read(mongo, PRODUCTS, Kind::Product).await?;
-        items.extend(read(mongo, SERVICES, Kind::Service).await?);
-        Ok(Self::new(items))
+        let mut read_items = read(mongo, PRODUCTS, Kind::Product).await?;
+        read_items.extend(read(mongo, SERVICES, Kind::Service).await?);
+        let mut items = Vec::with_capacity(read_items.len());
+        let mut skipped = Vec::new();
+        for result in read_items {
+            match result {
+                Ok(item) => items.push(item),
+                Err(e) => {
+                    tracing::warn!(error = %e, "left out of the search catalogue");
+                    skipped.push(e);
+                }
+            }
+        }
+        Ok(Self {
+            skipped,
+            ..Self::new(items)
+        })
+    }
+
+    /// The documents [`Catalogue::load`] could not read, each naming collection, `_id` and field.
+    pub fn skipped(&self) -> &[SearchError] {
+        &self.skipped
     }
 
     /// The indexed items.
@@ -249,27 +276,29 @@ pub struct Quality {
     pub recall_at_10: f64,
 }
 
-/// Every document of `collection` as an [`Item`].
+/// Every document of `collection` as an [`Item`], or why it cannot be one.
 async fn read(
     mongo: &mongodb::Database,
     collection: &'static str,
     kind: Kind,
-) -> Result<Vec<Item>, SearchError> {
+) -> Result<Vec<Result<Item, SearchError>>, SearchError> {
     let projection = doc! {
         "name": 1, "description": 1, "category.path": 1, "price": 1, "stock": 1, "is_active": 1,
     };
-    mongo
+    let documents: Vec<Document> = mongo
         .collection::<Document>(collection)
         .find(doc! {})
+        .sort(doc! { "_id": 1 })
         .projection(projection)
         .await
         .map_err(|source| SearchError::Mongo { collection, source })?
-        .try_collect::<Vec<Document>>()
+        .try_collect()
         .await
-        .map_err(|source| SearchError::Mongo { collection, source })?
+        .map_err(|source| SearchError::Mongo { collection, source })?;
+    Ok(documents
         .iter()
         .map(|d| item(collection, kind, d))
-        .collect()
+        .collect())
 }
 
 fn item(collection: &'static str, kind: Kind, d: &Document) -> Result<Item, SearchError> {
@@ -289,7 +318,7 @@ fn item(collection: &'static str, kind: Kind, d: &Document) -> Result<Item, Sear
         .filter_map(|p| p.as_str().map(str::to_owned))
         .collect();
     let price = match d.get("price") {
-        Some(Bson::Decimal128(p)) => p.to_string().parse().ok(),
+        Some(Bson::Decimal128(p)) => crate::model::stored::decimal128::to_decimal(p),
         _ => None,
     }
     .ok_or_else(|| wrong("price"))?;
