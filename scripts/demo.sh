@@ -122,6 +122,10 @@ say "Data quality and lineage"
 run aethermart quality check
 run aethermart lineage --limit 8
 
+say "Search: the catalogue in a shopper's own words (lexical ranking for now)"
+run aethermart search "wifi does not reach the upstairs bedrooms" --k 3
+run aethermart search "someone to help me choose parts for my first build" --kind service --k 3
+
 say "Reports"
 quarter_start=$(date -u +%Y)-$(printf %02d $(( ($(date -u +%-m) - 1) / 3 * 3 + 1 )))-01
 run aethermart report sales --since "$quarter_start"
