@@ -42,10 +42,7 @@ pub async fn run(args: SearchArgs) -> Result<u8, Error> {
         println!(
             "{:>6.2}  {:<7} {:>6}  {:<40} {:>9}  {}",
             h.score,
-            match h.kind {
-                Kind::Product => "product",
-                Kind::Service => "service",
-            },
+            h.kind.name(),
             h.id,
             h.name,
             h.price,

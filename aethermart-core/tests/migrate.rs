@@ -2,7 +2,9 @@
 //! after a crash, refused documents reported with their ids, lineage recorded.
 
 use crate::support::TestEnv;
-use aethermart_core::migrate::{BulkMigrator, MigrateOptions, Migrator};
+use aethermart_core::migrate::{
+    BulkMigrator, EntityReport, MigrateOptions, MigrationReport, Migrator,
+};
 use aethermart_core::model::CustomerProfile;
 use aethermart_core::progress::{NoProgress, Progress};
 use aethermart_core::projection::Entity;
@@ -130,6 +132,20 @@ async fn a_migration_leaves_equal_stores_and_running_it_again_changes_nothing() 
     );
 }
 
+/// The report of `entity`, after checking that it refused exactly document `key`, for failing
+/// the validator.
+fn refused_one(report: &MigrationReport, entity: Entity, key: i64) -> &EntityReport {
+    let e = report.entities.iter().find(|e| e.entity == entity).unwrap();
+    assert_eq!(e.refused.len(), 1, "{:?}", e.refused);
+    assert_eq!(e.refused[0].key, key);
+    assert!(
+        e.refused[0].reason.contains("validation"),
+        "{}",
+        e.refused[0].reason
+    );
+    e
+}
+
 /// Counts rows written; lets the test interrupt a migration once enough has happened.
 struct Counter(AtomicU64);
 
@@ -245,18 +261,7 @@ async fn a_document_that_breaks_a_validator_is_reported_with_its_id() {
         .await
         .unwrap();
     assert!(!report.clean());
-    let orders = report
-        .entities
-        .iter()
-        .find(|e| e.entity == Entity::Orders)
-        .unwrap();
-    assert_eq!(orders.refused.len(), 1, "{:?}", orders.refused);
-    assert_eq!(orders.refused[0].key, 900001);
-    assert!(
-        orders.refused[0].reason.contains("validation"),
-        "{}",
-        orders.refused[0].reason
-    );
+    let orders = refused_one(&report, Entity::Orders, 900001);
     assert_eq!(orders.written, 1_000, "the other orders flowed on");
     let (rejected, status, error): (u64, String, Option<String>) = sqlx::query_as(
         "SELECT rows_rejected, status, error FROM data_lineage_tracker WHERE run_id = ? AND target LIKE '%.orders'",
@@ -428,30 +433,18 @@ async fn a_profile_the_validator_refuses_is_reported_with_its_id() {
     let (env, migrator, _pool) = generated("migrate_refused_profile", 0.01).await;
     let mongo = env.mongo().await;
     // As an application could have stored it before the validator existed.
-    mongo
-        .run_command(doc! {
-            "update": "customer_profiles",
-            "updates": [{ "q": { "_id": 3_i64 }, "u": { "$set": { "preferences": "none" } } }],
-            "bypassDocumentValidation": true,
-        })
-        .await
-        .unwrap();
+    crate::support::store_past_validator(
+        &mongo,
+        "customer_profiles",
+        3,
+        doc! { "$set": { "preferences": "none" } },
+    )
+    .await;
     let report = migrator
         .migrate(options(), Arc::new(NoProgress))
         .await
         .unwrap();
-    let customers = report
-        .entities
-        .iter()
-        .find(|e| e.entity == Entity::Customers)
-        .unwrap();
-    assert_eq!(customers.refused.len(), 1, "{:?}", customers.refused);
-    assert_eq!(customers.refused[0].key, 3);
-    assert!(
-        customers.refused[0].reason.contains("validation"),
-        "{}",
-        customers.refused[0].reason
-    );
+    let customers = refused_one(&report, Entity::Customers, 3);
     assert_eq!(customers.written, 99, "the other profiles flowed on");
     let merged = mongo
         .collection::<Document>("customer_profiles")

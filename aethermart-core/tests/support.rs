@@ -199,6 +199,24 @@ impl TestEnv {
     }
 }
 
+/// Applies `update` to document `id` of `collection` past its validator, as an application
+/// could have stored it before the validator existed.
+pub async fn store_past_validator(
+    mongo: &mongodb::Database,
+    collection: &str,
+    id: i64,
+    update: mongodb::bson::Document,
+) {
+    mongo
+        .run_command(mongodb::bson::doc! {
+            "update": collection,
+            "updates": [{ "q": { "_id": id }, "u": update }],
+            "bypassDocumentValidation": true,
+        })
+        .await
+        .expect("an update past the validator");
+}
+
 /// A test database with the platform schema applied and a small catalogue:
 /// category 1 "Computers" > 2 "Components"; products 1..=3 (see [`seed`]); customers 1 and 2;
 /// service 1 (60 minutes with consultant "Dana Reyes").

@@ -285,6 +285,27 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     }
 }
 
+/// Generates `settings` into fresh bench databases (the load figures are not the subject of the
+/// benchmarks that call it) and returns their configuration and the MongoDB bench database.
+async fn generated_bench(
+    config: &Config,
+    settings: GenerateConfig,
+    options: LoadOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<(Config, mongodb::Database), BenchError> {
+    generate_throughput(
+        config,
+        settings,
+        options,
+        crate::sync::Capture::Triggers,
+        progress,
+    )
+    .await?;
+    let bench = bench_config(config)?;
+    let mongo = connect::mongodb_database(&bench.mongodb).await?;
+    Ok((bench, mongo))
+}
+
 /// Generates `settings` into fresh bench databases, migrates them, then measures the same
 /// server's raw `insert_many` rate with the migrated order documents (the physical limit).
 pub async fn migrate_throughput(
@@ -294,17 +315,7 @@ pub async fn migrate_throughput(
     migrate: MigrateOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<MigrateFigures, BenchError> {
-    // Fresh bench databases with generated data; the load figures are not this bench's subject.
-    generate_throughput(
-        config,
-        settings,
-        options,
-        crate::sync::Capture::Triggers,
-        progress.clone(),
-    )
-    .await?;
-    let bench = bench_config(config)?;
-    let mongo = connect::mongodb_database(&bench.mongodb).await?;
+    let (bench, mongo) = generated_bench(config, settings, options, progress.clone()).await?;
     let pool = cluster::writable_pool(&bench.mariadb, PoolSize { max: 1 }).await?;
     let mariadb = ServerProcess::find(&pool).await;
     pool.close().await;

@@ -1,9 +1,8 @@
 //! `bench search`: ranking quality over the labelled queries and query latency, on a catalogue
 //! generated and migrated afresh into the bench databases.
 
-use super::{BenchError, bench_config, generate_throughput, quantile_ms};
+use super::{BenchError, generated_bench, quantile_ms};
 use crate::config::Config;
-use crate::connect;
 use crate::generate::{GenerateConfig, LoadOptions};
 use crate::migrate::{BulkMigrator, MigrateOptions, Migrator};
 use crate::progress::Progress;
@@ -41,16 +40,7 @@ pub async fn search_quality(
     options: LoadOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<SearchFigures, BenchError> {
-    generate_throughput(
-        config,
-        settings,
-        options,
-        crate::sync::Capture::Triggers,
-        progress.clone(),
-    )
-    .await?;
-    let bench = bench_config(config)?;
-    let mongo = connect::mongodb_database(&bench.mongodb).await?;
+    let (bench, mongo) = generated_bench(config, settings, options, progress.clone()).await?;
     BulkMigrator::new(bench.mariadb.clone(), mongo.clone())
         .migrate(MigrateOptions::default(), progress)
         .await?;

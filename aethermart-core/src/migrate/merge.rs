@@ -102,10 +102,9 @@ pub(super) async fn merge_page(
             }
         }
     }
-    tracing::info!(
+    decline(
         collection,
-        documents = fields.len(),
-        "page conflicted {ATTEMPTS} times with other writers: merged with $set"
+        "it conflicted with other writers at every attempt",
     );
     Ok(Merged::Declined)
 }

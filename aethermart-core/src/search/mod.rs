@@ -26,14 +26,23 @@ pub enum Kind {
     Service,
 }
 
+impl Kind {
+    /// Its name, as `--kind` and the JSON hits spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Product => "product",
+            Self::Service => "service",
+        }
+    }
+}
+
 impl std::str::FromStr for Kind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "product" => Ok(Self::Product),
-            "service" => Ok(Self::Service),
-            other => Err(format!("unknown kind `{other}`: product or service")),
-        }
+        [Self::Product, Self::Service]
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown kind `{s}`: product or service"))
     }
 }
 
@@ -204,16 +213,8 @@ impl Catalogue {
 
     /// The best hits for `query`, best first (only items that match at least one word).
     pub fn search(&self, query: &Query<'_>) -> Vec<Hit> {
-        let scores = self.lexical.scores(query.text);
-        let mut ranked: Vec<(usize, f64)> = scores
+        self.ranked(query)
             .into_iter()
-            .enumerate()
-            .filter(|&(i, s)| s > 0.0 && query.admits(&self.items[i]))
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked
-            .into_iter()
-            .take(query.k)
             .map(|(i, score)| {
                 let item = &self.items[i];
                 Hit {
@@ -228,6 +229,20 @@ impl Catalogue {
             .collect()
     }
 
+    /// The first `query.k` items as (index in [`Catalogue::items`], score), best first.
+    fn ranked(&self, query: &Query<'_>) -> Vec<(usize, f64)> {
+        let mut ranked: Vec<(usize, f64)> = self
+            .lexical
+            .scores(query.text)
+            .into_iter()
+            .enumerate()
+            .filter(|&(i, s)| s > 0.0 && query.admits(&self.items[i]))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(query.k);
+        ranked
+    }
+
     /// nDCG@10 and recall@10 of this catalogue's ranking over `queries` (means).
     pub fn evaluate(&self, queries: &[LabelledQuery]) -> Quality {
         let (mut ndcg, mut recall) = (0.0, 0.0);
@@ -236,16 +251,10 @@ impl Catalogue {
                 kind: q.kind,
                 ..Query::new(&q.query)
             };
-            let grade_of = |kind: Kind, id: i64| {
-                self.items
-                    .iter()
-                    .find(|i| i.kind == kind && i.id == id)
-                    .map_or(0, |i| q.grade(i.leaf()))
-            };
             let ranked: Vec<u8> = self
-                .search(&query)
+                .ranked(&query)
                 .iter()
-                .map(|h| grade_of(h.kind, h.id))
+                .map(|&(i, _)| q.grade(self.items[i].leaf()))
                 .collect();
             let ideal: Vec<u8> = self
                 .items
