@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local throwaway servers for AetherMart on 127.0.0.1: MariaDB 10.11 and a MongoDB-wire server.
 #
-#   scripts/services.sh up       install what is missing, start both servers, wait until ready
+#   scripts/services.sh up       install what is missing, start both servers, wait until ready;
+#                                fetch the search's embedding model once (scripts/model.sh)
 #   scripts/services.sh down     stop the servers this script started (by pid file)
 #   scripts/services.sh status   show what runs where
 #   scripts/services.sh env      print the exports to use:  eval "$(scripts/services.sh env)"
@@ -232,6 +233,7 @@ print_env() {
     echo "export MONGO_ADMIN_PASS=\"\$(cat '$MGO_PASSWORD_FILE')\""
     echo "export AETHERMART_LOCAL_MONGODB_TLS_URI='$LOCAL_MONGODB_TLS_URI'"
   fi
+  echo "export AETHERMART_EMBEDDING_MODEL_DIR='$("$REPO/scripts/model.sh" dir)'"
 }
 
 status() {
@@ -248,7 +250,7 @@ status() {
 }
 
 case "${1:-}" in
-  up) lock "$STATE/services.lock"; start_mariadb; start_mongodb
+  up) lock "$STATE/services.lock"; start_mariadb; start_mongodb; "$REPO/scripts/model.sh" fetch
       log "ready; use:  eval \"\$(scripts/services.sh env)\""; print_env ;;
   down) lock "$STATE/services.lock"; stop_pid "$MGO_TLS_PID" "TLS-only MongoDB-wire server" "$MGO_TLS/data"
         stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO/data"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF" ;;
@@ -257,5 +259,5 @@ case "${1:-}" in
   wipe) lock "$STATE/services.lock"; stop_pid "$MGO_TLS_PID" "TLS-only MongoDB-wire server" "$MGO_TLS/data"
         stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO/data"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF"
         rm -rf "$MDB" "$MGO" "$MGO_TLS"; log "local server state deleted" ;;
-  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
