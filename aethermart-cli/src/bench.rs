@@ -8,6 +8,7 @@ use aethermart_core::bench::{
     self, MigrateFigures, MigrateMedians, PhaseCpu, PlaceOrderBench, SyncBench, SyncFigures,
 };
 use aethermart_core::config::Config;
+use aethermart_core::generate::GenerateConfig;
 use aethermart_core::migrate::MigrateOptions;
 use aethermart_core::sync::Capture;
 use std::sync::Arc;
@@ -65,32 +66,20 @@ pub async fn run(command: BenchCommand) -> Result<u8, Error> {
             }
             Ok(EXIT_OK)
         }
-        BenchCommand::Search(args) => {
-            let (settings, options) = args.settings()?;
+        BenchCommand::Search { data, model } => {
+            let (settings, options) = data.settings()?;
             let figures = bench::search_quality(
                 &Config::from_env()?,
                 settings,
                 options,
+                &model.dir(),
                 Arc::new(progress::Bars::new()),
             )
             .await?;
-            if args.json {
+            if data.json {
                 print_json(&figures);
             } else {
-                let q = &figures.lexical;
-                println!(
-                    "search benchmark, scale {} seed {}: {} items indexed in {:.2} s",
-                    settings.scale, settings.seed, figures.items, figures.index_seconds
-                );
-                println!("{:<10} {:>8} {:>10}", "ranking", "nDCG@10", "recall@10");
-                println!(
-                    "{:<10} {:>8.3} {:>10.3}   ({} labelled queries)",
-                    "lexical", q.ndcg_at_10, q.recall_at_10, q.queries
-                );
-                println!(
-                    "query latency in a warm process: p50 {:.2} ms, p99 {:.2} ms ({} searches)",
-                    figures.p50_ms, figures.p99_ms, figures.searches
-                );
+                print_search(&figures, &settings);
             }
             Ok(EXIT_OK)
         }
@@ -320,4 +309,46 @@ fn print_migrate_figures(figures: &MigrateFigures) {
 /// A fraction as a whole percentage, or "n/a".
 fn percent(fraction: Option<f64>) -> String {
     fraction.map_or_else(|| "n/a".to_owned(), |f| format!("{:.0}%", 100.0 * f))
+}
+
+fn print_search(figures: &bench::SearchFigures, settings: &GenerateConfig) {
+    println!(
+        "search benchmark, scale {} seed {}: {} items, catalogue read and indexed in {:.2} s",
+        settings.scale, settings.seed, figures.items, figures.index_seconds
+    );
+    if let Some(e) = &figures.embedding {
+        println!(
+            "embedding: model loaded in {:.2} s; {} texts ({} tokens) in {:.1} s: {:.0} texts/s, {:.0} tokens/s; stored in {:.2} s",
+            e.model_load_seconds,
+            e.texts,
+            e.tokens,
+            e.seconds,
+            e.texts_per_second,
+            e.tokens_per_second,
+            e.store_seconds
+        );
+    }
+    if let Some(why) = &figures.vectors_skipped {
+        println!("vector and hybrid rankings not measured: {why}");
+    }
+    println!(
+        "{:<8} {:>8} {:>10} {:>9} {:>9}   (latency: one search in a warm process, query embedding included)",
+        "ranking", "nDCG@10", "recall@10", "p50 ms", "p99 ms"
+    );
+    for r in &figures.rankings {
+        println!(
+            "{:<8} {:>8.3} {:>10.3} {:>9.2} {:>9.2}",
+            r.ranking.name(),
+            r.quality.ndcg_at_10,
+            r.quality.recall_at_10,
+            r.p50_ms,
+            r.p99_ms
+        );
+    }
+    if let Some(first) = figures.rankings.first() {
+        println!(
+            "({} labelled queries, {} timed searches per ranking)",
+            first.quality.queries, first.searches
+        );
+    }
 }

@@ -79,10 +79,19 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Search the catalogue (products and consultations) in a shopper's own words.
     ///
-    /// Ranks the items in MongoDB by their name, description and category path (lexical
-    /// ranking, BM25, for now), with filters. Exits 0 with or without hits.
+    /// Ranks the items in MongoDB by their words (BM25 over name, description and category
+    /// path) and by meaning (cosine similarity of sentence embeddings from the local model
+    /// all-MiniLM-L6-v2), fused (reciprocal rank fusion), with filters. Without the model or
+    /// stored vectors it ranks by words alone and says so. Exits 0 with or without hits, 2 on
+    /// bad arguments or `--ranking vector` without a model.
     ///
-    /// Example: aethermart search "wifi does not reach the upstairs bedrooms" --k 5
+    /// `aethermart search reindex` recomputes the stored vectors.
+    ///
+    /// Examples:
+    ///   aethermart search "wifi does not reach the upstairs bedrooms" --k 5
+    ///   aethermart search "quiet pc for my living room" --kind product --max-price 1500 --json
+    ///   aethermart search reindex
+    #[command(verbatim_doc_comment)]
     Search(SearchArgs),
     /// Data quality and cross-store reconciliation checks, logged to data_quality_logs.
     #[command(subcommand)]
@@ -143,9 +152,29 @@ pub struct UpArgs {
     /// writers pay nothing for the sync) or triggers (queues in MariaDB). Default: keep it.
     #[arg(long, value_parser = ["binlog", "triggers"])]
     pub capture: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where the search's embedding model is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Directory of the search's embedding model, all-MiniLM-L6-v2 (`scripts/model.sh fetch`
+    /// puts it in the default place). [default: ~/.local/share/aethermart/models/all-MiniLM-L6-v2]
+    #[arg(long, env = aethermart_core::config::EMBEDDING_MODEL_DIR)]
+    pub embedding_model_dir: Option<std::path::PathBuf>,
+}
+
+impl ModelArgs {
+    /// The directory: the flag, else the default.
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.embedding_model_dir.clone().unwrap_or_else(|| {
+            aethermart_core::search::model::model_dir(aethermart_core::config::env_lookup)
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,9 +238,19 @@ pub struct LineageArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SearchArgs {
+    #[command(subcommand)]
+    pub command: Option<SearchCommand>,
     /// What the shopper typed.
-    pub query: String,
+    #[arg(required = true)]
+    pub query: Option<String>,
+    /// How hits are ranked: hybrid (words and meaning, fused), lexical (words) or vector
+    /// (meaning).
+    #[arg(long, default_value = "hybrid", value_parser = ["hybrid", "lexical", "vector"])]
+    pub ranking: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Only products or only services.
     #[arg(long, value_parser = ["product", "service"])]
     pub kind: Option<String>,
@@ -233,6 +272,28 @@ pub struct SearchArgs {
     /// Print the hits as JSON (kind, id, name, category_path, price, score).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Recompute the search vector of every product and service and store it (progress bar);
+    /// remove those of items that are gone.
+    ///
+    /// Needed after a model change, after the sync ran without the model, or to repair what
+    /// `aethermart quality run` reports as stale search vectors. Exits 0 when done, 2 when the
+    /// model is missing.
+    ///
+    /// Example: aethermart search reindex --stale-only
+    Reindex {
+        /// Only the items whose vector is missing or not for their current text.
+        #[arg(long)]
+        stale_only: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -554,13 +615,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=5_000))]
         batch_size: u32,
     },
-    /// Search quality (nDCG@10, recall@10 over the labelled queries) and query latency.
+    /// Search quality (nDCG@10, recall@10 over the labelled queries) of the lexical, vector
+    /// and hybrid rankings, query latency, and the embedding model's throughput.
     ///
-    /// Generates --scale into DATABASE_bench on both stores, migrates it, reads the catalogue
-    /// from MongoDB and runs every labelled query (aethermart-core/data/search_queries.json).
+    /// Generates --scale into DATABASE_bench on both stores, migrates it, computes every search
+    /// vector with the model (texts/s, tokens/s), reads the catalogue from MongoDB and runs
+    /// every labelled query (aethermart-core/data/search_queries.json). Without the model, only
+    /// the lexical ranking (and it says why).
     ///
     /// Example: aethermart bench search --scale 1
-    Search(GenerateArgs),
+    Search {
+        #[command(flatten)]
+        data: GenerateArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// Rows/s into MariaDB and documents/s into MongoDB of `generate`, and peak memory.
     ///
     /// Runs in its own databases (DATABASE_bench on both stores), recreated each time.

@@ -26,6 +26,7 @@ pub async fn run(args: UpArgs) -> Result<u8, Error> {
         passwords,
         // The parser allows only the two names.
         capture: args.capture.as_deref().and_then(|c| c.parse().ok()),
+        embedding_model_dir: args.model.dir(),
     };
     let json = args.json;
     let progress: Arc<dyn Progress> = if json {

@@ -216,6 +216,27 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
     step(
         &[
             "search",
+            "reindex",
+            "--embedding-model-dir",
+            "/nonexistent/aethermart-model",
+        ],
+        2,
+    );
+    step(&["search", "reindex", "--json"], 0);
+    step(
+        &[
+            "search",
+            "my heating bill is far too high",
+            "--ranking",
+            "vector",
+            "--k",
+            "3",
+        ],
+        0,
+    );
+    step(
+        &[
+            "search",
             "someone to help me plan my first custom pc build",
             "--kind",
             "service",
@@ -295,6 +316,15 @@ fn a_whole_pipeline_with_debug_logs_never_prints_a_password() {
     assert!(
         all_output.contains("\"category_path\"") && all_output.contains("PC Build Consultations"),
         "search printed consultations as JSON"
+    );
+    assert!(
+        all_output.contains("/nonexistent/aethermart-model/config.json is missing")
+            && all_output.contains("scripts/model.sh fetch"),
+        "a missing model is named with the command that fetches it"
+    );
+    assert!(
+        all_output.contains("\"embedded\"") && !all_output.contains("no search vectors"),
+        "reindex reported, and the searches after it had vectors"
     );
     assert!(
         all_output.contains("invalid value 'not-a-price' for '--max-price"),

@@ -35,6 +35,9 @@ pub const SYNC_POLL_MS: &str = "AETHERMART_SYNC_POLL_MS";
 pub const SYNC_MAX_IDLE_MS: &str = "AETHERMART_SYNC_MAX_IDLE_MS";
 /// Sync worker: failed attempts before a change is dead-lettered (`--max-attempts`).
 pub const SYNC_MAX_ATTEMPTS: &str = "AETHERMART_SYNC_MAX_ATTEMPTS";
+/// The directory holding the search's embedding model (`scripts/model.sh fetch` puts it in
+/// `~/.local/share/aethermart/models/all-MiniLM-L6-v2`, the default).
+pub const EMBEDDING_MODEL_DIR: &str = "AETHERMART_EMBEDDING_MODEL_DIR";
 /// Database name used when a URL has no path.
 pub const DEFAULT_DATABASE: &str = "aethermart";
 /// Default MariaDB port.

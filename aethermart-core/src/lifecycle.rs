@@ -29,6 +29,10 @@ pub struct UpOptions {
     pub passwords: Option<Passwords>,
     /// The capture to switch to before the migration (`None`: keep the database's).
     pub capture: Option<crate::sync::Capture>,
+    /// The search's embedding model directory: after the verification, `up` computes the
+    /// search vectors with it (step `search`). A missing model skips the step, naming the
+    /// path and the command that fetches it; so does a build without the `embeddings` feature.
+    pub embedding_model_dir: std::path::PathBuf,
 }
 
 /// One step's outcome.
@@ -235,7 +239,8 @@ pub async fn up(
     let mongo = connect::mongodb_database(&config.mongodb)
         .await
         .map_err(|e| fail("migrate")(e.into()))?;
-    let migrator = BulkMigrator::new(config.mariadb.clone(), mongo);
+    let migrator = BulkMigrator::new(config.mariadb.clone(), mongo.clone());
+    let progress_for_search = progress.clone();
     let migration = migrator
         .migrate(MigrateOptions::default(), progress)
         .await
@@ -261,8 +266,48 @@ pub async fn up(
         });
     }
     step("verify", t, "MariaDB and MongoDB hold the same".into());
+
+    on_step("search");
+    let t = Instant::now();
+    let detail = search_vectors(&mongo, &options.embedding_model_dir, progress_for_search)
+        .await
+        .map_err(fail("search"))?;
+    step("search", t, detail);
     Ok(UpReport {
         steps,
         migration_run: migration.run_id,
     })
+}
+
+/// Computes every search vector (the `search` step), or says why it is skipped.
+#[cfg(feature = "embeddings")]
+async fn search_vectors(
+    mongo: &mongodb::Database,
+    model_dir: &std::path::Path,
+    progress: Arc<dyn Progress>,
+) -> Result<String, crate::Error> {
+    use crate::search::{embedding::Embedder, index};
+    let embedder = match Embedder::load(model_dir) {
+        Ok(embedder) => Arc::new(embedder),
+        Err(e) => {
+            tracing::warn!(error = %e, "search vectors not computed; search ranks lexically");
+            return Ok(format!("skipped, search ranks lexically: {e}"));
+        }
+    };
+    let report = index::reindex(mongo, embedder, true, progress).await?;
+    Ok(format!(
+        "{} search vectors ({:.0} texts/s)",
+        report.embedded,
+        report.texts_per_second()
+    ))
+}
+
+/// Without the `embeddings` feature there is no model to compute the vectors with.
+#[cfg(not(feature = "embeddings"))]
+async fn search_vectors(
+    _mongo: &mongodb::Database,
+    _model_dir: &std::path::Path,
+    _progress: Arc<dyn Progress>,
+) -> Result<String, crate::Error> {
+    Ok("skipped: built without the `embeddings` feature, search ranks lexically".into())
 }

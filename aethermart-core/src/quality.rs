@@ -107,6 +107,15 @@ pub enum QualityError {
         #[source]
         source: mongodb::error::Error,
     },
+    /// Reading the catalogue or its search vectors failed.
+    #[error("quality check {check} failed to run: {source}")]
+    Search {
+        /// The check.
+        check: &'static str,
+        /// Why.
+        #[source]
+        source: Box<crate::search::SearchError>,
+    },
     /// The reconciliation (the migration's verification) failed to run.
     #[error(transparent)]
     Reconcile(#[from] MigrateError),
@@ -159,6 +168,7 @@ pub async fn run_checks(
         )
         .await?,
         orphan_reviews(pool, mongo).await?,
+        stale_search_vectors(mongo).await?,
         stale_sync(pool, options.stale_after).await?,
         sql_check(
             pool,
@@ -255,6 +265,39 @@ async fn sql_check(
 /// Reviews (MongoDB) whose product or customer does not exist in MariaDB: the distinct ids
 /// the reviews name are looked up in MariaDB (by key, whatever the tables' size), then the
 /// reviews naming a missing one are counted.
+/// Products and services whose stored search vector is missing or was computed from another
+/// text or by another model (search ranks them by words alone until `aethermart search
+/// reindex --stale-only`), and vectors whose item is gone. A warning: search still works.
+async fn stale_search_vectors(mongo: &mongodb::Database) -> Result<CheckResult, QualityError> {
+    use crate::search::{SearchError, read_items, vectors};
+    const CHECK: &str = "stale_search_vectors";
+    let fail = |source: SearchError| QualityError::Search {
+        check: CHECK,
+        source: Box::new(source),
+    };
+    let (items, _) = read_items(mongo).await.map_err(fail)?;
+    let freshness = vectors::freshness(mongo, &items).await.map_err(fail)?;
+    let mut keys: Vec<String> = freshness
+        .stale
+        .iter()
+        .map(|&i| vectors::stored_id(items[i].kind, items[i].id))
+        .chain(freshness.orphans.iter().cloned())
+        .collect();
+    let failing = keys.len() as u64;
+    keys.truncate(SAMPLE);
+    Ok(CheckResult {
+        check: CHECK,
+        target: format!(
+            "{} (model {})",
+            vectors::COLLECTION,
+            crate::search::model::MODEL
+        ),
+        severity: Severity::Warning,
+        failing,
+        sample_keys: keys,
+    })
+}
+
 async fn orphan_reviews(
     pool: &MySqlPool,
     mongo: &mongodb::Database,

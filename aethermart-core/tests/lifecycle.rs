@@ -25,6 +25,7 @@ async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
         data,
         passwords: Some(passwords()),
         capture: None,
+        embedding_model_dir: crate::support::model_dir(),
     };
     let report = lifecycle::up(&env.config, options(), Arc::new(NoProgress), &|_| {})
         .await
@@ -33,9 +34,13 @@ async fn the_whole_lifecycle_then_live_changes_through_the_worker_reconcile() {
     assert_eq!(
         steps,
         [
-            "teardown", "schema", "generate", "security", "capture", "migrate", "verify"
+            "teardown", "schema", "generate", "security", "capture", "migrate", "verify", "search"
         ]
     );
+    let search = &report.steps[7];
+    if cfg!(feature = "embeddings") {
+        assert!(search.detail.contains(" search vectors ("), "{search:?}");
+    }
 
     // The worker runs on its service account, with the worker role only.
     let worker = env.config.mariadb.with_login(

@@ -38,6 +38,7 @@ async fn each_check_catches_the_data_broken_for_it() {
         .migrate(MigrateOptions::default(), Arc::new(NoProgress))
         .await
         .unwrap();
+    crate::support::index_search(&mongo).await;
     let options = QualityOptions {
         stale_after: Duration::from_secs(60),
     };
@@ -86,6 +87,15 @@ async fn each_check_catches_the_data_broken_for_it() {
         .delete_one(doc! { "_id": 1_i64 })
         .await
         .unwrap();
+    // A product renamed behind the sync: its search vector no longer matches its text.
+    mongo
+        .collection::<Document>("products")
+        .update_one(
+            doc! { "_id": 1_i64 },
+            doc! { "$set": { "name": "Renamed behind the sync" } },
+        )
+        .await
+        .unwrap();
 
     let broken = quality::run_checks(&pool, &mongo, &migrator, options)
         .await
@@ -100,6 +110,8 @@ async fn each_check_catches_the_data_broken_for_it() {
         ("sync_dead_letters", "order_sync_queue:77"),
         ("orphan_rows", "Customer_Addresses:900"),
         ("reconciliation", "services:1"),
+        ("stale_search_vectors", "product:1"),
+        ("stale_search_vectors", "service:1"),
     ] {
         let c = check(&broken, name);
         assert!(c.failing >= 1, "{name} must fail: {c:?}");

@@ -431,3 +431,50 @@ pub fn mongodb_through(config: &Config, outage: &Outage) -> Config {
         mongodb,
     }
 }
+
+/// The search's embedding model from AETHERMART_EMBEDDING_MODEL_DIR (`scripts/services.sh env`
+/// sets it; `scripts/model.sh fetch` puts the files there), loaded once per test binary.
+#[cfg(feature = "embeddings")]
+pub fn embedder() -> std::sync::Arc<aethermart_core::search::embedding::Embedder> {
+    static MODEL: std::sync::OnceLock<
+        std::sync::Arc<aethermart_core::search::embedding::Embedder>,
+    > = std::sync::OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let dir = model_dir();
+            let model = aethermart_core::search::embedding::Embedder::load(&dir)
+                .unwrap_or_else(|e| panic!("the embedding model must load: {e}"));
+            std::sync::Arc::new(model)
+        })
+        .clone()
+}
+
+/// AETHERMART_EMBEDDING_MODEL_DIR; a test that needs the model fails without it.
+pub fn model_dir() -> std::path::PathBuf {
+    std::env::var_os(aethermart_core::config::EMBEDDING_MODEL_DIR)
+        .map(std::path::PathBuf::from)
+        .expect(
+            "AETHERMART_EMBEDDING_MODEL_DIR must name the embedding model: \
+             eval \"$(scripts/services.sh env)\" after scripts/services.sh up",
+        )
+}
+
+/// Computes every search vector of `mongo`'s catalogue (what `aethermart up` does), so the
+/// quality checks find them fresh. Fails loudly in a build without the `embeddings` feature
+/// (`cargo test --workspace` has it).
+pub async fn index_search(mongo: &mongodb::Database) {
+    #[cfg(feature = "embeddings")]
+    aethermart_core::search::index::reindex(
+        mongo,
+        embedder(),
+        true,
+        std::sync::Arc::new(aethermart_core::progress::NoProgress),
+    )
+    .await
+    .expect("search vectors computed and stored");
+    #[cfg(not(feature = "embeddings"))]
+    panic!(
+        "{} needs the `embeddings` feature: run cargo test --workspace",
+        mongo.name()
+    );
+}

@@ -34,6 +34,7 @@ use tokio::sync::watch;
 ///   AETHERMART_MONGODB_URI      mongodb://USER@HOSTS/DATABASE[?options]
 ///   MARIA_DB_PASS, MONGO_ADMIN_PASS   the passwords (or in the URLs)
 ///   MARIA_DB_PASS_FILE, ...     any of the four with _FILE: read it from a file (systemd credentials)
+///   AETHERMART_EMBEDDING_MODEL_DIR   the search's embedding model (see --embedding-model-dir)
 ///   AETHERMART_LOG              log filter (default info)
 ///   AETHERMART_LOG_FORMAT       text (default) or json
 ///
@@ -81,6 +82,13 @@ struct Args {
         default_value = "127.0.0.1:19187"
     )]
     metrics_addr: String,
+    /// Directory of the search's embedding model (all-MiniLM-L6-v2; `scripts/model.sh fetch`).
+    /// With it, the worker recomputes a product's or service's search vector when its name,
+    /// description or category changes; without it (missing or unreadable: a warning), the
+    /// vectors of changed items go stale until `aethermart search reindex`.
+    /// [default: ~/.local/share/aethermart/models/all-MiniLM-L6-v2]
+    #[arg(long, env = aethermart_core::config::EMBEDDING_MODEL_DIR)]
+    embedding_model_dir: Option<std::path::PathBuf>,
 }
 
 /// Why the worker stopped.
@@ -153,7 +161,18 @@ async fn run(args: Args) -> Result<(), Failure> {
         mongo.clone(),
         config.mongodb.endpoint(),
     );
-    let syncer = Syncer::new(source, Arc::new(MongoSink::new(mongo.clone())), options);
+    let mut sink = MongoSink::new(mongo.clone());
+    let model_dir = args.embedding_model_dir.unwrap_or_else(|| {
+        aethermart_core::search::model::model_dir(aethermart_core::config::env_lookup)
+    });
+    match aethermart_core::search::embedding::Embedder::load(&model_dir) {
+        Ok(embedder) => {
+            tracing::info!(model_dir = %model_dir.display(), "search vectors kept fresh");
+            sink = sink.with_embedder(Arc::new(embedder));
+        }
+        Err(e) => tracing::warn!(error = %e, "search vectors of changed items will go stale"),
+    }
+    let syncer = Syncer::new(source, Arc::new(sink), options);
     if let Some(binlog) = &binlog {
         binlog.attach_metrics(syncer.metrics());
     }

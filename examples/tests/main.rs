@@ -74,6 +74,9 @@ async fn the_examples_run_against_the_real_servers() {
         data,
         passwords: None,
         capture: None,
+        embedding_model_dir: aethermart_core::search::model::model_dir(
+            aethermart_core::config::env_lookup,
+        ),
     };
     lifecycle::up(&config, options, Arc::new(NoProgress), &|_| {})
         .await

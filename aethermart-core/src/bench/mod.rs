@@ -9,7 +9,7 @@ mod sync;
 
 use server_process::ServerProcess;
 
-pub use search::{SearchFigures, search_quality};
+pub use search::{EmbeddingFigures, RankingFigures, SearchFigures, search_quality};
 pub use sync::{SyncBench, SyncFigures, SyncLatency, sync_throughput};
 
 use crate::cluster;

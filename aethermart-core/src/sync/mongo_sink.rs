@@ -1,6 +1,13 @@
 //! [`MongoSink`]: applies writes with one unordered `update` command (upserts by `_id`) and one
 //! unordered `delete` command per batch and collection, majority write concern. Both are
 //! idempotent; the commands are MongoDB 6-compatible (8.0's `bulkWrite` is not needed).
+//!
+//! With an embedding model ([`MongoSink::with_embedder`], feature `embeddings`), a batch of
+//! products or services then refreshes the search vectors of the items it wrote whose text
+//! (name, description, category path) changed, and only those, and removes those of deleted
+//! items. A vector that cannot be computed or stored for a reason other than a passing one is
+//! logged and left stale (search then ignores it; `aethermart search reindex` repairs it): the
+//! search index never stalls the sync.
 
 use super::{Sink, SyncError, Write, WriteOp};
 use crate::mongo_write;
@@ -12,12 +19,91 @@ use mongodb::bson::RawDocumentBuf;
 #[derive(Debug, Clone)]
 pub struct MongoSink {
     db: mongodb::Database,
+    #[cfg(feature = "embeddings")]
+    embedder: Option<std::sync::Arc<crate::search::embedding::Embedder>>,
 }
 
 impl MongoSink {
     /// A sink writing into `db`.
     pub fn new(db: mongodb::Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            #[cfg(feature = "embeddings")]
+            embedder: None,
+        }
+    }
+
+    /// The same sink, also keeping the search vectors of the products and services it writes
+    /// fresh with `embedder`.
+    #[cfg(feature = "embeddings")]
+    pub fn with_embedder(
+        self,
+        embedder: std::sync::Arc<crate::search::embedding::Embedder>,
+    ) -> Self {
+        Self {
+            embedder: Some(embedder),
+            ..self
+        }
+    }
+
+    /// Refreshes the search vectors of the items `writes` wrote or deleted (those not
+    /// `refused`); see the module's documentation.
+    #[cfg(feature = "embeddings")]
+    async fn refresh_vectors(
+        &self,
+        embedder: &std::sync::Arc<crate::search::embedding::Embedder>,
+        collection: &str,
+        writes: &[Write],
+        refused: &[Refused],
+    ) -> Result<(), SyncError> {
+        use crate::projection::document::{PRODUCTS, SERVICES};
+        use crate::search::{Kind, SearchError, index, vectors};
+        let (collection, kind) = match collection {
+            PRODUCTS => (PRODUCTS, Kind::Product),
+            SERVICES => (SERVICES, Kind::Service),
+            _ => return Ok(()),
+        };
+        let applied = writes
+            .iter()
+            .filter(|w| !refused.iter().any(|r| r.key == w.key));
+        let (mut items, mut deleted) = (Vec::new(), Vec::new());
+        for w in applied {
+            match &w.op {
+                WriteOp::Replace(d) | WriteOp::Merge(d) => {
+                    match crate::search::item(collection, kind, d) {
+                        Ok(item) => items.push(item),
+                        Err(e) => tracing::warn!(error = %e, "no search vector for this item"),
+                    }
+                }
+                WriteOp::Delete => deleted.push(w.key),
+            }
+        }
+        let result = match vectors::remove(&self.db, kind, &deleted).await {
+            Ok(()) => index::refresh(&self.db, embedder, &items).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(refreshed) => {
+                if refreshed > 0 {
+                    tracing::debug!(collection, refreshed, "search vectors recomputed");
+                }
+                Ok(())
+            }
+            Err(SearchError::Write { source }) if source.is_retryable() => {
+                Err(SyncError::MongoDb {
+                    collection: vectors::COLLECTION.to_owned(),
+                    source: *source,
+                })
+            }
+            Err(e @ SearchError::Mongo { .. }) => Err(SyncError::Sink {
+                transient: true,
+                source: Box::new(e),
+            }),
+            Err(e) => {
+                tracing::warn!(collection, error = %e, "search vectors left stale");
+                Ok(())
+            }
+        }
     }
 
     /// Runs a write command; a failure of the whole command is refused for its documents
@@ -101,6 +187,11 @@ impl Sink for MongoSink {
                     ),
                 });
             }
+        }
+        #[cfg(feature = "embeddings")]
+        if let Some(embedder) = &self.embedder {
+            self.refresh_vectors(embedder, collection, writes, &refused)
+                .await?;
         }
         Ok(refused)
     }
