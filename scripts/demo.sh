@@ -122,8 +122,9 @@ say "Data quality and lineage"
 run aethermart quality check
 run aethermart lineage --limit 8
 
-say "Search: the catalogue in a shopper's own words (lexical ranking for now)"
+say "Search: the catalogue in a shopper's own words (words and meaning, fused; then words alone)"
 run aethermart search "wifi does not reach the upstairs bedrooms" --k 3
+run aethermart search "wifi does not reach the upstairs bedrooms" --k 3 --ranking lexical
 run aethermart search "someone to help me choose parts for my first build" --kind service --k 3
 
 say "Reports"
