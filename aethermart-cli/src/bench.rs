@@ -345,6 +345,14 @@ fn print_search(figures: &bench::SearchFigures, settings: &GenerateConfig) {
             r.p99_ms
         );
     }
+    let mut renamed = figures.rename_to_findable_ms.clone();
+    renamed.sort_by(f64::total_cmp);
+    if let (Some(median), Some(max)) = (renamed.get(renamed.len() / 2), renamed.last()) {
+        println!(
+            "renamed product findable (first hit for its new name, new vector) through the sync: median {median:.0} ms, max {max:.0} ms of {} renames",
+            renamed.len()
+        );
+    }
     if let Some(first) = figures.rankings.first() {
         println!(
             "({} labelled queries, {} timed searches per ranking)",

@@ -42,11 +42,16 @@ const EXIT_PROBLEM: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
+    // The embedding model runs faster with candle's per-operation threads off (see there).
+    let not_pinned = aethermart_core::search::embedding::exec_with_operations_on_one_thread();
     let cli = Cli::parse();
     // Logs on stderr: AETHERMART_LOG (default `warn`), AETHERMART_LOG_FORMAT (text or json).
     if let Err(msg) = aethermart_core::logging::init("warn") {
         eprintln!("error: {msg}");
         return ExitCode::from(EXIT_ERROR);
+    }
+    if let Some(e) = not_pinned {
+        tracing::warn!(error = %e, "could not re-run with candle's own threads off; embedding is slower");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -100,11 +100,16 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
+    // The embedding model runs faster with candle's per-operation threads off (see there).
+    let not_pinned = aethermart_core::search::embedding::exec_with_operations_on_one_thread();
     let args = Args::parse();
     // Logs on stderr: AETHERMART_LOG (default `info`), AETHERMART_LOG_FORMAT (text or json).
     if let Err(msg) = aethermart_core::logging::init("info") {
         eprintln!("error: {msg}");
         return ExitCode::from(2);
+    }
+    if let Some(e) = not_pinned {
+        tracing::warn!(error = %e, "could not re-run with candle's own threads off; embedding is slower");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

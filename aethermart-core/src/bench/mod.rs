@@ -60,6 +60,9 @@ pub enum BenchError {
     /// Reading the catalogue for search failed.
     #[error(transparent)]
     Search(#[from] crate::search::SearchError),
+    /// Changing the bench data (outside the measured work) failed.
+    #[error("changing the bench data failed: {0}")]
+    Change(#[source] sqlx::Error),
     /// A client task panicked or was cancelled.
     #[error("a benchmark client stopped unexpectedly: {0}")]
     Client(#[source] tokio::task::JoinError),

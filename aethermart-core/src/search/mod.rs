@@ -341,6 +341,14 @@ impl Catalogue {
         })
     }
 
+    /// Whether this item has a vector for its current text.
+    pub fn has_vector(&self, kind: Kind, id: i64) -> bool {
+        self.items
+            .iter()
+            .zip(&self.vectors)
+            .any(|(i, v)| i.kind == kind && i.id == id && v.is_some())
+    }
+
     /// Items with a vector for their current text.
     pub fn vectors_present(&self) -> usize {
         self.vectors.iter().filter(|v| v.is_some()).count()
