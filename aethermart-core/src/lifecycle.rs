@@ -294,7 +294,7 @@ async fn search_vectors(
             return Ok(format!("skipped, search ranks lexically: {e}"));
         }
     };
-    let report = index::reindex(mongo, embedder, true, progress).await?;
+    let report = index::reindex(mongo, embedder, false, progress).await?;
     Ok(format!(
         "{} search vectors ({:.0} texts/s)",
         report.embedded,

@@ -262,12 +262,10 @@ async fn sql_check(
     })
 }
 
-/// Reviews (MongoDB) whose product or customer does not exist in MariaDB: the distinct ids
-/// the reviews name are looked up in MariaDB (by key, whatever the tables' size), then the
-/// reviews naming a missing one are counted.
 /// Products and services whose stored search vector is missing or was computed from another
-/// text or by another model (search ranks them by words alone until `aethermart search
-/// reindex --stale-only`), and vectors whose item is gone. A warning: search still works.
+/// text or by another model (search ranks them by their words and as average items of their
+/// category until `aethermart search reindex --stale-only`), and vectors whose item is gone.
+/// A warning: search still works.
 async fn stale_search_vectors(mongo: &mongodb::Database) -> Result<CheckResult, QualityError> {
     use crate::search::{SearchError, read_items, vectors};
     const CHECK: &str = "stale_search_vectors";
@@ -298,6 +296,9 @@ async fn stale_search_vectors(mongo: &mongodb::Database) -> Result<CheckResult, 
     })
 }
 
+/// Reviews (MongoDB) whose product or customer does not exist in MariaDB: the distinct ids
+/// the reviews name are looked up in MariaDB (by key, whatever the tables' size), then the
+/// reviews naming a missing one are counted.
 async fn orphan_reviews(
     pool: &MySqlPool,
     mongo: &mongodb::Database,

@@ -90,23 +90,20 @@ pub async fn search_quality(
     let indexing = Instant::now();
     let catalogue = Catalogue::load(&mongo).await?;
     let index_seconds = indexing.elapsed().as_secs_f64();
-    let mut rankings = vec![measure(
-        &catalogue,
-        &queries,
-        Ranking::Lexical,
-        &|_| None,
-        None,
-    )];
+    let mut rankings = vec![measure(&catalogue, &queries, Ranking::Lexical, None, None)?];
     if let Some(embed) = embedder {
-        let vectors: Option<Vec<Vec<f32>>> = queries.iter().map(|q| embed(&q.query)).collect();
+        let vectors = queries
+            .iter()
+            .map(|q| embed(&q.query))
+            .collect::<Result<Vec<_>, _>>()?;
         for ranking in [Ranking::Vector, Ranking::Hybrid] {
             rankings.push(measure(
                 &catalogue,
                 &queries,
                 ranking,
-                &embed,
-                vectors.as_deref(),
-            ));
+                Some(&embed),
+                Some(&vectors),
+            )?);
         }
     }
     let rename_to_findable_ms = match model {
@@ -123,8 +120,8 @@ pub async fn search_quality(
     })
 }
 
-/// Embeds one query text (`None`: the model failed).
-type QueryEmbedder = Box<dyn Fn(&str) -> Option<Vec<f32>>>;
+/// Embeds one query text.
+type QueryEmbedder = Box<dyn Fn(&str) -> Result<Vec<f32>, crate::search::SearchError>>;
 
 /// What [`embed_catalogue`] gives: the query embedder, the model's figures, why there are
 /// none, and the model itself for the freshness run.
@@ -176,7 +173,7 @@ async fn rename_to_findable(
     let pool =
         crate::cluster::writable_pool(&bench.mariadb, crate::connect::PoolSize { max: 1 }).await?;
     let mut samples = Vec::new();
-    for (n, &(product, name)) in RENAMES.iter().enumerate() {
+    for &(product, name) in &RENAMES {
         let vector = model
             .embed(&[name])
             .map_err(crate::search::SearchError::from)?
@@ -210,7 +207,7 @@ async fn rename_to_findable(
             if committed.elapsed() > Duration::from_secs(30) {
                 let _ = stop.send(true);
                 return Err(BenchError::NotSynced {
-                    arrived: n,
+                    arrived: samples.len(),
                     total: RENAMES.len(),
                     seconds: 30,
                 });
@@ -258,8 +255,7 @@ async fn embed_catalogue(
         store_seconds: report.store_seconds,
     };
     let model = embedder.clone();
-    let embed: QueryEmbedder =
-        Box::new(move |text| embedder.embed(&[text]).ok()?.vectors.into_iter().next());
+    let embed: QueryEmbedder = Box::new(move |text| Ok(embedder.embed(&[text])?.vectors.remove(0)));
     Ok((Some(embed), Some(figures), None, Some(model)))
 }
 
@@ -280,14 +276,14 @@ fn measure(
     catalogue: &Catalogue,
     queries: &[LabelledQuery],
     ranking: Ranking,
-    embed: &dyn Fn(&str) -> Option<Vec<f32>>,
+    embed: Option<&QueryEmbedder>,
     query_vectors: Option<&[Vec<f32>]>,
-) -> RankingFigures {
+) -> Result<RankingFigures, BenchError> {
     let mut samples: Vec<Duration> = Vec::with_capacity(queries.len() * REPEATS);
     for _ in 0..REPEATS {
         for q in queries {
             let started = Instant::now();
-            let vector = embed(&q.query);
+            let vector = embed.map(|e| e(&q.query)).transpose()?;
             let query = Query {
                 kind: q.kind,
                 ranking,
@@ -299,11 +295,11 @@ fn measure(
         }
     }
     samples.sort_unstable();
-    RankingFigures {
+    Ok(RankingFigures {
         ranking,
         quality: catalogue.evaluate(queries, query_vectors, ranking),
         searches: samples.len(),
         p50_ms: quantile_ms(&samples, 0.5),
         p99_ms: quantile_ms(&samples, 0.99),
-    }
+    })
 }

@@ -139,8 +139,9 @@ impl Embedder {
     ///
     /// The batches run as tasks of the embedder's own thread pool (one thread per core): a
     /// batch's matrix products, which candle splits over rayon, then stay on the same threads
-    /// instead of oversubscribing the cores (measured on 2 cores, the scale-1 catalogue: 80 s
-    /// one batch at a time, 68 s on two threads of our own, 58 s in the pool).
+    /// instead of oversubscribing the cores (measured on 2 cores, the scale-1 catalogue, with
+    /// candle's default threads: 80 s one batch at a time, 68 s on two threads of our own,
+    /// 58–60 s in the pool; see [`exec_with_operations_on_one_thread`] for the rest).
     pub fn embed_all(
         &self,
         texts: &[&str],
@@ -239,8 +240,9 @@ pub const THREAD_VARIABLES: [&str; 2] = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREAD
 /// For a binary's `main`, first thing: when none of [`THREAD_VARIABLES`] is set, runs the
 /// program again in place (`exec`: same process id, arguments and environment) with both at 1,
 /// so that candle computes each operation on its calling thread and [`Embedder::embed_all`]
-/// spreads whole batches over the cores instead (measured on 2 cores, scale-1 catalogue: 60 s
-/// → 53 s to embed it, search p99 33 → 22 ms). Candle reads them only from the environment,
+/// spreads whole batches over the cores instead (measured on 2 cores, scale-1 catalogue: 58–60
+/// s → 44–53 s to embed it, search p99 26–33 → 21–22 ms). The variables pass on to child
+/// processes, and every command re-runs, also those that never embed (a few milliseconds). Candle reads them only from the environment,
 /// which a running multi-threaded process cannot safely change. Returns only when it did not
 /// re-execute: the variables were set (by the user, or by this re-execution), or `exec`
 /// failed (the error; the program then runs with candle's default threads).

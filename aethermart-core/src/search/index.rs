@@ -46,39 +46,63 @@ fn per_second(n: usize, seconds: f64) -> f64 {
     }
 }
 
+/// Passes of [`reindex`] at most: the first embeds what was asked, the others what changed
+/// meanwhile.
+const PASSES: usize = 3;
+
 /// Computes and stores the vector of every product and service (`all`), or of those without a
 /// current one, and removes the vectors of items that are gone. Progress counts texts under
 /// the table name `search_embeddings`.
+///
+/// A worker may change items while this runs (and store their new vectors, which this pass
+/// could then overwrite with an older text's): after each pass, the items whose stored vector
+/// is not for their current text get another, up to three passes in all. A vector counts as an
+/// orphan only when its item is missing from a read of the catalogue made after the vectors
+/// were read, so an item a worker adds meanwhile keeps its vector.
 pub async fn reindex(
     mongo: &mongodb::Database,
     embedder: Arc<Embedder>,
     all: bool,
     progress: Arc<dyn Progress>,
 ) -> Result<IndexReport, SearchError> {
+    let mut report = IndexReport::default();
+    let mut orphans = Vec::new();
+    for pass in 0..PASSES {
+        let (items, _skipped) = super::read_items(mongo).await?;
+        let freshness = vectors::freshness(mongo, &items).await?;
+        report.items = items.len();
+        orphans = freshness.orphans;
+        let targets: Vec<&Item> = if all && pass == 0 {
+            items.iter().collect()
+        } else {
+            freshness.stale.iter().map(|&i| &items[i]).collect()
+        };
+        if pass == 0 {
+            progress.begin(vectors::COLLECTION, Some(targets.len() as u64));
+        }
+        if targets.is_empty() {
+            break;
+        }
+        let embedding = Instant::now();
+        let texts: Vec<String> = targets.iter().map(|i| i.text.clone()).collect();
+        let embedded = embed(embedder.clone(), texts, progress.clone()).await?;
+        report.embed_seconds += embedding.elapsed().as_secs_f64();
+        let storing = Instant::now();
+        vectors::store(mongo, &targets, &embedded.vectors).await?;
+        report.store_seconds += storing.elapsed().as_secs_f64();
+        report.embedded += targets.len();
+        report.tokens += embedded.tokens;
+    }
     let (items, _skipped) = super::read_items(mongo).await?;
-    let freshness = vectors::freshness(mongo, &items).await?;
-    let targets: Vec<&Item> = if all {
-        items.iter().collect()
-    } else {
-        freshness.stale.iter().map(|&i| &items[i]).collect()
-    };
-    progress.begin(vectors::COLLECTION, Some(targets.len() as u64));
-    let embedding = Instant::now();
-    let texts: Vec<String> = targets.iter().map(|i| i.text.clone()).collect();
-    let embedded = embed(embedder, texts, progress.clone()).await?;
-    let embed_seconds = embedding.elapsed().as_secs_f64();
-    let storing = Instant::now();
-    vectors::store(mongo, &targets, &embedded.vectors).await?;
-    vectors::remove_ids(mongo, &freshness.orphans).await?;
+    let present: std::collections::HashSet<String> = items
+        .iter()
+        .map(|i| vectors::stored_id(i.kind, i.id))
+        .collect();
+    orphans.retain(|id| !present.contains(id));
+    vectors::remove_ids(mongo, &orphans).await?;
+    report.orphans_removed = orphans.len();
     progress.finish(vectors::COLLECTION);
-    Ok(IndexReport {
-        items: items.len(),
-        embedded: targets.len(),
-        tokens: embedded.tokens,
-        embed_seconds,
-        store_seconds: storing.elapsed().as_secs_f64(),
-        orphans_removed: freshness.orphans.len(),
-    })
+    Ok(report)
 }
 
 /// Recomputes the vectors of those of `items` whose stored one is not for their current text,

@@ -212,8 +212,8 @@ pub struct Catalogue {
     vectors: Vec<Option<Vec<f32>>>,
     /// Each item's category (index into `category_vectors`).
     category_of: Vec<usize>,
-    /// Each category's vector: the normalised mean of its items' (none when none has one).
-    category_vectors: Vec<Option<Vec<f32>>>,
+    /// Each category's vector (none when none of its items has one).
+    category_vectors: Vec<Option<CategoryVector>>,
     skipped: Vec<SearchError>,
 }
 
@@ -293,22 +293,28 @@ impl Catalogue {
             self.items.len(),
             "one vector (or None) per item"
         );
-        let mut sums: Vec<Option<Vec<f32>>> = vec![None; self.category_vectors.len()];
+        let mut sums: Vec<Option<(Vec<f32>, usize)>> = vec![None; self.category_vectors.len()];
         for (v, &c) in vectors.iter().zip(&self.category_of) {
             let Some(v) = v else { continue };
             match &mut sums[c] {
-                Some(sum) => sum.iter_mut().zip(v).for_each(|(s, x)| *s += x),
-                empty => *empty = Some(v.clone()),
+                Some((sum, n)) => {
+                    sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
+                    *n += 1;
+                }
+                empty => *empty = Some((v.clone(), 1)),
             }
         }
         let category_vectors = sums
             .into_iter()
             .map(|sum| {
-                let mut sum = sum?;
+                let (mut sum, n) = sum?;
                 let norm = dot(&sum, &sum).sqrt();
                 (norm > 0.0).then(|| {
                     sum.iter_mut().for_each(|x| *x /= norm);
-                    sum
+                    CategoryVector {
+                        unit: sum,
+                        mean_length: norm / n as f32,
+                    }
                 })
             })
             .collect();
@@ -407,25 +413,35 @@ impl Catalogue {
     }
 
     /// The admitted items' vector scores: the item's cosine similarity to `vector` blended
-    /// with its category's ([`ITEM_WEIGHT`]); the category's alone for an item without a
-    /// current vector of its own.
+    /// with its category's ([`ITEM_WEIGHT`]). An item without a current vector of its own
+    /// counts as an average item of its category there: the mean of its category's items'
+    /// similarities (the query against their mean vector), so it never outranks them all.
     fn vector_scores(&self, query: &Query<'_>, vector: &[f32]) -> Vec<(usize, f64)> {
-        let categories: Vec<Option<f64>> = self
+        // Per category: (cosine with its unit vector, mean similarity of its items).
+        let categories: Vec<Option<(f64, f64)>> = self
             .category_vectors
             .iter()
-            .map(|c| c.as_ref().map(|c| f64::from(dot(c, vector))))
+            .map(|c| {
+                let c = c.as_ref()?;
+                let cosine = f64::from(dot(&c.unit, vector));
+                Some((cosine, cosine * f64::from(c.mean_length)))
+            })
             .collect();
         (0..self.items.len())
             .filter(|&i| query.admits(&self.items[i]))
             .filter_map(|i| {
-                let category = categories[self.category_of[i]];
                 let own = self.vectors[i].as_ref().map(|v| f64::from(dot(v, vector)));
-                match (own, category) {
-                    (Some(own), Some(category)) => {
-                        Some((i, ITEM_WEIGHT * own + (1.0 - ITEM_WEIGHT) * category))
+                let score = match (own, categories[self.category_of[i]]) {
+                    (Some(own), Some((category, _))) => {
+                        ITEM_WEIGHT * own + (1.0 - ITEM_WEIGHT) * category
                     }
-                    (own, category) => Some((i, own.or(category)?)),
-                }
+                    (None, Some((category, average))) => {
+                        ITEM_WEIGHT * average + (1.0 - ITEM_WEIGHT) * category
+                    }
+                    (Some(own), None) => own,
+                    (None, None) => return None,
+                };
+                Some((i, score))
             })
             .collect()
     }
@@ -500,6 +516,15 @@ pub struct Quality {
     pub ndcg_at_10: f64,
     /// Mean recall@10 (relevant = graded 1 or 2).
     pub recall_at_10: f64,
+}
+
+/// A category's meaning: the mean of its items' vectors.
+#[derive(Debug, Clone)]
+struct CategoryVector {
+    /// The mean, normalised to length 1.
+    unit: Vec<f32>,
+    /// The mean's length before (1 when its items' vectors agree, less as they spread).
+    mean_length: f32,
 }
 
 /// Sorted by score, best first (ties: catalogue order).
@@ -822,11 +847,12 @@ mod tests {
             ..Query::new("heating")
         });
         let scores: Vec<(i64, f64)> = hits.iter().map(|h| (h.id, h.score)).collect();
-        // Thermostats' vector: the normalised mean of (0.6, 0.8) and (0, 1), y = 0.948683.
-        let category = 1.8 / (0.36_f64 + 3.24).sqrt();
+        // Thermostats' mean vector: (0.3, 0.9), length 0.948683; the query's cosine with it
+        // 0.948683, and the mean similarity of the two thermostats with a vector 0.9.
+        let category = 0.9 / (0.09_f64 + 0.81).sqrt();
         let expect = [
             (5, 0.5 + 0.5 * category),
-            (6, category),
+            (6, 0.5 * 0.9 + 0.5 * category),
             (2, 0.4 + 0.5 * category),
             (1, 0.0),
         ];

@@ -5,9 +5,12 @@
 //! With an embedding model ([`MongoSink::with_embedder`], feature `embeddings`), a batch of
 //! products or services then refreshes the search vectors of the items it wrote whose text
 //! (name, description, category path) changed, and only those, and removes those of deleted
-//! items. A vector that cannot be computed or stored for a reason other than a passing one is
-//! logged and left stale (search then ignores it; `aethermart search reindex` repairs it): the
-//! search index never stalls the sync.
+//! items. A failure a retry may cure (network, primary stepping down) fails the batch, which is
+//! retried whole (its writes are idempotent); a vector that cannot be computed, read or stored
+//! for any other reason is logged and left stale (search ignores it and ranks the item as an
+//! average one of its category; `aethermart search reindex` repairs it): the search index never
+//! stalls the sync. The embedding runs inside the batch, while its claim is held: a batch that
+//! renames many items (a category rename) holds its keys for about 20 ms per item.
 
 use super::{Sink, SyncError, Write, WriteOp};
 use crate::mongo_write;
@@ -95,10 +98,12 @@ impl MongoSink {
                     source: *source,
                 })
             }
-            Err(e @ SearchError::Mongo { .. }) => Err(SyncError::Sink {
-                transient: true,
-                source: Box::new(e),
-            }),
+            Err(SearchError::Mongo { source, .. }) if crate::retry::mongodb_idempotent(&source) => {
+                Err(SyncError::MongoDb {
+                    collection: vectors::COLLECTION.to_owned(),
+                    source: mongo_write::CommandError::Driver(source),
+                })
+            }
             Err(e) => {
                 tracing::warn!(collection, error = %e, "search vectors left stale");
                 Ok(())
