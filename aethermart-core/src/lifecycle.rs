@@ -279,7 +279,8 @@ pub async fn up(
     })
 }
 
-/// Computes every search vector (the `search` step), or says why it is skipped.
+/// Computes the search vectors that are missing or stale (the `search` step: all of them on a
+/// new database), or says why it is skipped.
 #[cfg(feature = "embeddings")]
 async fn search_vectors(
     mongo: &mongodb::Database,
@@ -295,6 +296,12 @@ async fn search_vectors(
         }
     };
     let report = index::reindex(mongo, embedder, false, progress).await?;
+    if report.embedded == 0 {
+        return Ok(format!(
+            "the {} items' search vectors are current",
+            report.items
+        ));
+    }
     Ok(format!(
         "{} search vectors ({:.0} texts/s)",
         report.embedded,
