@@ -3,6 +3,7 @@
 use aethermart_core::Error;
 use aethermart_core::generate::{GenerateConfig, LoadOptions};
 use aethermart_core::model::{NewOrderLine, ProductId, ServiceId};
+pub use aethermart_core::search::model::ModelArgs;
 use aethermart_core::sync::SyncArgs;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
@@ -158,24 +159,6 @@ pub struct UpArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Where the search's embedding model is.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ModelArgs {
-    /// Directory of the search's embedding model, all-MiniLM-L6-v2 (`scripts/model.sh fetch`
-    /// puts it in the default place). [default: ~/.local/share/aethermart/models/all-MiniLM-L6-v2]
-    #[arg(long, env = aethermart_core::config::EMBEDDING_MODEL_DIR)]
-    pub embedding_model_dir: Option<std::path::PathBuf>,
-}
-
-impl ModelArgs {
-    /// The directory: the flag, else the default.
-    pub fn dir(&self) -> std::path::PathBuf {
-        self.embedding_model_dir.clone().unwrap_or_else(|| {
-            aethermart_core::search::model::model_dir(aethermart_core::config::env_lookup)
-        })
-    }
 }
 
 #[derive(Debug, clap::Args)]

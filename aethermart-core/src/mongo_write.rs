@@ -3,7 +3,7 @@
 //! write concern that is checked, and the per-document `writeErrors` decoded.
 
 use crate::retry;
-use mongodb::bson::{Document, RawArrayBuf, RawDocumentBuf, doc};
+use mongodb::bson::{Document, RawArrayBuf, RawBson, RawDocumentBuf, doc};
 
 /// MongoDB's duplicate-key error code.
 pub(crate) const DUPLICATE_KEY: i32 = 11000;
@@ -177,7 +177,11 @@ pub(crate) fn encode(doc: &Document) -> Option<RawDocumentBuf> {
 
 /// The `update` statement `{ q: { _id: key }, u: …, upsert: true }` writing the encoded
 /// `document` whole, or merging its fields with `$set` when `merge`.
-pub(crate) fn upsert_statement(key: i64, document: RawDocumentBuf, merge: bool) -> RawDocumentBuf {
+pub(crate) fn upsert_statement(
+    key: impl Into<RawBson>,
+    document: RawDocumentBuf,
+    merge: bool,
+) -> RawDocumentBuf {
     let mut statement = RawDocumentBuf::new();
     statement.append("q", by_id(key));
     if merge {
@@ -192,14 +196,14 @@ pub(crate) fn upsert_statement(key: i64, document: RawDocumentBuf, merge: bool) 
 }
 
 /// The `delete` statement `{ q: { _id: key }, limit: 1 }`.
-pub(crate) fn delete_statement(key: i64) -> RawDocumentBuf {
+pub(crate) fn delete_statement(key: impl Into<RawBson>) -> RawDocumentBuf {
     let mut statement = RawDocumentBuf::new();
     statement.append("q", by_id(key));
     statement.append("limit", 1_i32);
     statement
 }
 
-fn by_id(key: i64) -> RawDocumentBuf {
+fn by_id(key: impl Into<RawBson>) -> RawDocumentBuf {
     let mut q = RawDocumentBuf::new();
     q.append("_id", key);
     q

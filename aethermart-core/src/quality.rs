@@ -267,14 +267,13 @@ async fn sql_check(
 /// category until `aethermart search reindex --stale-only`), and vectors whose item is gone.
 /// A warning: search still works.
 async fn stale_search_vectors(mongo: &mongodb::Database) -> Result<CheckResult, QualityError> {
-    use crate::search::{SearchError, read_items, vectors};
+    use crate::search::{SearchError, vectors};
     const CHECK: &str = "stale_search_vectors";
     let fail = |source: SearchError| QualityError::Search {
         check: CHECK,
         source: Box::new(source),
     };
-    let (items, _) = read_items(mongo).await.map_err(fail)?;
-    let freshness = vectors::freshness(mongo, &items).await.map_err(fail)?;
+    let (items, freshness) = vectors::freshness(mongo).await.map_err(fail)?;
     let mut keys: Vec<String> = freshness
         .stale
         .iter()

@@ -331,8 +331,7 @@ mod embeddings {
         .unwrap();
         let catalogue = Catalogue::load(&mongo).await.unwrap();
         assert_eq!(catalogue.vectors_present(), catalogue.items().len() - 1);
-        let items = catalogue.items();
-        let fresh = vectors::freshness(&mongo, items).await.unwrap();
+        let (items, fresh) = vectors::freshness(&mongo).await.unwrap();
         let stale: Vec<i64> = fresh.stale.iter().map(|&i| items[i].id).collect();
         assert_eq!((stale, fresh.orphans.len()), (vec![3], 0));
         let repaired = index::reindex(&mongo, embedder, false, Arc::new(NoProgress))

@@ -34,7 +34,10 @@ use tokio::sync::watch;
 ///   AETHERMART_MONGODB_URI      mongodb://USER@HOSTS/DATABASE[?options]
 ///   MARIA_DB_PASS, MONGO_ADMIN_PASS   the passwords (or in the URLs)
 ///   MARIA_DB_PASS_FILE, ...     any of the four with _FILE: read it from a file (systemd credentials)
-///   AETHERMART_EMBEDDING_MODEL_DIR   the search's embedding model (see --embedding-model-dir)
+///   AETHERMART_EMBEDDING_MODEL_DIR   the search's embedding model (--embedding-model-dir): with
+///                               it the worker recomputes an item's search vector when its
+///                               text changes; without it (a warning) they go stale until
+///                               `aethermart search reindex`
 ///   AETHERMART_LOG              log filter (default info)
 ///   AETHERMART_LOG_FORMAT       text (default) or json
 ///
@@ -82,13 +85,9 @@ struct Args {
         default_value = "127.0.0.1:19187"
     )]
     metrics_addr: String,
-    /// Directory of the search's embedding model (all-MiniLM-L6-v2; `scripts/model.sh fetch`).
-    /// With it, the worker recomputes a product's or service's search vector when its name,
-    /// description or category changes; without it (missing or unreadable: a warning), the
-    /// vectors of changed items go stale until `aethermart search reindex`.
-    /// [default: ~/.local/share/aethermart/models/all-MiniLM-L6-v2]
-    #[arg(long, env = aethermart_core::config::EMBEDDING_MODEL_DIR)]
-    embedding_model_dir: Option<std::path::PathBuf>,
+    // The search's embedding model (see the environment list above).
+    #[command(flatten)]
+    model: aethermart_core::search::model::ModelArgs,
 }
 
 /// Why the worker stopped.
@@ -167,9 +166,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         config.mongodb.endpoint(),
     );
     let mut sink = MongoSink::new(mongo.clone());
-    let model_dir = args.embedding_model_dir.unwrap_or_else(|| {
-        aethermart_core::search::model::model_dir(aethermart_core::config::env_lookup)
-    });
+    let model_dir = args.model.dir();
     match aethermart_core::search::embedding::Embedder::load(&model_dir) {
         Ok(embedder) => {
             tracing::info!(model_dir = %model_dir.display(), "search vectors kept fresh");

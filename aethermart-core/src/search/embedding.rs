@@ -120,11 +120,6 @@ impl Embedder {
         })
     }
 
-    /// The directory the model was loaded from.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Embeds `texts` in one forward pass (padded to the longest of them).
     pub fn embed(&self, texts: &[&str]) -> Result<Embedded, ModelError> {
         if texts.is_empty() {

@@ -56,9 +56,8 @@ const PASSES: usize = 3;
 ///
 /// A worker may change items while this runs (and store their new vectors, which this pass
 /// could then overwrite with an older text's): after each pass, the items whose stored vector
-/// is not for their current text get another, up to three passes in all. A vector counts as an
-/// orphan only when its item is missing from a read of the catalogue made after the vectors
-/// were read, so an item a worker adds meanwhile keeps its vector.
+/// is not for their current text get another, up to three passes in all. Orphans are those of
+/// the last pass's [`vectors::freshness`].
 pub async fn reindex(
     mongo: &mongodb::Database,
     embedder: Arc<Embedder>,
@@ -68,8 +67,7 @@ pub async fn reindex(
     let mut report = IndexReport::default();
     let mut orphans = Vec::new();
     for pass in 0..PASSES {
-        let (items, _skipped) = super::read_items(mongo).await?;
-        let freshness = vectors::freshness(mongo, &items).await?;
+        let (items, freshness) = vectors::freshness(mongo).await?;
         report.items = items.len();
         orphans = freshness.orphans;
         let targets: Vec<&Item> = if all && pass == 0 {
@@ -93,12 +91,6 @@ pub async fn reindex(
         report.embedded += targets.len();
         report.tokens += embedded.tokens;
     }
-    let (items, _skipped) = super::read_items(mongo).await?;
-    let present: std::collections::HashSet<String> = items
-        .iter()
-        .map(|i| vectors::stored_id(i.kind, i.id))
-        .collect();
-    orphans.retain(|id| !present.contains(id));
     vectors::remove_ids(mongo, &orphans).await?;
     report.orphans_removed = orphans.len();
     progress.finish(vectors::COLLECTION);

@@ -23,6 +23,27 @@ pub fn model_dir(lookup: impl Fn(&str) -> Option<String>) -> PathBuf {
         })
 }
 
+/// Where the search's embedding model is, as a flag with its variable, for every binary that
+/// loads it (`#[command(flatten)]`). Behind the `cli` feature.
+#[cfg(feature = "cli")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Directory of the search's embedding model, all-MiniLM-L6-v2 (`scripts/model.sh fetch`
+    /// puts it in the default place). [default: ~/.local/share/aethermart/models/all-MiniLM-L6-v2]
+    #[arg(long, env = config::EMBEDDING_MODEL_DIR)]
+    pub embedding_model_dir: Option<PathBuf>,
+}
+
+#[cfg(feature = "cli")]
+impl ModelArgs {
+    /// The directory: the flag (or its variable), else the default of [`model_dir`].
+    pub fn dir(&self) -> PathBuf {
+        self.embedding_model_dir
+            .clone()
+            .unwrap_or_else(|| model_dir(config::env_lookup))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

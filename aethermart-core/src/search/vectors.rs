@@ -15,7 +15,6 @@ use super::{Item, Kind, SearchError};
 use crate::mongo_write;
 use futures_util::TryStreamExt;
 use mongodb::bson::{Binary, Bson, DateTime, Document, RawDocumentBuf, doc, spec::BinarySubtype};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -68,22 +67,20 @@ pub async fn load(
 }
 
 /// How the stored vectors stand against the catalogue's items.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Freshness {
-    /// Items whose vector is computed by [`MODEL`] from their current text.
-    pub current: usize,
     /// Items with no vector, or one of another model or another text (indices into the items).
     pub stale: Vec<usize>,
     /// Stored vectors whose item is gone (their `_id`s).
     pub orphans: Vec<String>,
 }
 
-/// Compares the stored vectors' model and text hash with `items`.
-pub async fn freshness(
-    mongo: &mongodb::Database,
-    items: &[Item],
-) -> Result<Freshness, SearchError> {
+/// Reads the stored vectors, then the catalogue's items, and compares the vectors' model and
+/// text hash with the items. In that order, a vector counts as an orphan only when its item is
+/// missing from a read made after the vector's: an item a worker adds meanwhile keeps its.
+pub async fn freshness(mongo: &mongodb::Database) -> Result<(Vec<Item>, Freshness), SearchError> {
     let documents = read(mongo, doc! {}, false).await?;
+    let (items, _skipped) = super::read_items(mongo).await?;
     // Per item, the text hash of its vector when that vector is of our model.
     let mut stored: HashMap<(Kind, i64), Option<&[u8]>> = HashMap::new();
     let mut orphans = Vec::new();
@@ -102,7 +99,7 @@ pub async fn freshness(
     let mut fresh = Freshness::default();
     for (i, item) in items.iter().enumerate() {
         match stored.remove(&(item.kind, item.id)) {
-            Some(Some(hash)) if hash == text_sha256(&item.text) => fresh.current += 1,
+            Some(Some(hash)) if hash == text_sha256(&item.text) => {}
             _ => fresh.stale.push(i),
         }
     }
@@ -110,7 +107,7 @@ pub async fn freshness(
     gone.sort();
     orphans.extend(gone);
     fresh.orphans = orphans;
-    Ok(fresh)
+    Ok((items, fresh))
 }
 
 /// Of `items`, those whose stored vector is missing or not for their current text (indices),
@@ -161,14 +158,8 @@ pub async fn store(
                 "vector": generic(encode(vector)),
                 "computed_at": now,
             };
-            let mut statement = RawDocumentBuf::new();
-            statement.append("q", rawdoc_id(&id));
-            statement.append(
-                "u",
-                RawDocumentBuf::from_document(&document).expect("fixed fields encode"),
-            );
-            statement.append("upsert", true);
-            statement
+            let document = RawDocumentBuf::from_document(&document).expect("fixed fields encode");
+            mongo_write::upsert_statement(id.as_str(), document, false)
         })
         .collect();
     for chunk in statements.chunks(WRITE_CHUNK) {
@@ -191,12 +182,9 @@ pub async fn remove(
 /// Removes the stored vectors with these `_id`s.
 pub async fn remove_ids(mongo: &mongodb::Database, ids: &[String]) -> Result<(), SearchError> {
     for chunk in ids.chunks(WRITE_CHUNK) {
-        let statements = chunk.iter().map(|id| {
-            let mut statement = RawDocumentBuf::new();
-            statement.append("q", rawdoc_id(id));
-            statement.append("limit", 1_i32);
-            statement
-        });
+        let statements = chunk
+            .iter()
+            .map(|id| mongo_write::delete_statement(id.as_str()));
         write(
             mongo,
             mongo_write::command("delete", COLLECTION, "deletes", statements),
@@ -243,12 +231,6 @@ async fn read(
         .try_collect()
         .await
         .map_err(fail)
-}
-
-fn rawdoc_id(id: &str) -> RawDocumentBuf {
-    let mut q = RawDocumentBuf::new();
-    q.append("_id", id);
-    q
 }
 
 fn item_key(d: &Document) -> Option<(Kind, i64)> {
