@@ -105,6 +105,37 @@ fn print_binlog(b: &sync::BinlogStatus) {
         b.behind_transactions
             .map_or("?".to_owned(), |n| n.to_string()),
     );
+    match &b.leader {
+        Some(l) if !l.released => println!(
+            "binlog leader: {} pid {} (lease term {}, since {}, renewed {:.1} s ago{}, reading {}){}",
+            l.host,
+            l.pid,
+            l.term,
+            l.since,
+            l.renewed_seconds_ago,
+            format_args!(", TTL {:.1} s", l.ttl_seconds),
+            l.reading.as_deref().unwrap_or("nothing yet"),
+            if l.renewed_seconds_ago > l.ttl_seconds {
+                ": not renewed within its TTL, a standby takes over"
+            } else {
+                ""
+            },
+        ),
+        Some(l) => println!(
+            "binlog leader: none (the last, {} pid {}, gave the lease up at a clean stop)",
+            l.host, l.pid
+        ),
+        None => println!("binlog leader: none yet"),
+    }
+    if b.standbys.is_empty() {
+        println!("binlog standbys: none");
+    }
+    for w in &b.standbys {
+        println!(
+            "binlog standby: {} pid {} (seen {:.1} s ago)",
+            w.host, w.pid, w.seen_seconds_ago
+        );
+    }
 }
 
 fn print_streams(streams: &[sync::StreamStatus]) {

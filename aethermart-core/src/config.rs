@@ -35,6 +35,9 @@ pub const SYNC_POLL_MS: &str = "AETHERMART_SYNC_POLL_MS";
 pub const SYNC_MAX_IDLE_MS: &str = "AETHERMART_SYNC_MAX_IDLE_MS";
 /// Sync worker: failed attempts before a change is dead-lettered (`--max-attempts`).
 pub const SYNC_MAX_ATTEMPTS: &str = "AETHERMART_SYNC_MAX_ATTEMPTS";
+/// Binlog capture: the leader's lease TTL in milliseconds (`--lease-ttl-ms`): a standby takes
+/// over this long after the leader stopped renewing.
+pub const BINLOG_LEASE_TTL_MS: &str = "AETHERMART_BINLOG_LEASE_TTL_MS";
 /// The directory holding the search's embedding model (`scripts/model.sh fetch` puts it in
 /// `~/.local/share/aethermart/models/all-MiniLM-L6-v2`, the default).
 pub const EMBEDDING_MODEL_DIR: &str = "AETHERMART_EMBEDDING_MODEL_DIR";

@@ -11,8 +11,8 @@ use aethermart_core::orders;
 use aethermart_core::progress::NoProgress;
 use aethermart_core::projection::{Entity, content_hash, document, owned_part};
 use aethermart_core::sync::{
-    BinlogError, BinlogSource, Capture, MongoSink, QueueSource, SyncError, SyncOptions, SyncReport,
-    Syncer, capture,
+    BinlogError, BinlogSource, Candidate, Capture, Lease, MongoSink, QueueSource, SyncError,
+    SyncOptions, SyncReport, Syncer, capture,
 };
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use sqlx::MySqlPool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 fn options() -> SyncOptions {
@@ -139,8 +139,25 @@ async fn syncer_for(config: &Config, capture: Capture) -> Syncer {
     }
 }
 
+/// The binlog lease of `config`'s database for this test (given up when dropped).
+async fn lead(config: &Config) -> Lease {
+    let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
+        .await
+        .unwrap();
+    Candidate::new(mongo, config.mariadb.database(), LEASE_TTL)
+        .acquire(Some(Instant::now() + 4 * LEASE_TTL))
+        .await
+        .expect("the binlog lease")
+}
+
+/// The tests' lease TTL (the worker's default: a MongoDB outage shorter than it keeps the
+/// leader). A syncer started after another one's source was dropped does not wait for it:
+/// the lease is given up when dropped.
+const LEASE_TTL: Duration = aethermart_core::sync::leadership::DEFAULT_TTL;
+
 async fn binlog_syncer(config: &Config) -> (Syncer, BinlogSource) {
-    let (source, mongo) = BinlogSource::connect(config, &options(), 4)
+    let lease = lead(config).await;
+    let (source, mongo) = BinlogSource::connect(config, &options(), 4, &lease)
         .await
         .expect("binlog capture starts");
     let syncer = Syncer::new(
@@ -380,11 +397,12 @@ async fn binlog_capture_writes_the_same_documents_as_the_triggers() {
 #[tokio::test]
 async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its_own() {
     let (env, pool) = support::seeded("binlog_resume").await;
-    let refused = BinlogSource::connect(&env.config, &options(), 4)
+    let refused = Candidate::new(env.mongo().await, env.config.mariadb.database(), LEASE_TTL)
+        .acquire(None)
         .await
         .unwrap_err();
     assert!(
-        matches!(refused, SyncError::Binlog(BinlogError::NoPosition { .. })),
+        matches!(refused, BinlogError::NoPosition { .. }),
         "{refused}"
     );
     assert!(
@@ -456,6 +474,104 @@ async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its
     assert!(
         format!("{product}").contains("Parts"),
         "a renamed category reaches the products below it: {product}"
+    );
+}
+
+/// Fencing (cluster item 1): once another worker took the lease over, the old leader stores no
+/// position, neither the one it reached nor an older one, and claims nothing; the new leader's
+/// position stands and the old leader's last change stays unwritten.
+#[tokio::test]
+async fn a_leader_whose_lease_was_taken_over_stores_no_position_and_claims_nothing() {
+    use aethermart_core::binlog_position::lease::{self, Holder, Seen};
+    use aethermart_core::binlog_position::store::{self, Advanced};
+    let (env, pool) = support::seeded("binlog_fencing").await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    migrate(&env.config).await;
+    let (mongo, database) = (env.mongo().await, env.config.mariadb.database());
+    let (syncer, source) = binlog_syncer(&env.config).await;
+    sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0401' WHERE customer_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    syncer.drain().await.unwrap();
+    source.flush().await.unwrap();
+    let before = store::load(&mongo, database).await.unwrap().unwrap();
+
+    // Another worker takes the lease over (as a standby does once it lapsed) and moves on.
+    let seen = lease::read(&mongo, database).await.unwrap();
+    let Seen::Held(old) = seen.clone() else {
+        panic!("the syncer holds the lease: {seen:?}")
+    };
+    let usurper = Holder::this_process();
+    let term = lease::take(&mongo, database, &seen, &usurper, 10_000)
+        .await
+        .unwrap()
+        .expect("the lease is taken over");
+    assert_eq!(term, old.term + 1);
+    sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0402' WHERE customer_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let newer: GtidPosition = sqlx::query_scalar::<_, String>("SELECT @@gtid_binlog_pos")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let moved = store::advance(&mongo, database, before.epoch, (term, &usurper.id), &newer)
+        .await
+        .unwrap();
+    assert_eq!(moved, Advanced::Moved);
+
+    // The old leader, still running, reads a change but can neither store a position...
+    sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0403' WHERE customer_id = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    source
+        .wait_caught_up(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let refused = source.flush().await.unwrap_err();
+    assert!(
+        matches!(refused, SyncError::Binlog(BinlogError::NotLeader { term: t }) if t == old.term),
+        "{refused}"
+    );
+    let stale = store::advance(
+        &mongo,
+        database,
+        before.epoch,
+        (old.term, &old.holder),
+        &before.position,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stale,
+        Advanced::LeaseLost,
+        "an older position under the old term"
+    );
+    let stored = store::load(&mongo, database).await.unwrap().unwrap();
+    assert_eq!(stored.position, newer, "the new leader's position stands");
+    // ...nor claim and write.
+    let stopped = syncer.drain().await.unwrap_err();
+    assert!(
+        matches!(stopped, SyncError::Binlog(BinlogError::NotLeader { .. })),
+        "{stopped}"
+    );
+    let customer = env
+        .mongo()
+        .await
+        .collection::<Document>(Entity::Customers.collection())
+        .find_one(doc! { "_id": 2_i64 })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !customer.to_string().contains("0403"),
+        "the old leader wrote nothing: {customer}"
     );
 }
 
@@ -628,6 +744,7 @@ async fn under_binlog_capture_the_triggers_queue_nothing_and_only_the_admin_swit
             .with_login(security::WORKER_USER, passwords.worker().clone()),
         mongodb: env.config.mongodb.clone(),
     };
+    drop((syncer, source));
     let (syncer, source) = binlog_syncer(&as_worker).await;
     let report = syncer.drain().await.unwrap();
     assert!(report.documents >= 1, "{report:?}");
@@ -952,6 +1069,7 @@ async fn a_purged_position_stops_binlog_capture_naming_it_and_a_migration_starts
     );
 
     // The fix the error names.
+    drop((syncer, _source));
     migrate(&env.config).await;
     sqlx::raw_sql("UPDATE Customers SET phone = '+1 555 0302' WHERE customer_id = 2")
         .execute(&pool)

@@ -10,12 +10,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use aethermart_core::cluster::ClusterPool;
 use aethermart_core::config::Config;
+use aethermart_core::connect::PoolSize;
 use aethermart_core::projection::Entity;
+use aethermart_core::sync::BinlogError;
 use aethermart_core::sync::{
-    BinlogSource, Capture, MongoSink, Probes, QueueSource, ReviewFollower, Source, SyncArgs,
-    SyncError, Syncer, capture, serve_http,
+    BinlogSource, Candidate, Capture, MongoSink, Probes, QueueSource, ReviewFollower, Sink,
+    SyncArgs, SyncError, SyncMetrics, SyncOptions, SyncReport, Syncer, capture, serve_http,
 };
 use clap::Parser;
+use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +29,10 @@ use tokio::sync::watch;
 ///
 /// The capture is the database's (`aethermart capture show|set`): with `triggers` the worker
 /// applies the queues the triggers fill, and several workers may share them; with `binlog` it
-/// follows the server's binary log as a replica (one worker per database) and stores its GTID
-/// position in MongoDB. A worker whose capture is switched under it stops (exit 1).
+/// follows the server's binary log as a replica and stores its GTID position in MongoDB. Any
+/// number of binlog workers may run: one holds the lease (stored with the position) and reads,
+/// the others are hot standbys and take over within the lease TTL when it dies. A worker
+/// whose capture is switched under it stops (exit 1).
 ///
 /// Environment (every flag below also has its variable, shown with it):
 ///   AETHERMART_MARIADB_URL      mysql://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?ssl-mode=...]
@@ -38,14 +43,19 @@ use tokio::sync::watch;
 ///                               it the worker recomputes an item's search vector when its
 ///                               text changes; without it (a warning) they go stale until
 ///                               `aethermart search reindex`
+///   AETHERMART_BINLOG_LEASE_TTL_MS   binlog capture: the lease TTL (--lease-ttl-ms, default
+///                               10000): a standby takes over this long after the leader's last
+///                               renewal
 ///   AETHERMART_LOG              log filter (default info)
 ///   AETHERMART_LOG_FORMAT       text (default) or json
 ///
 /// A host list in AETHERMART_MARIADB_URL names the nodes of a cluster: all workers then claim on
 /// one node, the sync home (table sync_home), and move it to another node when it dies.
 ///
-/// HTTP on AETHERMART_METRICS_ADDR: / (live status page), /metrics (Prometheus), /healthz (the
-/// loop turns), /readyz (both stores answer, MongoDB took the last write).
+/// HTTP on AETHERMART_METRICS_ADDR: / (live status page: leader or standby under binlog capture),
+/// /metrics (Prometheus), /healthz (the loop turns; a standby's wait for the lease counts),
+/// /readyz (both stores answer, MongoDB took the last write; a standby that reaches both is
+/// ready).
 ///
 /// Examples:
 ///   aethermart-worker                    follow the queues until SIGINT/SIGTERM
@@ -72,6 +82,13 @@ struct Args {
     #[arg(long, env = "AETHERMART_CAPTURE", default_value = "auto",
           value_parser = ["auto", "triggers", "binlog"])]
     capture: String,
+    /// Binlog capture: the lease TTL in milliseconds. The leader renews every fifth of it and
+    /// stops writing after four fifths without a renewal; a standby takes over after a whole
+    /// TTL without one (or at once after a clean stop).
+    #[arg(long, env = aethermart_core::config::BINLOG_LEASE_TTL_MS,
+          default_value_t = aethermart_core::sync::leadership::DEFAULT_TTL.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(500..=600_000))]
+    lease_ttl_ms: u64,
     /// Do not follow the change stream of `reviews` (product ratings then refresh only when a
     /// product changes in MariaDB). For MongoDB deployments without change streams.
     #[arg(long, env = "AETHERMART_NO_REVIEW_STREAM")]
@@ -139,20 +156,37 @@ async fn run(args: Args) -> Result<(), Failure> {
     let capture = capture::resolve(&config, wanted)
         .await
         .map_err(|e| start(&e))?;
-    let (source, mongo, pool, binlog): (Arc<dyn Source>, _, ClusterPool, _) = match capture {
+    // Under binlog capture the source exists only while this worker leads: the probes and the
+    // review stream use a pool of their own.
+    let (queue_source, mongo, pool) = match capture {
         Capture::Triggers => {
             let (source, mongo) = QueueSource::connect(&config, &options, queues)
                 .await
                 .map_err(|e| start(&e))?;
             let pool = source.pool().clone();
-            (Arc::new(source), mongo, pool, None)
+            (Some(source), mongo, pool)
         }
         Capture::Binlog => {
-            let (source, mongo) = BinlogSource::connect(&config, &options, queues)
+            let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
                 .await
                 .map_err(|e| start(&e))?;
-            let pool = source.pool();
-            (Arc::new(source.clone()), mongo, pool, Some(source))
+            let pool = aethermart_core::connect::node_pool(&config.mariadb, PoolSize { max: 4 })
+                .await
+                .map_err(|e| start(&e))?;
+            aethermart_core::sync::binlog::check_settings(&pool, &config.mariadb.endpoint())
+                .await
+                .map_err(|e| start(&e))?;
+            let database = config.mariadb.database();
+            let stored = aethermart_core::binlog_position::store::load(&mongo, database)
+                .await
+                .map_err(|e| start(&e))?;
+            if stored.is_none() {
+                let e = BinlogError::NoPosition {
+                    database: database.to_owned(),
+                };
+                return Err(start(&e));
+            }
+            (None, mongo, ClusterPool::from(pool))
         }
     };
     tracing::info!(mariadb = %config.mariadb, mongodb = %config.mongodb, %capture, "both stores reachable");
@@ -174,16 +208,28 @@ async fn run(args: Args) -> Result<(), Failure> {
         }
         Err(e) => tracing::warn!(error = %e, "search vectors of changed items will go stale"),
     }
-    let syncer = Syncer::new(source, Arc::new(sink), options);
-    if let Some(binlog) = &binlog {
-        binlog.attach_metrics(syncer.metrics());
-    }
+    let sink: Arc<dyn Sink> = Arc::new(sink);
+    let metrics = Arc::new(SyncMetrics::default());
+    let worker = match queue_source {
+        Some(source) => {
+            Work::Queues(Syncer::new(Arc::new(source), sink, options).with_metrics(metrics.clone()))
+        }
+        None => Work::Binlog(Box::new(Binlog {
+            candidate: Candidate::new(
+                mongo.clone(),
+                config.mariadb.database(),
+                Duration::from_millis(args.lease_ttl_ms),
+            )
+            .with_metrics(metrics.clone()),
+            config: config.clone(),
+            options,
+            sink,
+            metrics: metrics.clone(),
+        })),
+    };
     let started = Instant::now();
     if args.once {
-        let report = syncer.drain().await.map_err(Failure::Sync)?;
-        if let Some(binlog) = &binlog {
-            binlog.flush().await.map_err(Failure::Sync)?;
-        }
+        let report = worker.once().await.map_err(Failure::Sync)?;
         tracing::info!(
             changes = report.changes,
             documents = report.documents,
@@ -202,7 +248,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    let metrics = if args.metrics_addr == "off" {
+    let http = if args.metrics_addr == "off" {
         None
     } else {
         let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
@@ -216,7 +262,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         tracing::info!(addr = %args.metrics_addr, "serving the status page, /metrics, /healthz and /readyz");
         if pool.server().is_some() {
             // A cluster: publish the pool's node switches.
-            let (metrics, pool) = (syncer.metrics(), pool.clone());
+            let (metrics, pool) = (metrics.clone(), pool.clone());
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(1));
                 loop {
@@ -225,16 +271,10 @@ async fn run(args: Args) -> Result<(), Failure> {
                 }
             });
         }
-        Some(tokio::spawn(serve_http(listener, syncer.metrics(), probes)))
+        Some(tokio::spawn(serve_http(listener, metrics.clone(), probes)))
     };
     // One stop for both directions: a signal, or the review stream failing for good.
     let stop = Arc::new(watch::Sender::new(false));
-    let until_stopped = |stop: &watch::Sender<bool>| {
-        let mut stopped = stop.subscribe();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
     let signal = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -246,25 +286,20 @@ async fn run(args: Args) -> Result<(), Failure> {
     // The review stream retries whatever fails (counted, and /readyz says so): it never stops
     // the queue sync.
     let reviews = (!args.no_review_stream).then(|| {
-        let follower = ReviewFollower::new(pool.clone(), mongo.clone(), syncer.metrics());
+        let follower = ReviewFollower::new(pool.clone(), mongo.clone(), metrics.clone());
         let until = until_stopped(&stop);
         tokio::spawn(async move { follower.run(until).await })
     });
-    let result = syncer.run(until_stopped(&stop)).await;
+    let result = worker.run(&stop).await;
     stop.send_replace(true);
     signal.abort();
-    if let Some(m) = metrics {
-        m.abort();
+    if let Some(http) = http {
+        http.abort();
     }
     if let Some(reviews) = reviews {
         if let Err(e) = reviews.await {
             tracing::error!(error = %e, "the review stream's task ended abnormally");
         }
-    }
-    if let Some(binlog) = &binlog
-        && let Err(e) = binlog.flush().await
-    {
-        tracing::warn!(error = %e, "storing the binlog position at exit failed (a restart replays a little more)");
     }
     let report = result.map_err(Failure::Sync)?;
     tracing::info!(
@@ -276,6 +311,142 @@ async fn run(args: Args) -> Result<(), Failure> {
         "worker stopped"
     );
     Ok(())
+}
+
+/// Resolves once `stop` is set.
+fn until_stopped(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut stopped = stop.subscribe();
+    async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+}
+
+/// What the worker runs.
+enum Work {
+    /// Trigger capture: the queues, shared with any other worker.
+    Queues(Syncer),
+    /// Binlog capture: leads or stands by.
+    Binlog(Box<Binlog>),
+}
+
+/// Binlog capture's worker: a standby until it holds the lease, then a syncer over a binlog
+/// source for as long as it holds it.
+struct Binlog {
+    candidate: Candidate,
+    config: Config,
+    options: SyncOptions,
+    sink: Arc<dyn Sink>,
+    metrics: Arc<SyncMetrics>,
+}
+
+impl Work {
+    /// Applies what is due and returns (`--once`); under binlog capture it first waits for the
+    /// lease, at most two TTLs while another worker renews it.
+    async fn once(self) -> Result<SyncReport, SyncError> {
+        match self {
+            Self::Queues(syncer) => syncer.drain().await,
+            Self::Binlog(b) => {
+                let deadline = Instant::now() + 2 * b.candidate.ttl();
+                let lease = b.candidate.acquire(Some(deadline)).await?;
+                let (source, syncer) = b.term(&lease).await?;
+                let report = syncer.drain().await;
+                let flushed = source.flush().await;
+                lease.release().await;
+                b.candidate.withdraw().await;
+                let report = report?;
+                flushed?;
+                Ok(report)
+            }
+        }
+    }
+
+    /// Runs until `stop` is set.
+    async fn run(self, stop: &watch::Sender<bool>) -> Result<SyncReport, SyncError> {
+        match self {
+            Self::Queues(syncer) => syncer.run(until_stopped(stop)).await,
+            Self::Binlog(b) => b.run(stop).await,
+        }
+    }
+}
+
+impl Binlog {
+    /// A source and a syncer for one term of `lease`.
+    async fn term(
+        &self,
+        lease: &aethermart_core::sync::Lease,
+    ) -> Result<(BinlogSource, Syncer), SyncError> {
+        let (source, _) =
+            BinlogSource::connect(&self.config, &self.options, Entity::ALL.len(), lease).await?;
+        source.attach_metrics(self.metrics.clone());
+        let syncer = Syncer::new(
+            Arc::new(source.clone()),
+            lease.fence(self.sink.clone()),
+            self.options,
+        )
+        .with_metrics(self.metrics.clone());
+        Ok((source, syncer))
+    }
+
+    /// Stands by, leads while it holds the lease, stands by again when it loses it; until
+    /// `stop` is set (the lease is then released for a standby to take at once) or syncing
+    /// fails for good.
+    async fn run(self, stop: &watch::Sender<bool>) -> Result<SyncReport, SyncError> {
+        let mut total = SyncReport::default();
+        let result = loop {
+            let lease = tokio::select! {
+                lease = self.candidate.acquire(None) => lease?,
+                () = until_stopped(stop) => break Ok(()),
+            };
+            tracing::info!(term = lease.term(), "this worker leads binlog capture");
+            let (source, syncer) = match self.term(&lease).await {
+                Ok(started) => started,
+                Err(e) => {
+                    lease.release().await;
+                    if !e.is_transient() {
+                        break Err(e);
+                    }
+                    tracing::warn!(error = %e, "starting binlog capture failed; standing by");
+                    tokio::time::sleep(self.candidate.ttl() / 5).await;
+                    continue;
+                }
+            };
+            let ended = {
+                let lost = lease.clone();
+                let stopped = until_stopped(stop);
+                async move {
+                    tokio::select! {
+                        () = stopped => {}
+                        () = lost.lost() => {}
+                    }
+                }
+            };
+            let result = syncer.run(ended).await;
+            if lease.is_held()
+                && let Err(e) = source.flush().await
+            {
+                tracing::warn!(error = %e, "storing the binlog position failed (the next leader replays a little more)");
+            }
+            drop(source);
+            let led = !lease.is_held();
+            match result {
+                Ok(report) => total.add(&report),
+                Err(e) if led || matches!(e, SyncError::Binlog(BinlogError::NotLeader { .. })) => {
+                    tracing::warn!(error = %e, "lost the binlog lease");
+                }
+                Err(e) => {
+                    lease.release().await;
+                    break Err(e);
+                }
+            }
+            if *stop.borrow() {
+                lease.release().await;
+                break Ok(());
+            }
+            tracing::warn!(term = lease.term(), "lost the binlog lease: standing by");
+        };
+        self.candidate.withdraw().await;
+        result.map(|()| total)
+    }
 }
 
 /// Waits for SIGINT or SIGTERM and names it.

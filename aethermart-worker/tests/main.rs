@@ -148,6 +148,7 @@ impl Worker {
                 with_db(&env_var("AETHERMART_MONGODB_URI"), &db),
             )
             .env("AETHERMART_METRICS_ADDR", &addr)
+            .env("AETHERMART_BINLOG_LEASE_TTL_MS", LEASE_TTL_MS.to_string())
             .env("AETHERMART_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -165,6 +166,25 @@ impl Worker {
 
     fn metrics(&self) -> String {
         get(&self.addr, "/metrics").expect("/metrics answers").1
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIG{signal} to the worker");
+    }
+
+    /// Changes applied by this process, all queues.
+    fn applied(&self) -> f64 {
+        sum_of(&self.metrics(), "aethermart_sync_changes_applied_total{")
+    }
+
+    /// True while this worker holds the binlog lease (per its /metrics).
+    fn leads(&self) -> bool {
+        self.sample("aethermart_sync_binlog_leader") == 1.0
     }
 
     /// The value of one sample line of /metrics (`name{labels}`), 0 when absent.
@@ -205,6 +225,19 @@ impl Drop for Worker {
         });
     }
 }
+
+/// The sum of the samples whose line starts with `prefix`.
+fn sum_of(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The binlog workers' lease TTL in these tests (the default is 10 s): a standby takes over
+/// this long after the leader's last renewal.
+const LEASE_TTL_MS: u64 = 3_000;
 
 /// Both stores' configuration (from the environment) with database `db`.
 fn configs(db: &str) -> (MariaDbConfig, MongoConfig) {
@@ -626,60 +659,12 @@ fn a_worker_killed_9_after_a_review_catches_up_when_started_again() {
 /// replay is harmless), so the stores end equal and nothing is dead-lettered.
 #[test]
 fn a_binlog_worker_killed_9_at_random_points_under_writes_leaves_the_stores_equal() {
-    use aethermart_core::config::Config;
-    use aethermart_core::sync::{Capture, capture};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let db = Worker::prepare("binlog_kill9");
-    let (mariadb, mongodb) = configs(&db);
-    let config = Config { mariadb, mongodb };
-    block_on(async {
-        let day = chrono_day();
-        let settings = aethermart_core::generate::GenerateConfig::new(5, 0.02, day).unwrap();
-        aethermart_core::generate::generate_into(
-            &config,
-            settings,
-            Default::default(),
-            Arc::new(aethermart_core::progress::NoProgress),
-        )
-        .await
-        .unwrap();
-        capture::switch(&config, Capture::Binlog, "test")
-            .await
-            .unwrap();
-        migrate(&config).await;
-    });
+    let (db, config) = binlog_database("binlog_kill9");
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (config, stop, committed) = (config.clone(), stop.clone(), committed.clone());
-        std::thread::spawn(move || {
-            block_on(async move {
-                let pool = aethermart_core::connect::node_pool(
-                    &config.mariadb,
-                    aethermart_core::connect::PoolSize { max: 2 },
-                )
-                .await
-                .unwrap();
-                let mut n = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    n += 1;
-                    sqlx::raw_sql(&format!(
-                        "UPDATE Customers SET phone = '+1 555 {n:05}' WHERE customer_id = {c}; \
-                         UPDATE Products SET price = price + 1 WHERE product_id = {p}; \
-                         DELETE FROM Customer_Addresses WHERE customer_id = {c} LIMIT 1",
-                        c = n % 150 + 1,
-                        p = n % 40 + 1
-                    ))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                    committed.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            })
-        })
-    };
+    let writer = write_until(&config, &stop, &committed);
     // Kill points from a fixed seed (xorshift), so a failure can be replayed.
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next_delay = || {
@@ -706,6 +691,293 @@ fn a_binlog_worker_killed_9_at_random_points_under_writes_leaves_the_stores_equa
     let writes = committed.load(Ordering::SeqCst);
     assert!(writes > 50, "{writes} writes while the workers were killed");
     let started = Instant::now();
+    until_equal_and_nothing_dead(&config, "after the last restart");
+    println!(
+        "9 kills -9 (after {delays:?} ms of running) under {writes} writes: equal {:.1} s after the last start",
+        started.elapsed().as_secs_f64()
+    );
+    drop(last);
+}
+
+/// Waits up to `within` for `condition`, polling every 20 ms; the time it took.
+fn until(within: Duration, what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+/// The binlog status as `aethermart sync status` reads it.
+fn binlog_status(config: &aethermart_core::config::Config) -> aethermart_core::sync::BinlogStatus {
+    block_on(async {
+        let pool = aethermart_core::connect::node_pool(
+            &config.mariadb,
+            aethermart_core::connect::PoolSize { max: 1 },
+        )
+        .await
+        .unwrap();
+        let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
+            .await
+            .unwrap();
+        aethermart_core::sync::binlog_status(&pool, &mongo, config.mariadb.database())
+            .await
+            .unwrap()
+    })
+}
+
+/// High availability of binlog capture: three workers, one leads; the standbys are ready and
+/// say so; the leader is killed with SIGKILL under writes, one standby takes over within the
+/// lease TTL and applies what the dead one left; the stores end equal, nothing dead-lettered.
+/// Prints the failover time (kill → first change applied by the new leader).
+#[test]
+fn a_binlog_standby_takes_over_when_the_leader_is_killed_9_under_writes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let (db, config) = binlog_database("binlog_failover");
+    let mut first = Worker::spawn(&db);
+    first.until_healthy();
+    until(Duration::from_secs(20), "the first worker leads", || {
+        first.leads()
+    });
+    let standbys = [first.another(), first.another()];
+    for standby in &standbys {
+        assert!(!standby.leads(), "one leader only");
+        let ready = until(Duration::from_secs(10), "a standby is ready", || {
+            get(&standby.addr, "/readyz").map(|r| r.0) == Some(200)
+        });
+        let page = get(&standby.addr, "/").expect("the status page").1;
+        assert!(
+            page.contains("<span id=\"role\">standby</span>"),
+            "the page says standby: {page}"
+        );
+        println!("standby ready in {ready:?}");
+    }
+    let pids: Vec<u32> = standbys.iter().map(|w| w.child.id()).collect();
+    until(
+        Duration::from_secs(10),
+        "sync status shows both standbys",
+        || {
+            let status = binlog_status(&config);
+            let shown: Vec<u32> = status.standbys.iter().map(|w| w.pid).collect();
+            status.leader.as_ref().map(|l| l.pid) == Some(first.child.id())
+                && pids.iter().all(|p| shown.contains(p))
+        },
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let writer = write_until(&config, &stop, &committed);
+    until(
+        Duration::from_secs(20),
+        "the leader applies changes",
+        || first.applied() > 0.0,
+    );
+    first.kill_9();
+    let killed = Instant::now();
+    let took = until(
+        Duration::from_secs(30),
+        "a standby applies changes as the new leader",
+        || standbys.iter().any(|w| w.leads() && w.applied() > 0.0),
+    );
+    let leaders = standbys.iter().filter(|w| w.leads()).count();
+    assert_eq!(leaders, 1, "exactly one standby took over");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("the writer ran without an error");
+    until_equal_and_nothing_dead(&config, "after the failover");
+    let new_leader = standbys.iter().find(|w| w.leads()).expect("a leader");
+    let other = standbys.iter().find(|w| !w.leads()).expect("a standby");
+    let status = binlog_status(&config);
+    let leader = status.leader.expect("a leader in sync status");
+    assert_eq!(
+        (leader.pid, leader.term),
+        (new_leader.child.id(), 2),
+        "sync status names the new leader in the next term"
+    );
+    assert!(
+        status.standbys.iter().any(|w| w.pid == other.child.id()),
+        "the other standby is listed: {:?}",
+        status.standbys
+    );
+    assert_eq!(
+        new_leader.sample("aethermart_sync_binlog_leadership_changes_total{change=\"acquired\"}"),
+        1.0
+    );
+    println!(
+        "leader killed -9 under {} writes: a standby applied changes as the new leader {:.2} s later \
+         (lease TTL {:.1} s; killed {:.1} s ago)",
+        committed.load(Ordering::SeqCst),
+        took.as_secs_f64(),
+        LEASE_TTL_MS as f64 / 1e3,
+        killed.elapsed().as_secs_f64()
+    );
+}
+
+/// Fencing: the leader frozen (SIGSTOP, as a long pause or a partition would) past its lease;
+/// a standby takes over; the old leader, thawed, finds its lease gone and stands by without
+/// storing a position: the stored position only ever moves forwards, and the stores end
+/// equal.
+#[test]
+fn a_frozen_leader_that_lost_its_lease_stands_by_and_never_moves_the_position_back() {
+    use aethermart_core::binlog_position::GtidPosition;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let (db, config) = binlog_database("binlog_fenced");
+    let first = Worker::spawn(&db);
+    first.until_healthy();
+    until(Duration::from_secs(20), "the first worker leads", || {
+        first.leads()
+    });
+    let second = first.another();
+    // Every stored position, read every 20 ms until the end.
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (config, watching) = (config.clone(), watching.clone());
+        std::thread::spawn(move || {
+            block_on(async move {
+                let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
+                    .await
+                    .unwrap();
+                let mut seen: Vec<GtidPosition> = Vec::new();
+                while watching.load(Ordering::SeqCst) {
+                    let stored = aethermart_core::binlog_position::store::load(
+                        &mongo,
+                        config.mariadb.database(),
+                    )
+                    .await
+                    .unwrap()
+                    .expect("a position");
+                    if seen.last() != Some(&stored.position) {
+                        seen.push(stored.position);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                seen
+            })
+        })
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let writer = write_until(&config, &stop, &committed);
+    until(
+        Duration::from_secs(20),
+        "the leader applies changes",
+        || first.applied() > 0.0,
+    );
+    first.signal("STOP");
+    let took = until(Duration::from_secs(30), "the standby takes over", || {
+        second.leads() && second.applied() > 0.0
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    first.signal("CONT");
+    let stepped_down = until(Duration::from_secs(15), "the old leader stands by", || {
+        !first.leads()
+    });
+    assert_eq!(
+        first.sample("aethermart_sync_binlog_leadership_changes_total{change=\"lost\"}"),
+        1.0,
+        "the old leader counts one lost lease"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(second.leads(), "the new leader keeps its lease");
+    assert!(!first.leads(), "the old leader does not take it back");
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("the writer ran without an error");
+    until_equal_and_nothing_dead(&config, "after the old leader thawed");
+    watching.store(false, Ordering::SeqCst);
+    let seen = watcher.join().expect("the watcher ran");
+    assert!(seen.len() > 2, "the position moved: {seen:?}");
+    for pair in seen.windows(2) {
+        assert!(
+            pair[1].covers(&pair[0]),
+            "the stored position moved backwards: {} then {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    let status = binlog_status(&config);
+    assert_eq!(
+        status.leader.map(|l| (l.pid, l.term)),
+        Some((second.child.id(), 2))
+    );
+    println!(
+        "leader frozen: the standby applied as leader {:.2} s later; thawed, the old leader stood by \
+         {:.2} s later; {} stored positions, each covering the one before",
+        took.as_secs_f64(),
+        stepped_down.as_secs_f64(),
+        seen.len()
+    );
+}
+
+/// Fresh databases for a binlog test: generated (5 days of a small shop), capture switched to
+/// binlog, migrated (the position recorded). Their name and configuration.
+fn binlog_database(test: &str) -> (String, aethermart_core::config::Config) {
+    use aethermart_core::sync::{Capture, capture};
+    let db = Worker::prepare(test);
+    let (mariadb, mongodb) = configs(&db);
+    let config = aethermart_core::config::Config { mariadb, mongodb };
+    block_on(async {
+        let settings =
+            aethermart_core::generate::GenerateConfig::new(5, 0.02, chrono_day()).unwrap();
+        aethermart_core::generate::generate_into(
+            &config,
+            settings,
+            Default::default(),
+            std::sync::Arc::new(aethermart_core::progress::NoProgress),
+        )
+        .await
+        .unwrap();
+        capture::switch(&config, Capture::Binlog, "test")
+            .await
+            .unwrap();
+        migrate(&config).await;
+    });
+    (db, config)
+}
+
+/// An application's writes on a thread of its own until `stop`: customers' phones, product
+/// prices, addresses deleted; `committed` counts the transactions.
+fn write_until(
+    config: &aethermart_core::config::Config,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    committed: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    let (config, stop, committed) = (config.clone(), stop.clone(), committed.clone());
+    std::thread::spawn(move || {
+        block_on(async move {
+            let pool = aethermart_core::connect::node_pool(
+                &config.mariadb,
+                aethermart_core::connect::PoolSize { max: 2 },
+            )
+            .await
+            .unwrap();
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                sqlx::raw_sql(&format!(
+                    "UPDATE Customers SET phone = '+1 555 {n:05}' WHERE customer_id = {c}; \
+                     UPDATE Products SET price = price + 1 WHERE product_id = {p}; \
+                     DELETE FROM Customer_Addresses WHERE customer_id = {c} LIMIT 1",
+                    c = n % 150 + 1,
+                    p = n % 40 + 1
+                ))
+                .execute(&pool)
+                .await
+                .unwrap();
+                committed.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    })
+}
+
+/// Waits (60 s at most) until MongoDB holds what MariaDB does, then asserts that nothing was
+/// dead-lettered.
+fn until_equal_and_nothing_dead(config: &aethermart_core::config::Config, when: &str) {
+    let started = Instant::now();
     block_on(async {
         loop {
             let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
@@ -721,7 +993,7 @@ fn a_binlog_worker_killed_9_at_random_points_under_writes_leaves_the_stores_equa
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
-                "stores differ 60 s after the last restart: {report:?}"
+                "stores differ 60 s {when}: {report:?}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -737,11 +1009,6 @@ fn a_binlog_worker_killed_9_at_random_points_under_writes_leaves_the_stores_equa
             .unwrap();
         assert_eq!(dead, 0, "nothing is dead-lettered");
     });
-    println!(
-        "9 kills -9 (after {delays:?} ms of running) under {writes} writes: equal {:.1} s after the last start",
-        started.elapsed().as_secs_f64()
-    );
-    drop(last);
 }
 
 async fn migrate(config: &aethermart_core::config::Config) {

@@ -502,16 +502,26 @@ impl WorkerThread {
                     .build()
                     .map_err(BenchError::Thread)?;
                 runtime.block_on(async move {
-                    let (source, mongo, binlog): (Arc<dyn Source>, _, _) = match capture {
+                    let (source, mongo, binlog, lease): (Arc<dyn Source>, _, _, _) = match capture {
                         Capture::Triggers => {
                             let (s, mongo) = QueueSource::connect(&config, &options, 1).await?;
-                            (Arc::new(s), mongo, None)
+                            (Arc::new(s), mongo, None, None)
                         }
                         Capture::Binlog => {
-                            let (s, mongo) = BinlogSource::connect(&config, &options, 1).await?;
+                            let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
+                            let lease = crate::sync::Candidate::new(
+                                mongo,
+                                config.mariadb.database(),
+                                crate::sync::leadership::DEFAULT_TTL,
+                            )
+                            .acquire(None)
+                            .await
+                            .map_err(SyncError::from)?;
+                            let (s, mongo) =
+                                BinlogSource::connect(&config, &options, 1, &lease).await?;
                             // Measured from a stream that is connected and at the end.
                             s.wait_caught_up(Duration::from_secs(30)).await?;
-                            (Arc::new(s.clone()), mongo, Some(s))
+                            (Arc::new(s.clone()), mongo, Some(s), Some(lease))
                         }
                     };
                     let inner = MongoSink::new(mongo);
@@ -526,8 +536,11 @@ impl WorkerThread {
                     let stopped = async move {
                         let _ = stop_rx.wait_for(|s| *s).await;
                     };
-                    let report = syncer.run(stopped).await?;
-                    Ok((report, thread_cpu().saturating_sub(cpu_at_start)))
+                    let report = syncer.run(stopped).await;
+                    if let Some(lease) = lease {
+                        lease.release().await;
+                    }
+                    Ok((report?, thread_cpu().saturating_sub(cpu_at_start)))
                 })
             });
         let handle = spawned.map_err(BenchError::Thread)?;

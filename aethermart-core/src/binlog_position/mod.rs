@@ -4,6 +4,7 @@
 //! other module of the crate.
 
 pub mod gtid;
+pub mod lease;
 pub mod store;
 
 pub use gtid::{BadPosition, Gtid, GtidPosition};

@@ -44,7 +44,7 @@ pub enum CheckpointError {
     },
 }
 
-fn positions(mongo: &mongodb::Database) -> mongodb::Collection<Document> {
+pub(super) fn positions(mongo: &mongodb::Database) -> mongodb::Collection<Document> {
     mongo.collection_with_options::<Document>(
         POSITIONS,
         mongodb::options::CollectionOptions::builder()
@@ -79,22 +79,47 @@ pub async fn load(
     }))
 }
 
-/// Moves the position of `database` to `position` if its epoch is still `epoch`; false when
-/// it is not (a migration or a capture switch set a new one).
+/// What [`advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advanced {
+    /// The position moved.
+    Moved,
+    /// A migration or a capture switch set a new position (and epoch): start over from it.
+    NewEpoch,
+    /// The lease is no longer the writer's (another worker took over): nothing was written.
+    LeaseLost,
+}
+
+/// Moves the position of `database` to `position` if its epoch is still `epoch` and the
+/// lease still `(term, holder)`'s ([`super::lease`]): a worker that lost its lease can move
+/// it neither backwards nor forwards.
 pub async fn advance(
     mongo: &mongodb::Database,
     database: &str,
     epoch: i64,
+    (term, holder): (i64, &str),
     position: &GtidPosition,
-) -> Result<bool, CheckpointError> {
+) -> Result<Advanced, CheckpointError> {
     let r = positions(mongo)
         .update_one(
-            doc! { "_id": database, "epoch": epoch },
+            doc! { "_id": database, "epoch": epoch, "leader.term": term,
+            "leader.holder": holder },
             doc! { "$set": { "gtid": position.to_string(), "by": "worker",
             "updated_at": mongodb::bson::DateTime::now() } },
         )
         .await?;
-    Ok(r.matched_count == 1)
+    if r.matched_count == 1 {
+        return Ok(Advanced::Moved);
+    }
+    let now = positions(mongo)
+        .find_one(doc! { "_id": database })
+        .await?
+        .unwrap_or_default();
+    Ok(if now.get_i64("epoch").unwrap_or(0) != epoch {
+        Advanced::NewEpoch
+    } else {
+        Advanced::LeaseLost
+    })
 }
 
 /// Sets a new position for `database` with a new epoch (a migration ended, the capture was

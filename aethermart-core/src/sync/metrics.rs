@@ -20,6 +20,11 @@ struct QueueLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabel {
+    change: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabel {
     queue: String,
     kind: String,
@@ -65,6 +70,9 @@ pub struct SyncMetrics {
     binlog_lag: Gauge<f64, AtomicU64>,
     binlog_sequence: Gauge,
     binlog_stored: Gauge<f64, AtomicU64>,
+    binlog_leader: Gauge,
+    binlog_lease_term: Gauge,
+    binlog_leadership_changes: Family<ChangeLabel, Counter>,
     /// The pool's switch total last recorded (the counter grows by the difference).
     switches_seen: AtomicU64,
     /// Writes to MongoDB.
@@ -128,6 +136,7 @@ struct PageState {
     queues: std::collections::BTreeMap<&'static str, (Entity, QueueLine)>,
     history: std::collections::VecDeque<Sample>,
     errors: std::collections::VecDeque<RecentError>,
+    leadership: Option<Leadership>,
 }
 
 /// What the status page shows, read at one moment.
@@ -145,6 +154,19 @@ pub struct Snapshot {
     pub started: f64,
     /// Under binlog capture (once the reader read anything): its state.
     pub binlog: Option<BinlogLine>,
+    /// Under binlog capture: whether this worker leads or stands by.
+    pub leadership: Option<Leadership>,
+}
+
+/// This worker's part in binlog capture, on the status page.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Leadership {
+    /// True while it holds the lease (reads the binlog); false as a standby.
+    pub leader: bool,
+    /// The lease's term it holds, or the last it held (0: never).
+    pub term: i64,
+    /// Since when it is in this role, Unix seconds.
+    pub since: f64,
 }
 
 /// The binlog reader on the status page.
@@ -333,8 +355,29 @@ impl Default for SyncMetrics {
             "When the binlog position stored in MongoDB was last known current (stored, or checked unchanged), in Unix seconds; 0 before the first",
             binlog_stored.clone(),
         );
+        let binlog_leader = Gauge::default();
+        registry.register(
+            "binlog_leader",
+            "1 while this worker holds the binlog lease (reads the binlog), 0 while it is a standby",
+            binlog_leader.clone(),
+        );
+        let binlog_lease_term = Gauge::default();
+        registry.register(
+            "binlog_lease_term",
+            "The term of the binlog lease this worker holds or last held (bumped by every takeover)",
+            binlog_lease_term.clone(),
+        );
+        let binlog_leadership_changes = Family::<ChangeLabel, Counter>::default();
+        registry.register(
+            "binlog_leadership_changes",
+            "Times this worker took the binlog lease (change=acquired), lost it to another worker or let it lapse (lost), or gave it up at a stop (released)",
+            binlog_leadership_changes.clone(),
+        );
         Self {
             registry: root,
+            binlog_leader,
+            binlog_lease_term,
+            binlog_leadership_changes,
             mariadb_switches,
             binlog_events,
             binlog_bytes,
@@ -437,6 +480,40 @@ impl SyncMetrics {
         self.binlog_stored.set(now_ms() as f64 / 1e3);
     }
 
+    /// This worker is a binlog standby; `change` (`lost`, `released`) when it led until now.
+    pub(crate) fn binlog_standby(&self, change: Option<&'static str>) {
+        if let Some(change) = change {
+            self.binlog_leadership_changes
+                .get_or_create(&ChangeLabel { change })
+                .inc();
+        }
+        self.binlog_leader.set(0);
+        self.set_leadership(false);
+    }
+
+    /// This worker took the binlog lease in `term`.
+    pub(crate) fn binlog_leading(&self, term: i64) {
+        self.binlog_leadership_changes
+            .get_or_create(&ChangeLabel { change: "acquired" })
+            .inc();
+        self.binlog_leader.set(1);
+        self.binlog_lease_term.set(term);
+        self.set_leadership(true);
+    }
+
+    fn set_leadership(&self, leader: bool) {
+        if let Ok(mut page) = self.page.lock() {
+            let term = self.binlog_lease_term.get();
+            if page.leadership.map(|l| l.leader) != Some(leader) {
+                page.leadership = Some(Leadership {
+                    leader,
+                    term,
+                    since: now_seconds(),
+                });
+            }
+        }
+    }
+
     /// Records an acknowledged batch.
     pub(crate) fn batch(
         &self,
@@ -531,6 +608,7 @@ impl SyncMetrics {
     /// What the status page shows now.
     pub fn snapshot(&self) -> Snapshot {
         let page = self.page.lock();
+        let leadership = page.as_ref().ok().and_then(|p| p.leadership);
         let (queues, history, errors) = match &page {
             Ok(p) => (
                 p.queues
@@ -556,6 +634,7 @@ impl SyncMetrics {
                 sequence: self.binlog_sequence.get(),
                 stored_at: self.binlog_stored.get(),
             }),
+            leadership,
         }
     }
 

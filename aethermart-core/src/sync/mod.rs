@@ -29,6 +29,7 @@ mod args;
 pub mod binlog;
 pub mod capture;
 mod http;
+pub mod leadership;
 mod metrics;
 mod mongo_sink;
 mod operator;
@@ -47,15 +48,16 @@ pub use args::SyncArgs;
 pub use binlog::{BinlogError, BinlogSource};
 pub use capture::Capture;
 pub use http::{HEALTHY_POLL_AGE, Probes, READY_WRITE_WINDOW, serve_http};
-pub use metrics::{QueueLine, RecentError, Sample, Snapshot, SyncMetrics};
+pub use leadership::{Candidate, Lease};
+pub use metrics::{Leadership, QueueLine, RecentError, Sample, Snapshot, SyncMetrics};
 pub use mongo_sink::MongoSink;
 pub use operator::{
     DeadLetter, DeadLetters, OperatorError, RESYNC_CHUNK, Resolution, ResyncKeys, dead_letters,
     request_resync, resolve_dead_letters,
 };
 pub use probe::{
-    BinlogStatus, ProbeError, QueueStatus, StreamStatus, binlog_status, measure_latency,
-    queue_status, stream_status,
+    BinlogStatus, LeaderStatus, ProbeError, QueueStatus, StreamStatus, WorkerStatus, binlog_status,
+    measure_latency, queue_status, stream_status,
 };
 pub use queue::QueueSource;
 pub use reviews::{REVIEW_STREAM, ReviewFollower, ReviewStreamError};

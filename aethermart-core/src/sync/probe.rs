@@ -188,6 +188,43 @@ pub struct BinlogStatus {
     /// Transactions the server wrote after the stored position, every database of the server
     /// counted (0: the capture is caught up).
     pub behind_transactions: Option<u64>,
+    /// The worker holding the binlog lease, if any ever did.
+    pub leader: Option<LeaderStatus>,
+    /// The other binlog workers alive (hot standbys).
+    pub standbys: Vec<WorkerStatus>,
+}
+
+/// The binlog leader as `aethermart sync status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaderStatus {
+    /// Its host.
+    pub host: String,
+    /// Its pid.
+    pub pid: u32,
+    /// The lease's term (bumped by every takeover).
+    pub term: i64,
+    /// When its term began (its clock), RFC 3339.
+    pub since: String,
+    /// Seconds since its last renewal (by this machine's clock).
+    pub renewed_seconds_ago: f64,
+    /// The lease's TTL in seconds: a renewal older than that means the leader is gone and a
+    /// standby takes over.
+    pub ttl_seconds: f64,
+    /// The MariaDB server it reads the binlog from.
+    pub reading: Option<String>,
+    /// It gave the lease up at a clean stop (no leader until a standby takes it).
+    pub released: bool,
+}
+
+/// A binlog worker that is alive, as `aethermart sync status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerStatus {
+    /// Its host.
+    pub host: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Seconds since it last showed itself.
+    pub seen_seconds_ago: f64,
 }
 
 /// The database's capture and, for binlog capture, how far the stored position is behind the
@@ -213,7 +250,42 @@ pub async fn binlog_status(
         (Some(stored), Some(Ok(server))) => Some(stored.position.transactions_before(&server)),
         _ => None,
     };
+    let failed = |e: mongodb::error::Error| super::BinlogError::Checkpoint(e.to_string());
+    use crate::binlog_position::lease;
+    let now_ms = mongodb::bson::DateTime::now().timestamp_millis();
+    let ago = |at: mongodb::bson::DateTime| (now_ms - at.timestamp_millis()).max(0) as f64 / 1e3;
+    let leader = match lease::read(mongo, database).await.map_err(failed)? {
+        lease::Seen::Held(l) => Some(l),
+        lease::Seen::Vacant | lease::Seen::NoPosition => None,
+    };
+    let standbys = lease::present(mongo, database)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .filter(|p| {
+            leader
+                .as_ref()
+                .is_none_or(|l| l.holder != p.id || l.released)
+        })
+        .map(|p| WorkerStatus {
+            host: p.host,
+            pid: p.pid,
+            seen_seconds_ago: ago(p.seen_at),
+        })
+        .collect();
+    let leader = leader.map(|l| LeaderStatus {
+        since: l.since.try_to_rfc3339_string().unwrap_or_default(),
+        renewed_seconds_ago: ago(l.renewed_at),
+        ttl_seconds: l.ttl_ms as f64 / 1e3,
+        host: l.host,
+        pid: l.pid,
+        term: l.term,
+        reading: l.reading,
+        released: l.released,
+    });
     Ok(BinlogStatus {
+        leader,
+        standbys,
         capture,
         stored_seconds_ago: stored.as_ref().and_then(|s| s.age).map(|a| a.as_secs_f64()),
         stored: stored.map(|s| s.position.to_string()),

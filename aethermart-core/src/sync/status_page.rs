@@ -31,6 +31,21 @@ pub fn render(snapshot: &Snapshot, now: f64, node: Option<&str>, version: &str) 
             "never".to_owned()
         },
     );
+    if let Some(l) = &snapshot.leadership {
+        let _ = write!(
+            html,
+            "<p id=\"leadership\">binlog capture: this worker is the <span id=\"role\">{}</span>{} \
+             for {}</p>",
+            if l.leader { "leader" } else { "standby" },
+            if l.leader {
+                format!(" (lease term {})", l.term)
+            } else {
+                " (another worker reads the binlog; this one takes over when its lease lapses)"
+                    .to_owned()
+            },
+            duration(now - l.since),
+        );
+    }
     if let Some(b) = &snapshot.binlog {
         let _ = write!(
             html,
@@ -261,6 +276,11 @@ mod tests {
                 sequence: 4711,
                 stored_at: now - 0.5,
             }),
+            leadership: Some(crate::sync::Leadership {
+                leader: true,
+                term: 3,
+                since: now - 60.0,
+            }),
         };
         let page = render(&snapshot, now, Some("127.0.0.1:13306"), "0.1.0");
         for part in [
@@ -276,6 +296,7 @@ mod tests {
             "<polyline points=",
             "<span id=\"binlog-lag\" data-seconds=\"1.250\">",
             "<span id=\"binlog-sequence\">4711</span>",
+            "<span id=\"role\">leader</span> (lease term 3) for 60.0 s",
         ] {
             assert!(page.contains(part), "{part} missing in\n{page}");
         }
@@ -283,7 +304,8 @@ mod tests {
         let triggers = render(
             &Snapshot {
                 binlog: None,
-                ..snapshot
+                leadership: None,
+                ..snapshot.clone()
             },
             now,
             None,
@@ -296,6 +318,24 @@ mod tests {
         assert!(
             !page.contains("http://") && !page.contains("https://"),
             "nothing fetched"
+        );
+        let standby = render(
+            &Snapshot {
+                binlog: None,
+                leadership: Some(crate::sync::Leadership {
+                    leader: false,
+                    term: 0,
+                    since: now - 5.0,
+                }),
+                ..snapshot
+            },
+            now,
+            None,
+            "0.1.0",
+        );
+        assert!(
+            standby.contains("<span id=\"role\">standby</span> (another worker reads"),
+            "{standby}"
         );
     }
 }

@@ -31,7 +31,8 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    fn add(&mut self, other: &Self) {
+    /// Adds the counts of `other` (e.g. of a later run of the same worker).
+    pub fn add(&mut self, other: &Self) {
         self.batches += other.batches;
         self.changes += other.changes;
         self.documents += other.documents;
@@ -100,6 +101,13 @@ impl Syncer {
     /// Only these queues.
     pub fn with_entities(mut self, entities: &[Entity]) -> Self {
         self.entities = entities.to_vec();
+        self
+    }
+
+    /// Updates `metrics` instead of its own (one set for a worker whose syncer is replaced,
+    /// e.g. at every binlog leadership term).
+    pub fn with_metrics(mut self, metrics: Arc<SyncMetrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -239,6 +247,11 @@ impl Syncer {
                         break;
                     }
                     continue;
+                }
+                Err(e @ SyncError::Binlog(super::BinlogError::NotLeader { .. })) => {
+                    // Not a failure: another worker leads now (the caller stands by).
+                    tracing::info!(queue = %entity, error = %e, "sync stopped");
+                    return Err(e);
                 }
                 Err(e) => {
                     self.metrics.error(entity, false, e.to_string());

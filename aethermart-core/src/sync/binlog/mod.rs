@@ -29,6 +29,7 @@ pub use crate::binlog_position::{CheckpointError, GtidPosition, POSITIONS};
 
 use crate::binlog_position::{gtid, store as checkpoint};
 
+use super::leadership::Lease;
 use super::{Acknowledged, Backlog, ClaimedBatch, RetryPolicy, Sorted, Source, SyncError, Write};
 use crate::connect::{execute_script, sql_literal};
 use crate::projection::{Entity, Refused};
@@ -147,6 +148,27 @@ pub enum BinlogError {
     /// Finding the documents a rename reaches failed for good (privileges, schema).
     #[error("finding the documents a rename reaches failed: {0}")]
     Expand(String),
+    /// This worker's lease lapsed or another worker took it over: it stops reading, writing
+    /// and storing the position (and waits as a standby).
+    #[error(
+        "this worker no longer holds the binlog lease (its term {term} ended): it stops reading \
+         and writing"
+    )]
+    NotLeader {
+        /// The term that ended.
+        term: i64,
+    },
+    /// Another worker leads and kept its lease (e.g. for `aethermart-worker --once`).
+    #[error(
+        "another worker ({host}, pid {pid}) reads the binlog and renews its lease: stop it first \
+         or let this one run as its standby"
+    )]
+    Led {
+        /// The leader's host.
+        host: String,
+        /// Its pid.
+        pid: u32,
+    },
 }
 
 impl BinlogError {
@@ -216,6 +238,8 @@ struct Inner {
     metrics: std::sync::OnceLock<Arc<super::SyncMetrics>>,
     /// The stored epoch changed: the reader starts over.
     restart: Notify,
+    /// Reading, writing and storing the position only while it is held.
+    lease: Lease,
 }
 
 struct State {
@@ -254,12 +278,16 @@ impl Drop for Tasks {
 
 impl BinlogSource {
     /// Connects to both stores of `config`, checks that the server writes what binlog capture
-    /// needs, loads the stored position (refusing to start without one) and starts reading.
-    /// Returns the source and the MongoDB database (for a [`super::MongoSink`]).
+    /// needs, loads the stored position (refusing to start without one) and starts reading,
+    /// for as long as `lease` is held ([`super::Candidate::acquire`]): then it stops reading,
+    /// claims fail with [`BinlogError::NotLeader`], and the position is stored only under
+    /// the lease's term. Returns the source and the MongoDB database (for a
+    /// [`super::MongoSink`]).
     pub async fn connect(
         config: &crate::config::Config,
         options: &super::SyncOptions,
         queues: usize,
+        lease: &Lease,
     ) -> Result<(Self, mongodb::Database), SyncError> {
         let endpoint = config.mariadb.endpoint();
         if config.mariadb.is_cluster() {
@@ -300,7 +328,9 @@ impl BinlogSource {
             settled: Notify::new(),
             metrics: std::sync::OnceLock::new(),
             restart: Notify::new(),
+            lease: lease.clone(),
         });
+        lease.set_reading(&endpoint);
         let reader = Reader {
             opts: config.mariadb.replication_options(),
             endpoint,
@@ -368,8 +398,8 @@ fn replica_server_id() -> u32 {
     rand::random_range(1u32 << 31..u32::MAX)
 }
 
-/// Refuses a server that does not write what binlog capture reads.
-pub(crate) async fn check_settings(pool: &MySqlPool, endpoint: &str) -> Result<(), SyncError> {
+/// Refuses a server that does not write what binlog capture reads (`endpoint` names it).
+pub async fn check_settings(pool: &MySqlPool, endpoint: &str) -> Result<(), SyncError> {
     let row: (i64, String, String, String) = sqlx::query_as(
         "SELECT CAST(@@log_bin AS SIGNED), @@binlog_format, @@binlog_row_image, @@binlog_row_metadata",
     )
@@ -431,12 +461,13 @@ async fn read_forever(inner: Arc<Inner>, reader: Reader) {
                 }
             }
         };
-        let (restart, reader) = (&inner.restart, &reader);
+        let (restart, reader, lease) = (&inner.restart, &reader, &inner.lease);
         let reading = async move {
             let tx = tx;
             tokio::select! {
                 r = reader.follow(start, &tx) => Some(r),
                 () = restart.notified() => None,
+                () = lease.lost() => Some(Err(lease.not_leader())),
             }
             // `tx` is dropped here: the consumer ends once it took in what was received.
         };
@@ -454,6 +485,11 @@ async fn read_forever(inner: Arc<Inner>, reader: Reader) {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "binlog stream failed; reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Some(Err(e @ BinlogError::NotLeader { .. })) => {
+                tracing::info!(error = %e, "binlog reader stopped");
+                inner.lock().fatal.get_or_insert(e);
+                return;
             }
             Some(Err(e)) => {
                 let e = match e {
@@ -761,10 +797,17 @@ async fn store_checkpoint(inner: &Inner, last: &mut Option<GtidPosition>) -> Res
     }
     let checkpoint_err =
         |e: CheckpointError| SyncError::from(BinlogError::Checkpoint(e.to_string()));
-    let moved = checkpoint::advance(&inner.mongo, &inner.database, epoch, &position)
+    let lease = (inner.lease.term(), inner.lease.holder());
+    let advanced = checkpoint::advance(&inner.mongo, &inner.database, epoch, lease, &position)
         .await
         .map_err(checkpoint_err)?;
-    if !moved {
+    if advanced == checkpoint::Advanced::LeaseLost {
+        inner.lease.mark_lost();
+        let e = inner.lease.not_leader();
+        inner.lock().fatal.get_or_insert(e.clone());
+        return Err(e.into());
+    }
+    if advanced == checkpoint::Advanced::NewEpoch {
         let stored = checkpoint::load(&inner.mongo, &inner.database)
             .await
             .map_err(checkpoint_err)?
@@ -836,6 +879,9 @@ impl Source for BinlogSource {
         limit: u32,
     ) -> Result<Option<Box<dyn ClaimedBatch>>, SyncError> {
         let inner = &self.inner;
+        if !inner.lease.is_held() {
+            return Err(inner.lease.not_leader().into());
+        }
         let (claimed, generation, barrier, shadow) = {
             let mut s = inner.lock();
             if let Some(e) = &s.fatal {
