@@ -82,6 +82,7 @@ render() { # node role
     echo "[client]"; echo "socket=$d/mysqld.sock"
   } | sed -e "s|@@BIND_ADDRESS@@|127.0.0.1|; s|@@PORT@@|$(port_of "$n")|g; s|@@BUFFER_POOL_SIZE@@|64M|" \
           -e "s|@@SERVER_ID@@|$([ "$n" = replica ] && echo 2 || echo 1)|; s|@@CLUSTER_NAME@@|aethermart_local|" \
+          -e "s|@@WSREP_GTID_DOMAIN_ID@@|1|; s|@@GTID_DOMAIN_ID@@|$(case $n in g?) echo $((10 + ${n#g})) ;; *) echo 0 ;; esac)|" \
           -e "s|@@CLUSTER_MEMBERS@@|$members|; s|@@NODE_NAME@@|$n|; s|@@NODE_IP@@|127.0.0.1|g" \
           -e "s|@@GALERA_PORT@@|$gp|g; s|@@IST_PORT@@|$ip|" \
           -e "s|@@SST_PORT@@|$sp|; s|@@GCACHE_SIZE@@|64M|" > "$(cnf "$n")"

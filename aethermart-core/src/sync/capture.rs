@@ -157,16 +157,17 @@ async fn set_capture_triggers(
 /// names who did it in `sync_settings`. Switching to the capture in place changes nothing.
 pub async fn switch(config: &Config, to: Capture, by: &str) -> Result<Switched, SyncError> {
     let db_err = |step: &'static str| move |source| SyncError::MariaDb { step, source };
-    if config.mariadb.is_cluster() && to == Capture::Binlog {
-        return Err(binlog::BinlogError::Cluster {
-            endpoint: config.mariadb.endpoint(),
-        }
-        .into());
-    }
-    let pool =
-        crate::connect::node_pool(&config.mariadb, crate::connect::PoolSize { max: 2 }).await?;
+    let cluster =
+        crate::cluster::ClusterPool::connect(&config.mariadb, crate::connect::PoolSize { max: 2 })
+            .await?;
+    let pool = cluster.pool().clone();
     if to == Capture::Binlog {
-        binlog::check_settings(&pool, &config.mariadb.endpoint()).await?;
+        // Every node the reader may follow writes what it reads.
+        for node in config.mariadb.nodes() {
+            let node_pool =
+                crate::connect::node_pool(&node, crate::connect::PoolSize { max: 1 }).await?;
+            binlog::check_settings(&node_pool, &node.endpoint()).await?;
+        }
     }
     let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
     let mut conn = pool.acquire().await.map_err(db_err("connecting"))?;

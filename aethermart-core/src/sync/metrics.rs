@@ -72,6 +72,7 @@ pub struct SyncMetrics {
     binlog_stored: Gauge<f64, AtomicU64>,
     binlog_leader: Gauge,
     binlog_lease_term: Gauge,
+    binlog_source_moves: Counter,
     binlog_leadership_changes: Family<ChangeLabel, Counter>,
     /// The pool's switch total last recorded (the counter grows by the difference).
     switches_seen: AtomicU64,
@@ -373,8 +374,15 @@ impl Default for SyncMetrics {
             "Times this worker took the binlog lease (change=acquired), lost it to another worker or let it lapse (lost), or gave it up at a stop (released)",
             binlog_leadership_changes.clone(),
         );
+        let binlog_source_moves = Counter::default();
+        registry.register(
+            "binlog_source_moves",
+            "Times the binlog reader moved to another server at the same GTID position (the one it read failed or lacked the position)",
+            binlog_source_moves.clone(),
+        );
         Self {
             registry: root,
+            binlog_source_moves,
             binlog_leader,
             binlog_lease_term,
             binlog_leadership_changes,
@@ -478,6 +486,11 @@ impl SyncMetrics {
     /// The binlog position was stored.
     pub(crate) fn binlog_stored(&self) {
         self.binlog_stored.set(now_ms() as f64 / 1e3);
+    }
+
+    /// The binlog reader moved to another server.
+    pub(crate) fn binlog_source_moved(&self) {
+        self.binlog_source_moves.inc();
     }
 
     /// This worker is a binlog standby; `change` (`lost`, `released`) when it led until now.

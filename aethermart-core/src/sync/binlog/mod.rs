@@ -136,12 +136,6 @@ pub enum BinlogError {
         /// The MariaDB database.
         database: String,
     },
-    /// The URL names several nodes.
-    #[error("binlog capture follows one server; {endpoint} names several (use one node's URL)")]
-    Cluster {
-        /// The nodes.
-        endpoint: String,
-    },
     /// Storing or reading the position failed.
     #[error("{0}")]
     Checkpoint(String),
@@ -226,6 +220,8 @@ impl std::fmt::Debug for BinlogSource {
 }
 
 struct Inner {
+    /// Re-reads, claims and records go through it (the writable node of a cluster).
+    cluster: crate::cluster::ClusterPool,
     pool: MySqlPool,
     mongo: mongodb::Database,
     database: String,
@@ -263,6 +259,8 @@ struct State {
     catch_up: Option<GtidPosition>,
     /// Running beside trigger capture (see [`BinlogSource::shadow`]).
     shadow: bool,
+    /// The server the binlog is read from (`host:port`).
+    reading: String,
 }
 
 /// The source's background tasks, stopped with the last clone.
@@ -290,15 +288,13 @@ impl BinlogSource {
         lease: &Lease,
     ) -> Result<(Self, mongodb::Database), SyncError> {
         let endpoint = config.mariadb.endpoint();
-        if config.mariadb.is_cluster() {
-            return Err(BinlogError::Cluster { endpoint }.into());
-        }
         let size = crate::connect::PoolSize {
             max: options.pool_size(queues),
         };
-        let pool = crate::connect::node_pool(&config.mariadb, size).await?;
+        let cluster = crate::cluster::ClusterPool::connect(&config.mariadb, size).await?;
+        let pool = cluster.pool().clone();
         let mongo = crate::connect::mongodb_database(&config.mongodb).await?;
-        check_settings(&pool, &endpoint).await?;
+        check_settings(&pool, &cluster.node().unwrap_or_else(|| endpoint.clone())).await?;
         let database = config.mariadb.database().to_owned();
         let stored = checkpoint::load(&mongo, &database)
             .await
@@ -308,6 +304,7 @@ impl BinlogSource {
             })?;
         tracing::info!(position = %stored.position, epoch = stored.epoch, by = %stored.by, "binlog capture resumes");
         let inner = Arc::new(Inner {
+            cluster,
             pool,
             mongo: mongo.clone(),
             database: database.clone(),
@@ -324,21 +321,16 @@ impl BinlogSource {
                 capture_confirmed: false,
                 catch_up: None,
                 shadow: false,
+                reading: String::new(),
             }),
             settled: Notify::new(),
             metrics: std::sync::OnceLock::new(),
             restart: Notify::new(),
             lease: lease.clone(),
         });
-        lease.set_reading(&endpoint);
-        let reader = Reader {
-            opts: config.mariadb.replication_options(),
-            endpoint,
-            database,
-            server_id: replica_server_id(),
-        };
+        let readers = readers(&config.mariadb).await;
         let tasks = vec![
-            tokio::spawn(read_forever(inner.clone(), reader)),
+            tokio::spawn(read_forever(inner.clone(), readers)),
             tokio::spawn(store_forever(inner.clone())),
         ];
         Ok((
@@ -369,9 +361,14 @@ impl BinlogSource {
         store_checkpoint(&self.inner, &mut None).await
     }
 
-    /// The MariaDB pool the source reads rows through (one server).
+    /// The MariaDB pool the source reads rows through (a cluster's writable node).
     pub fn pool(&self) -> crate::cluster::ClusterPool {
-        self.inner.pool.clone().into()
+        self.inner.cluster.clone()
+    }
+
+    /// The server (`host:port`) the binlog is read from now.
+    pub fn reading_from(&self) -> String {
+        self.inner.lock().reading.clone()
     }
 
     /// The position after the last transaction read.
@@ -439,18 +436,66 @@ fn key_column(table: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// The servers the binlog may be read from, in the order to try them: the nodes of `config`,
+/// those that answer without taking writes (replicas: reading there offloads the primary)
+/// first, then those that take writes, then those that did not answer, each group in the
+/// configured order. One server: just it.
+async fn readers(config: &crate::config::MariaDbConfig) -> Vec<Reader> {
+    let nodes = config.nodes();
+    let order: Vec<usize> = if nodes.len() < 2 {
+        vec![0]
+    } else {
+        let statuses = crate::cluster::probe_nodes(config).await;
+        let rank = |i: usize| match (&statuses[i].info(), statuses[i].takes_writes()) {
+            (Some(_), Err(_)) => 0,
+            (Some(_), Ok(())) => 1,
+            (None, _) => 2,
+        };
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_by_key(|&i| (rank(i), i));
+        order
+    };
+    order
+        .into_iter()
+        .map(|i| Reader {
+            opts: nodes[i].replication_options(),
+            endpoint: nodes[i].endpoint(),
+            database: config.database().to_owned(),
+            server_id: replica_server_id(),
+        })
+        .collect()
+}
+
+/// True for a server that cannot serve the position asked for (it lacks the binlogs: purged,
+/// or it rejoined a Galera cluster by a full state transfer) while another may.
+fn position_missing_here(e: &BinlogError) -> bool {
+    matches!(e, BinlogError::Purged { .. }) || matches!(e, BinlogError::Server { code: 1236, .. })
+}
+
 /// Reads the binlog until a fatal error: reconnects after transient ones (from the last
-/// transaction read) and starts over when the stored epoch changes.
-async fn read_forever(inner: Arc<Inner>, reader: Reader) {
+/// transaction read), moving on to the next server of `readers` after a failure (a dead node,
+/// one without the position), and starts over when the stored epoch changes. Stops for good
+/// when no server has the position.
+async fn read_forever(inner: Arc<Inner>, readers: Vec<Reader>) {
     let mut backoff = Duration::from_millis(100);
+    let mut current = 0;
+    // The servers that lacked the position, since the last progress.
+    let mut lacking: BTreeMap<usize, BinlogError> = BTreeMap::new();
+    // When the last transaction or heartbeat arrived from the server read before a move.
+    let last_heard = Arc::new(Mutex::new(Instant::now()));
     loop {
+        let reader = &readers[current];
+        inner.lease.set_reading(&reader.endpoint);
         let (start, generation) = {
-            let s = inner.lock();
+            let mut s = inner.lock();
+            s.reading.clone_from(&reader.endpoint);
             (s.tracker.latest().clone(), s.generation)
         };
         let (tx, mut rx) = mpsc::channel::<Received>(4096);
+        let heard = last_heard.clone();
         let consume = async {
             while let Some(received) = rx.recv().await {
+                *heard.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 match received {
                     Received::Transaction(t) => take_in(&inner, generation, t).await,
                     Received::Heartbeat => {
@@ -461,11 +506,11 @@ async fn read_forever(inner: Arc<Inner>, reader: Reader) {
                 }
             }
         };
-        let (restart, reader, lease) = (&inner.restart, &reader, &inner.lease);
+        let (restart, lease, from) = (&inner.restart, &inner.lease, start.clone());
         let reading = async move {
             let tx = tx;
             tokio::select! {
-                r = reader.follow(start, &tx) => Some(r),
+                r = reader.follow(from, &tx) => Some(r),
                 () = restart.notified() => None,
                 () = lease.lost() => Some(Err(lease.not_leader())),
             }
@@ -473,23 +518,61 @@ async fn read_forever(inner: Arc<Inner>, reader: Reader) {
         };
         // Whatever was received is taken in before reconnecting from the last position.
         let (outcome, ()) = tokio::join!(reading, consume);
+        let progressed = inner.lock().tracker.latest() != &start;
+        if progressed {
+            lacking.clear();
+        }
         match outcome {
             None => {
                 tracing::warn!(
                     "the stored binlog position has a new epoch (a migration or a capture switch): reading again from it"
                 );
                 backoff = Duration::from_millis(100);
+                lacking.clear();
             }
             Some(Ok(())) => return,
-            Some(Err(e)) if e.is_transient() => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "binlog stream failed; reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
             Some(Err(e @ BinlogError::NotLeader { .. })) => {
                 tracing::info!(error = %e, "binlog reader stopped");
                 inner.lock().fatal.get_or_insert(e);
                 return;
+            }
+            Some(Err(e))
+                if readers.len() > 1 && (e.is_transient() || position_missing_here(&e)) =>
+            {
+                if position_missing_here(&e) {
+                    lacking.insert(current, e.clone());
+                }
+                let next = (1..=readers.len())
+                    .map(|step| (current + step) % readers.len())
+                    .find(|i| !lacking.contains_key(i));
+                let Some(next) = next else {
+                    let e = lacking_everywhere(&inner, &readers, lacking).await;
+                    tracing::error!(error = %e, "binlog capture stopped");
+                    inner.lock().fatal = Some(e);
+                    return;
+                };
+                let silent = last_heard
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .elapsed();
+                tracing::warn!(error = %e, from = %reader.endpoint, to = %readers[next].endpoint,
+                    position = %inner.lock().tracker.latest(),
+                    silent_ms = silent.as_millis() as u64,
+                    "binlog reader moves to another server at the same GTID position");
+                if let Some(m) = inner.metrics.get() {
+                    m.binlog_source_moved();
+                }
+                // Straight on to the next server; a pause once every server failed in turn.
+                if next <= current {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                current = next;
+            }
+            Some(Err(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "binlog stream failed; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Some(Err(e)) => {
                 let e = match e {
@@ -507,6 +590,30 @@ async fn read_forever(inner: Arc<Inner>, reader: Reader) {
                 return;
             }
         }
+    }
+}
+
+/// The error when no server of `readers` has the position: the first server's, as
+/// [`BinlogError::Purged`] naming every server.
+async fn lacking_everywhere(
+    inner: &Inner,
+    readers: &[Reader],
+    lacking: BTreeMap<usize, BinlogError>,
+) -> BinlogError {
+    let asked = inner.lock().tracker.latest().to_string();
+    let why: Vec<String> = lacking
+        .iter()
+        .map(|(i, e)| format!("{}: {e}", readers[*i].endpoint))
+        .collect();
+    tracing::warn!(servers = %why.join("; "), "no server has the binlog position");
+    BinlogError::Purged {
+        endpoint: readers
+            .iter()
+            .map(|r| r.endpoint.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        asked,
+        oldest: oldest_position(&inner.pool).await,
     }
 }
 
