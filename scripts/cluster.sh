@@ -10,6 +10,9 @@
 #   scripts/cluster.sh status         what runs where
 #   scripts/cluster.sh kill NODE      SIGKILL one node (primary, replica, g1, g2, g3, solo): a crash
 #   scripts/cluster.sh start NODE     start a stopped or crashed node again (Galera: rejoins by IST)
+#   scripts/cluster.sh promote        make the replica a primary (as deploy/README.md describes: it
+#                                     stops replicating and takes writes); `up replica` rebuilds the
+#                                     pair once the old primary is gone
 #   scripts/cluster.sh down           stop every node this script started (by pid file)
 #   scripts/cluster.sh wipe           stop, then delete the topologies' state
 #
@@ -200,6 +203,13 @@ start_node() {
   log "$n up on 127.0.0.1:$(port_of "$n")"
 }
 
+# The manual promotion of deploy/README.md, on the local replica.
+promote_replica() {
+  alive replica || die "the replica is not running; run: scripts/cluster.sh up replica"
+  root_sql replica -e "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;"
+  log "replica 127.0.0.1:$(port_of replica) promoted: it takes writes, at $(root_sql replica -N -e 'SELECT @@gtid_binlog_pos')"
+}
+
 kill_node() {
   local n=$1
   port_of "$n" >/dev/null
@@ -248,6 +258,7 @@ case "${1:-}" in
   status) status ;;
   kill) [ $# = 2 ] || die "usage: scripts/cluster.sh kill NODE"; kill_node "$2" ;;
   start) [ $# = 2 ] || die "usage: scripts/cluster.sh start NODE"; lock "$BASE.lock"; start_node "$2" ;;
+  promote) lock "$BASE.lock"; promote_replica ;;
   down) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; stop_nodes solo ;;
   wipe) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; stop_nodes solo; rm -rf "${BASE:?}"; log "topology state deleted" ;;
   *) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

@@ -940,3 +940,161 @@ async fn binlog_capture_on_galera_goes_on_from_another_node_when_its_node_dies()
     );
     dead.now();
 }
+
+/// Binlog capture from a replica (cluster item 3): with the primary and the replica in the
+/// URL the reader follows the replica (offloading the primary) with the primary's GTIDs while
+/// writes go to the primary. Then the primary dies and the replica is promoted by hand (as
+/// deploy/README.md says): a new worker resumes from the stored position on the promoted
+/// node, without a re-snapshot, and the writes made there reach MongoDB too. The pair is
+/// rebuilt afterwards (also when the test fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_promoted() {
+    use aethermart_core::sync::{BinlogSource, Candidate, Capture, capture};
+    /// Rebuilds the primary-replica pair when dropped.
+    struct Rebuild;
+    impl Drop for Rebuild {
+        fn drop(&mut self) {
+            cluster_script(&["up", "replica"]);
+        }
+    }
+    let _topology = REPLICA.lock().await;
+    let env = TestEnv::on(cluster_config(Topology::Replica), "replica_binlog").await;
+    let (env, _) = generated_in(env, 5, 0.003).await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    let mongo = env.mongo().await;
+    let migrator = BulkMigrator::new(env.config.mariadb.clone(), mongo.clone());
+    assert!(
+        migrator
+            .migrate(MigrateOptions::default(), Arc::new(NoProgress))
+            .await
+            .unwrap()
+            .clean()
+    );
+    let nodes = env.config.mariadb.nodes();
+    let options = SyncOptions {
+        backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+        ..SyncOptions::default()
+    };
+    let database = env.config.mariadb.database().to_owned();
+    let start = |config: Config| {
+        let (mongo, database) = (mongo.clone(), database.clone());
+        async move {
+            let lease = Candidate::new(
+                mongo.clone(),
+                &database,
+                aethermart_core::sync::leadership::DEFAULT_TTL,
+            )
+            .acquire(Some(Instant::now() + Duration::from_secs(30)))
+            .await
+            .unwrap();
+            let (source, _) = BinlogSource::connect(&config, &options, 4, &lease)
+                .await
+                .unwrap();
+            let syncer = Syncer::new(
+                Arc::new(source.clone()),
+                Arc::new(MongoSink::new(mongo)),
+                options,
+            );
+            (source, syncer)
+        }
+    };
+    let until_equal = |when: &'static str| {
+        let migrator = &migrator;
+        async move {
+            let started = Instant::now();
+            loop {
+                let verified = migrator.verify().await.unwrap();
+                if verified.equal() {
+                    return;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "stores differ 60 s {when}: {verified:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let writes = |pool: ClusterPool, tag: &'static str| async move {
+        for i in 0..50u64 {
+            sqlx::query("UPDATE Customers SET first_name = ? WHERE customer_id = ?")
+                .bind(format!("{tag} {i}"))
+                .bind(i % 20 + 1)
+                .execute(pool.pool())
+                .await
+                .unwrap();
+        }
+    };
+
+    let (source, syncer) = start(env.config.clone()).await;
+    assert_eq!(
+        source.reading_from(),
+        nodes[1].endpoint(),
+        "the reader follows the replica"
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sync =
+        tokio::spawn(async move { syncer.run(crate::support::until_stopped(stopped)).await });
+    let pool = ClusterPool::connect(&env.config.mariadb, PoolSize { max: 2 })
+        .await
+        .unwrap();
+    assert_eq!(
+        pool.node(),
+        Some(nodes[0].endpoint()),
+        "writes go to the primary"
+    );
+    writes(pool.clone(), "Primary").await;
+    until_equal("reading the replica").await;
+    let primary_gtids: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
+        .fetch_one(pool.pool())
+        .await
+        .unwrap();
+    stop.send_replace(true);
+    assert_eq!(sync.await.unwrap().unwrap().dead_lettered, 0);
+    source.flush().await.unwrap();
+    let stored = aethermart_core::binlog_position::store::load(&mongo, &database)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.position.covers(&primary_gtids.parse().unwrap()),
+        "the stored position is the primary's GTIDs: {} / {primary_gtids}",
+        stored.position
+    );
+    drop((source, pool));
+
+    // The primary is lost; the replica is promoted by hand.
+    let _rebuild = Rebuild;
+    cluster_script(&["kill", "primary"]);
+    cluster_script(&["promote"]);
+    let (source, syncer) = start(env.config.clone()).await;
+    assert_eq!(source.reading_from(), nodes[1].endpoint());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sync =
+        tokio::spawn(async move { syncer.run(crate::support::until_stopped(stopped)).await });
+    let pool = ClusterPool::connect(&env.config.mariadb, PoolSize { max: 2 })
+        .await
+        .unwrap();
+    assert_eq!(
+        pool.node(),
+        Some(nodes[1].endpoint()),
+        "writes go to the promoted replica"
+    );
+    writes(pool.clone(), "Promoted").await;
+    until_equal("after the promotion").await;
+    stop.send_replace(true);
+    let report = sync.await.unwrap().unwrap();
+    assert_eq!(report.dead_lettered, 0, "{report:?}");
+    assert!(
+        report.changes >= 20,
+        "the promoted node's writes were read: {report:?}"
+    );
+    eprintln!(
+        "replica source: read the replica with the primary's GTIDs up to {primary_gtids}; after the \
+         promotion the next worker resumed there and applied {} changes",
+        report.changes
+    );
+}

@@ -302,7 +302,9 @@ impl BinlogSource {
             .ok_or_else(|| BinlogError::NoPosition {
                 database: database.clone(),
             })?;
-        tracing::info!(position = %stored.position, epoch = stored.epoch, by = %stored.by, "binlog capture resumes");
+        let readers = readers(&config.mariadb).await;
+        tracing::info!(position = %stored.position, epoch = stored.epoch, by = %stored.by,
+            from = %readers[0].endpoint, "binlog capture resumes");
         let inner = Arc::new(Inner {
             cluster,
             pool,
@@ -321,14 +323,13 @@ impl BinlogSource {
                 capture_confirmed: false,
                 catch_up: None,
                 shadow: false,
-                reading: String::new(),
+                reading: readers[0].endpoint.clone(),
             }),
             settled: Notify::new(),
             metrics: std::sync::OnceLock::new(),
             restart: Notify::new(),
             lease: lease.clone(),
         });
-        let readers = readers(&config.mariadb).await;
         let tasks = vec![
             tokio::spawn(read_forever(inner.clone(), readers)),
             tokio::spawn(store_forever(inner.clone())),
