@@ -10,6 +10,9 @@
 #   scripts/cluster.sh status         what runs where
 #   scripts/cluster.sh kill NODE      SIGKILL one node (primary, replica, g1, g2, g3, solo): a crash
 #   scripts/cluster.sh start NODE     start a stopped or crashed node again (Galera: rejoins by IST)
+#   scripts/cluster.sh sst NODE       a Galera node rebuilt by full state transfer: killed, its data
+#                                     directory emptied, started (it has only the donor's newest
+#                                     binlog afterwards)
 #   scripts/cluster.sh promote        make the replica a primary (as deploy/README.md describes: it
 #                                     stops replicating and takes writes); `up replica` rebuilds the
 #                                     pair once the old primary is gone
@@ -203,6 +206,18 @@ start_node() {
   log "$n up on 127.0.0.1:$(port_of "$n")"
 }
 
+# A Galera node that lost its data rejoins by SST (rsync from a donor).
+sst_node() {
+  local n=$1
+  [ "$(topology_of "$n")" = galera ] || die "sst: $n is not a Galera node (g1, g2, g3)"
+  alive "$n" && kill_node "$n"
+  rm -rf "${BASE:?}/$n/data"; mkdir -p "$BASE/$n/data"
+  [ "$(id -u)" = 0 ] && chown mysql:mysql "$BASE/$n/data"
+  launch "$n"
+  wait_until "$n" 120 "Synced (joined by SST)" synced "$n"
+  log "$n rejoined by SST on 127.0.0.1:$(port_of "$n"), binlog from $(root_sql "$n" -N -e 'SELECT @@gtid_binlog_pos')"
+}
+
 # The manual promotion of deploy/README.md, on the local replica.
 promote_replica() {
   alive replica || die "the replica is not running; run: scripts/cluster.sh up replica"
@@ -259,6 +274,7 @@ case "${1:-}" in
   kill) [ $# = 2 ] || die "usage: scripts/cluster.sh kill NODE"; kill_node "$2" ;;
   start) [ $# = 2 ] || die "usage: scripts/cluster.sh start NODE"; lock "$BASE.lock"; start_node "$2" ;;
   promote) lock "$BASE.lock"; promote_replica ;;
+  sst) [ $# = 2 ] || die "usage: scripts/cluster.sh sst NODE"; lock "$BASE.lock"; sst_node "$2" ;;
   down) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; stop_nodes solo ;;
   wipe) lock "$BASE.lock"; stop_nodes galera; stop_nodes replica; stop_nodes solo; rm -rf "${BASE:?}"; log "topology state deleted" ;;
   *) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

@@ -1098,3 +1098,103 @@ async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_pr
         report.changes
     );
 }
+
+/// A Galera node rebuilt by a full state transfer has only the donor's newest binlog (cluster
+/// item 2): with that node alone, a reader whose position is older stops, naming the position,
+/// the node and `aethermart migrate`; with the whole cluster it skips the node and reads
+/// another one at the same GTID position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_galera_node_rebuilt_by_sst_is_skipped_and_alone_stops_capture_naming_the_fix() {
+    use aethermart_core::sync::{BinlogError, BinlogSource, Candidate, Capture, capture};
+    let _topology = GALERA.lock().await;
+    let env = TestEnv::on(cluster_config(Topology::Galera), "galera_sst").await;
+    let (env, _) = generated_in(env, 5, 0.003).await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    let mongo = env.mongo().await;
+    let migrator = BulkMigrator::new(env.config.mariadb.clone(), mongo.clone());
+    assert!(
+        migrator
+            .migrate(MigrateOptions::default(), Arc::new(NoProgress))
+            .await
+            .unwrap()
+            .clean()
+    );
+    let nodes = env.config.mariadb.nodes();
+    let pool = ClusterPool::connect(&env.config.mariadb, PoolSize { max: 2 })
+        .await
+        .unwrap();
+    for id in 1..=5u64 {
+        sqlx::query("UPDATE Customers SET first_name = 'Before SST' WHERE customer_id = ?")
+            .bind(id)
+            .execute(pool.pool())
+            .await
+            .unwrap();
+    }
+    drop(pool);
+    cluster_script(&["sst", "g1"]);
+    let options = SyncOptions::default();
+    let lead = || async {
+        Candidate::new(
+            mongo.clone(),
+            env.config.mariadb.database(),
+            aethermart_core::sync::leadership::DEFAULT_TTL,
+        )
+        .acquire(Some(Instant::now() + Duration::from_secs(30)))
+        .await
+        .unwrap()
+    };
+
+    // g1 alone cannot serve the position.
+    let g1_only = Config {
+        mariadb: nodes[0].clone(),
+        mongodb: env.config.mongodb.clone(),
+    };
+    let lease = lead().await;
+    let (source, _) = BinlogSource::connect(&g1_only, &options, 4, &lease)
+        .await
+        .unwrap();
+    let syncer = Syncer::new(
+        Arc::new(source.clone()),
+        Arc::new(MongoSink::new(mongo.clone())),
+        options,
+    );
+    let stopped = tokio::time::timeout(Duration::from_secs(30), syncer.drain())
+        .await
+        .expect("the capture stops")
+        .unwrap_err();
+    assert!(
+        matches!(stopped, SyncError::Binlog(BinlogError::Purged { .. })),
+        "{stopped}"
+    );
+    let message = stopped.to_string();
+    assert!(
+        message.contains(&nodes[0].endpoint()) && message.contains("aethermart migrate"),
+        "names the node and the fix: {message}"
+    );
+    drop((syncer, source, lease));
+
+    // The cluster: g1 is skipped, g2 serves the position.
+    let lease = lead().await;
+    let (source, _) = BinlogSource::connect(&env.config, &options, 4, &lease)
+        .await
+        .unwrap();
+    let syncer = Syncer::new(
+        Arc::new(source.clone()),
+        Arc::new(MongoSink::new(mongo.clone())),
+        options,
+    );
+    source.attach_metrics(syncer.metrics());
+    let report = tokio::time::timeout(Duration::from_secs(60), syncer.drain())
+        .await
+        .expect("the capture drains")
+        .unwrap();
+    assert_eq!(report.dead_lettered, 0, "{report:?}");
+    assert_eq!(source.reading_from(), nodes[1].endpoint(), "g1 was skipped");
+    let verified = migrator.verify().await.unwrap();
+    assert!(verified.equal(), "{verified:?}");
+    eprintln!(
+        "galera SST: g1 alone stopped capture ({message}); the cluster read g2 from the same position"
+    );
+}

@@ -66,6 +66,7 @@ fn the_help_names_every_variable_the_worker_reads() {
         "AETHERMART_SYNC_POLL_MS",
         "AETHERMART_SYNC_MAX_IDLE_MS",
         "AETHERMART_SYNC_MAX_ATTEMPTS",
+        "AETHERMART_BINLOG_LEASE_TTL_MS",
     ] {
         assert!(help.contains(var), "--help does not name {var}:\n{help}");
     }

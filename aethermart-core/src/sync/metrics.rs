@@ -71,6 +71,7 @@ pub struct SyncMetrics {
     binlog_sequence: Gauge,
     binlog_stored: Gauge<f64, AtomicU64>,
     binlog_leader: Gauge,
+    binlog_standby: Gauge,
     binlog_lease_term: Gauge,
     binlog_source_moves: Counter,
     binlog_leadership_changes: Family<ChangeLabel, Counter>,
@@ -362,6 +363,12 @@ impl Default for SyncMetrics {
             "1 while this worker holds the binlog lease (reads the binlog), 0 while it is a standby",
             binlog_leader.clone(),
         );
+        let binlog_standby = Gauge::default();
+        registry.register(
+            "binlog_standby",
+            "1 while this binlog worker waits for the lease (a hot standby), else 0",
+            binlog_standby.clone(),
+        );
         let binlog_lease_term = Gauge::default();
         registry.register(
             "binlog_lease_term",
@@ -384,6 +391,7 @@ impl Default for SyncMetrics {
             registry: root,
             binlog_source_moves,
             binlog_leader,
+            binlog_standby,
             binlog_lease_term,
             binlog_leadership_changes,
             mariadb_switches,
@@ -501,6 +509,7 @@ impl SyncMetrics {
                 .inc();
         }
         self.binlog_leader.set(0);
+        self.binlog_standby.set(1);
         self.set_leadership(false);
     }
 
@@ -510,6 +519,7 @@ impl SyncMetrics {
             .get_or_create(&ChangeLabel { change: "acquired" })
             .inc();
         self.binlog_leader.set(1);
+        self.binlog_standby.set(0);
         self.binlog_lease_term.set(term);
         self.set_leadership(true);
     }
