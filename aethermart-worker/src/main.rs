@@ -170,10 +170,12 @@ async fn run(args: Args) -> Result<(), Failure> {
             let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
                 .await
                 .map_err(|e| start(&e))?;
-            let pool = aethermart_core::connect::node_pool(&config.mariadb, PoolSize { max: 4 })
+            // The cluster pool: the probes and the review stream follow the writable node.
+            let pool = ClusterPool::connect(&config.mariadb, PoolSize { max: 4 })
                 .await
                 .map_err(|e| start(&e))?;
-            aethermart_core::sync::binlog::check_settings(&pool, &config.mariadb.endpoint())
+            let node = pool.node().unwrap_or_else(|| config.mariadb.endpoint());
+            aethermart_core::sync::binlog::check_settings(pool.pool(), &node)
                 .await
                 .map_err(|e| start(&e))?;
             let database = config.mariadb.database();
@@ -186,7 +188,7 @@ async fn run(args: Args) -> Result<(), Failure> {
                 };
                 return Err(start(&e));
             }
-            (None, mongo, ClusterPool::from(pool))
+            (None, mongo, pool)
         }
     };
     tracing::info!(mariadb = %config.mariadb, mongodb = %config.mongodb, %capture, "both stores reachable");
@@ -348,7 +350,14 @@ impl Work {
             Self::Binlog(b) => {
                 let deadline = Instant::now() + 2 * b.candidate.ttl();
                 let lease = b.candidate.acquire(Some(deadline)).await?;
-                let (source, syncer) = b.term(&lease).await?;
+                let (source, syncer) = match b.term(&lease).await {
+                    Ok(started) => started,
+                    Err(e) => {
+                        lease.release().await;
+                        b.candidate.withdraw().await;
+                        return Err(e);
+                    }
+                };
                 let report = syncer.drain().await;
                 let flushed = source.flush().await;
                 lease.release().await;
@@ -394,7 +403,10 @@ impl Binlog {
         let mut total = SyncReport::default();
         let result = loop {
             let lease = tokio::select! {
-                lease = self.candidate.acquire(None) => lease?,
+                lease = self.candidate.acquire(None) => match lease {
+                    Ok(lease) => lease,
+                    Err(e) => break Err(e.into()),
+                },
                 () = until_stopped(stop) => break Ok(()),
             };
             tracing::info!(term = lease.term(), "this worker leads binlog capture");

@@ -149,7 +149,7 @@ impl Worker {
                 with_db(&env_var("AETHERMART_MONGODB_URI"), &db),
             )
             .env("AETHERMART_METRICS_ADDR", &addr)
-            .env("AETHERMART_BINLOG_LEASE_TTL_MS", LEASE_TTL_MS.to_string())
+            .env("AETHERMART_BINLOG_LEASE_TTL_MS", lease_ttl_ms().to_string())
             .env("AETHERMART_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -236,9 +236,15 @@ fn sum_of(metrics: &str, prefix: &str) -> f64 {
         .sum()
 }
 
-/// The binlog workers' lease TTL in these tests (the default is 10 s): a standby takes over
+/// The binlog workers' lease TTL in these tests: 3 s, or `AETHERMART_TEST_LEASE_TTL_MS` (e.g.
+/// 10000, the worker's default, to measure the failover as deployed). A standby takes over
 /// this long after the leader's last renewal.
-const LEASE_TTL_MS: u64 = 3_000;
+fn lease_ttl_ms() -> u64 {
+    std::env::var("AETHERMART_TEST_LEASE_TTL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000)
+}
 
 /// Both stores' configuration (from the environment) with database `db`.
 fn configs(db: &str) -> (MariaDbConfig, MongoConfig) {
@@ -811,7 +817,7 @@ fn a_binlog_standby_takes_over_when_the_leader_is_killed_9_under_writes() {
          (lease TTL {:.1} s; killed {:.1} s ago)",
         committed.load(Ordering::SeqCst),
         took.as_secs_f64(),
-        LEASE_TTL_MS as f64 / 1e3,
+        lease_ttl_ms() as f64 / 1e3,
         killed.elapsed().as_secs_f64()
     );
 }

@@ -70,6 +70,23 @@ impl GtidPosition {
             .sum()
     }
 
+    /// This position in the domains `other` names only (all of it when `other` is empty): a
+    /// server's position as far as a reader that follows those domains can reach it (a
+    /// Galera node's own domain, for writes that do not replicate, is in no other node's
+    /// binlog).
+    pub fn within_domains_of(&self, other: &Self) -> Self {
+        if other.0.is_empty() {
+            return self.clone();
+        }
+        Self(
+            self.0
+                .iter()
+                .filter(|(domain, _)| other.0.contains_key(domain))
+                .map(|(d, v)| (*d, *v))
+                .collect(),
+        )
+    }
+
     /// True when this position is at or past `other` in every domain `other` names.
     pub fn covers(&self, other: &Self) -> bool {
         other
@@ -126,6 +143,23 @@ impl FromStr for GtidPosition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_servers_own_domain_does_not_hold_back_a_reader_of_another_node() {
+        let reader: GtidPosition = "1-1-40".parse().unwrap();
+        // The writable node's position, with a write of its own domain (wsrep_on=OFF).
+        let server: GtidPosition = "1-1-40,11-1-3".parse().unwrap();
+        assert!(!reader.covers(&server));
+        assert_eq!(server.within_domains_of(&reader).to_string(), "1-1-40");
+        assert!(reader.covers(&server.within_domains_of(&reader)));
+        let ahead: GtidPosition = "1-1-41,11-1-3".parse().unwrap();
+        assert!(!reader.covers(&ahead.within_domains_of(&reader)));
+        assert_eq!(
+            server.within_domains_of(&GtidPosition::default()),
+            server,
+            "an empty reader position filters nothing"
+        );
+    }
 
     #[test]
     fn positions_round_trip_and_compare_per_domain() {

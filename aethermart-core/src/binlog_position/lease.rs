@@ -246,22 +246,50 @@ pub async fn withdraw(mongo: &mongodb::Database, me: &Holder) -> mongodb::error:
     Ok(())
 }
 
+/// Deletes the entries of workers of `database` silent for longer than ten of their TTLs (by
+/// this machine's clock): processes that died without withdrawing.
+pub async fn forget_silent(
+    mongo: &mongodb::Database,
+    database: &str,
+) -> mongodb::error::Result<()> {
+    for p in all_workers(mongo, database).await? {
+        if DateTime::now().timestamp_millis() - p.seen_at.timestamp_millis() > 10 * p.ttl_ms {
+            workers(mongo).delete_one(doc! { "_id": &p.id }).await?;
+        }
+    }
+    Ok(())
+}
+
 /// The workers of `database` that showed themselves within two of their TTLs (by this
-/// machine's clock), and deletes the entries of those silent for longer than ten.
+/// machine's clock).
 pub async fn present(
     mongo: &mongodb::Database,
     database: &str,
 ) -> mongodb::error::Result<Vec<Presence>> {
-    use futures_util::TryStreamExt;
     let now = DateTime::now().timestamp_millis();
+    let mut alive: Vec<Presence> = all_workers(mongo, database)
+        .await?
+        .into_iter()
+        .filter(|p| now - p.seen_at.timestamp_millis() <= 2 * p.ttl_ms)
+        .collect();
+    alive.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(alive)
+}
+
+/// Every worker entry of `database`.
+async fn all_workers(
+    mongo: &mongodb::Database,
+    database: &str,
+) -> mongodb::error::Result<Vec<Presence>> {
+    use futures_util::TryStreamExt;
     let all: Vec<Document> = workers(mongo)
         .find(doc! { "database": database })
         .await?
         .try_collect()
         .await?;
-    let mut alive = Vec::new();
-    for d in all {
-        let Some(p) = (|| {
+    Ok(all
+        .iter()
+        .filter_map(|d| {
             Some(Presence {
                 id: d.get_str("_id").ok()?.to_owned(),
                 host: d.get_str("host").unwrap_or_default().to_owned(),
@@ -270,16 +298,6 @@ pub async fn present(
                 seen_at: *d.get_datetime("seen_at").ok()?,
                 ttl_ms: d.get_i64("ttl_ms").unwrap_or(10_000).max(1),
             })
-        })() else {
-            continue;
-        };
-        let silent = now - p.seen_at.timestamp_millis();
-        if silent > 10 * p.ttl_ms {
-            workers(mongo).delete_one(doc! { "_id": &p.id }).await?;
-        } else if silent <= 2 * p.ttl_ms {
-            alive.push(p);
-        }
-    }
-    alive.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(alive)
+        })
+        .collect())
 }

@@ -26,9 +26,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The lease's default TTL: a standby takes over 10–12 s after the leader died. Longer than a
-/// MongoDB replica set's election (its renewals stall meanwhile; a shorter TTL would change
-/// the leader at every election) and well above a renewal's round trip.
+/// The lease's default TTL: a standby takes over 10–12 s after the leader's last renewal, and a
+/// leader stands down 8 s after its last one (renewals every 2 s). Short enough for a prompt
+/// failover, far above a renewal's round trip, and about a MongoDB replica set's election
+/// (~10–12 s after a primary's crash): such an election may make the leader stand down and a
+/// worker take over once MongoDB answers again, which costs a replay from the stored position,
+/// nothing else (nobody writes to MongoDB meanwhile anyway).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
 
 /// The shortest TTL accepted.
@@ -88,9 +91,29 @@ impl Candidate {
         if let Some(m) = &self.metrics {
             m.binlog_standby(None);
         }
+        if let Err(e) = lease::forget_silent(&self.mongo, &self.database).await {
+            tracing::debug!(error = %e, "removing long-silent workers from the list failed");
+        }
         loop {
             if let Some(m) = &self.metrics {
                 m.polled();
+            }
+            if let Some(deadline) = deadline
+                && Instant::now() >= deadline
+            {
+                let leader = lease::read(&self.mongo, &self.database).await;
+                return Err(match leader {
+                    Ok(Seen::Held(l)) => BinlogError::Led {
+                        host: l.host,
+                        pid: l.pid,
+                    },
+                    Ok(_) => BinlogError::Checkpoint(
+                        "the binlog lease could not be taken before the deadline".to_owned(),
+                    ),
+                    Err(e) => BinlogError::Checkpoint(format!(
+                        "the binlog lease could not be taken before the deadline: {e}"
+                    )),
+                });
             }
             if let Err(e) = lease::show_presence(
                 &self.mongo,
@@ -150,14 +173,6 @@ impl Candidate {
                     Ok(None) => unchanged = None,
                     Err(e) => tracing::warn!(error = %e, "taking the binlog lease failed"),
                 }
-            }
-            if let (Some(deadline), Seen::Held(l)) = (deadline, &seen)
-                && Instant::now() >= deadline
-            {
-                return Err(BinlogError::Led {
-                    host: l.host.clone(),
-                    pid: l.pid,
-                });
             }
             tokio::time::sleep(poll).await;
         }
@@ -371,16 +386,20 @@ async fn renew_forever(candidate: Candidate, term: i64, state: Arc<State>) {
             state.end("lost");
             return;
         }
-        if let Err(e) = lease::show_presence(
-            &candidate.mongo,
-            &candidate.database,
-            &candidate.me,
-            "leader",
-            candidate.ttl_ms(),
+        // Bounded: a slow presence write must not delay the next renewal.
+        let shown = tokio::time::timeout(
+            every,
+            lease::show_presence(
+                &candidate.mongo,
+                &candidate.database,
+                &candidate.me,
+                "leader",
+                candidate.ttl_ms(),
+            ),
         )
-        .await
-        {
-            tracing::debug!(error = %e, "showing this leader in MongoDB failed");
+        .await;
+        if !matches!(shown, Ok(Ok(()))) {
+            tracing::debug!("showing this leader in MongoDB failed or timed out");
         }
     }
 }

@@ -169,7 +169,13 @@ impl BinlogError {
     /// From a driver error while reading from `asked`.
     fn from_server(endpoint: &str, asked: &GtidPosition, e: mysql_async::Error) -> Self {
         match e {
-            mysql_async::Error::Server(s) if s.code == 1236 && s.message.contains("GTID") => {
+            // "Could not find GTID state requested by slave in any binlog files. Probably the
+            // slave state is too old and required binlog files have been purged." Other 1236
+            // answers (a position this server has not reached, or diverged GTIDs) stay
+            // `Server` errors: another node, or this one later, may serve the position.
+            mysql_async::Error::Server(s)
+                if s.code == 1236 && s.message.contains("Could not find GTID state") =>
+            {
                 Self::Purged {
                     endpoint: endpoint.to_owned(),
                     asked: asked.to_string(),
@@ -438,19 +444,24 @@ fn key_column(table: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// The servers the binlog may be read from, in the order to try them: the nodes of `config`,
-/// those that answer without taking writes (replicas: reading there offloads the primary)
-/// first, then those that take writes, then those that did not answer, each group in the
-/// configured order. One server: just it.
+/// healthy ones that do not take writes (replicas replicating: reading there offloads the
+/// primary) first, then those that take writes, then those that answer but are not healthy (a
+/// replica whose replication stopped, a Galera node not synced), then those that did not
+/// answer, each group in the configured order. One server: just it.
 async fn readers(config: &crate::config::MariaDbConfig) -> Vec<Reader> {
     let nodes = config.nodes();
     let order: Vec<usize> = if nodes.len() < 2 {
         vec![0]
     } else {
         let statuses = crate::cluster::probe_nodes(config).await;
-        let rank = |i: usize| match (&statuses[i].info(), statuses[i].takes_writes()) {
-            (Some(_), Err(_)) => 0,
-            (Some(_), Ok(())) => 1,
-            (None, _) => 2,
+        let rank = |i: usize| {
+            let status = &statuses[i];
+            match (status.info(), status.takes_writes(), status.healthy()) {
+                (Some(_), Err(_), true) => 0,
+                (Some(_), Ok(()), _) => 1,
+                (Some(_), Err(_), false) => 2,
+                (None, _, _) => 3,
+            }
         };
         let mut order: Vec<usize> = (0..nodes.len()).collect();
         order.sort_by_key(|&i| (rank(i), i));
@@ -467,10 +478,16 @@ async fn readers(config: &crate::config::MariaDbConfig) -> Vec<Reader> {
         .collect()
 }
 
-/// True for a server that cannot serve the position asked for (it lacks the binlogs: purged,
-/// or it rejoined a Galera cluster by a full state transfer) while another may.
+/// True for a server that can never serve the position asked for (it lacks the binlogs:
+/// purged, or it rejoined a Galera cluster by a full state transfer) while another may.
 fn position_missing_here(e: &BinlogError) -> bool {
-    matches!(e, BinlogError::Purged { .. }) || matches!(e, BinlogError::Server { code: 1236, .. })
+    matches!(e, BinlogError::Purged { .. })
+}
+
+/// True for a refusal another server (or this one, a little later) may not give: a position
+/// it has not reached yet (a node a few write sets behind), diverged GTIDs.
+fn position_refused_here(e: &BinlogError) -> bool {
+    matches!(e, BinlogError::Server { code: 1236, .. })
 }
 
 /// Reads the binlog until a fatal error: reconnects after transient ones (from the last
@@ -538,7 +555,10 @@ async fn read_forever(inner: Arc<Inner>, readers: Vec<Reader>) {
                 return;
             }
             Some(Err(e))
-                if readers.len() > 1 && (e.is_transient() || position_missing_here(&e)) =>
+                if readers.len() > 1
+                    && (e.is_transient()
+                        || position_missing_here(&e)
+                        || position_refused_here(&e)) =>
             {
                 if position_missing_here(&e) {
                     lacking.insert(current, e.clone());
@@ -1097,7 +1117,8 @@ impl BinlogSource {
                 if let Some(e) = &s.fatal {
                     return Err(e.clone().into());
                 }
-                if s.tracker.latest().covers(&target) {
+                let latest = s.tracker.latest();
+                if latest.covers(&target.within_domains_of(latest)) {
                     return Ok(());
                 }
             }
@@ -1124,7 +1145,10 @@ impl BinlogSource {
         if let Some(e) = &s.fatal {
             return Err(e.clone().into());
         }
-        let reached = s.tracker.latest().covers(&target);
+        // Only the domains the reader follows: a node's own domain (Galera writes that do
+        // not replicate) is in no other node's binlog.
+        let latest = s.tracker.latest();
+        let reached = latest.covers(&target.within_domains_of(latest));
         s.catch_up = (!reached).then_some(target);
         Ok(!reached)
     }
