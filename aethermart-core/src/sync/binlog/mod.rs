@@ -539,6 +539,7 @@ async fn read_forever(inner: Arc<Inner>, readers: Vec<Reader>) {
         let progressed = inner.lock().tracker.latest() != &start;
         if progressed {
             lacking.clear();
+            backoff = Duration::from_millis(100);
         }
         match outcome {
             None => {
@@ -614,8 +615,8 @@ async fn read_forever(inner: Arc<Inner>, readers: Vec<Reader>) {
     }
 }
 
-/// The error when no server of `readers` has the position: the first server's, as
-/// [`BinlogError::Purged`] naming every server.
+/// The error when no server of `readers` has the position: [`BinlogError::Purged`] naming
+/// every server (each one's refusal is logged).
 async fn lacking_everywhere(
     inner: &Inner,
     readers: &[Reader],
