@@ -1052,6 +1052,30 @@ async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_pr
     );
     writes(pool.clone(), "Primary").await;
     until_equal("reading the replica").await;
+
+    // The replica stops applying (its SQL thread stopped): it answers, sends heartbeats and
+    // nothing else. The reader leaves it for the primary once it trailed for 10 s.
+    let replica = node_pool(&nodes[1]).await;
+    sqlx::query("STOP SLAVE SQL_THREAD")
+        .execute(&replica)
+        .await
+        .unwrap();
+    let stopped_at = Instant::now();
+    writes(pool.clone(), "Stalled").await;
+    while source.reading_from() != nodes[0].endpoint() {
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(40),
+            "the reader stayed on the stalled replica"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left_after = stopped_at.elapsed();
+    until_equal("after leaving the stalled replica").await;
+    sqlx::query("START SLAVE SQL_THREAD")
+        .execute(&replica)
+        .await
+        .unwrap();
+    caught_up(pool.pool(), &replica).await;
     let primary_gtids: String = sqlx::query_scalar("SELECT @@gtid_binlog_pos")
         .fetch_one(pool.pool())
         .await
@@ -1097,8 +1121,10 @@ async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_pr
         "the promoted node's writes were read: {report:?}"
     );
     eprintln!(
-        "replica source: read the replica with the primary's GTIDs up to {primary_gtids}; after the \
-         promotion the next worker resumed there and applied {} changes",
+        "replica source: read the replica with the primary's GTIDs up to {primary_gtids}; left the \
+         stalled replica for the primary {:.1} s after its replication stopped; after the \
+         promotion the next worker resumed on it and applied {} changes",
+        left_after.as_secs_f64(),
         report.changes
     );
 }

@@ -525,12 +525,17 @@ async fn read_forever(inner: Arc<Inner>, readers: Vec<Reader>) {
             }
         };
         let (restart, lease, from) = (&inner.restart, &inner.lease, start.clone());
+        let watched = &*inner;
         let reading = async move {
             let tx = tx;
             tokio::select! {
                 r = reader.follow(from, &tx) => Some(r),
                 () = restart.notified() => None,
                 () = lease.lost() => Some(Err(lease.not_leader())),
+                seconds = stalled(watched) => Some(Err(BinlogError::Silent {
+                    endpoint: reader.endpoint.clone(),
+                    seconds,
+                })),
             }
             // `tx` is dropped here: the consumer ends once it took in what was received.
         };
@@ -636,6 +641,40 @@ async fn lacking_everywhere(
             .join(","),
         asked,
         oldest: oldest_position(&inner.pool).await,
+    }
+}
+
+/// How long the reader may trail the writable node without reading anything before it leaves
+/// the server it reads (see [`stalled`]).
+const STALLED_AFTER: Duration = Duration::from_secs(10);
+
+/// Resolves (with the seconds it waited) once the reader has trailed the writable node's
+/// position, in the domains it follows, for [`STALLED_AFTER`] without reading anything: the
+/// server it reads answers (heartbeats) but receives nothing, e.g. a replica whose replication
+/// stopped or a Galera node cut off from the primary component. Checks once a second.
+async fn stalled(inner: &Inner) -> u64 {
+    let mut behind_since: Option<(Instant, GtidPosition)> = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Ok(target) = server_position(&inner.pool).await else {
+            // The writable node does not answer: the pool moves, nothing to compare with.
+            behind_since = None;
+            continue;
+        };
+        let latest = inner.lock().tracker.latest().clone();
+        if latest.covers(&target.within_domains_of(&latest)) {
+            behind_since = None;
+            continue;
+        }
+        match &behind_since {
+            // Read something since: not stalled, start over.
+            Some((_, at)) if *at != latest => behind_since = Some((Instant::now(), latest)),
+            Some((since, _)) if since.elapsed() >= STALLED_AFTER => {
+                return since.elapsed().as_secs();
+            }
+            Some(_) => {}
+            None => behind_since = Some((Instant::now(), latest)),
+        }
     }
 }
 
