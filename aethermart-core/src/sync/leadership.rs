@@ -196,11 +196,11 @@ pub struct Lease {
 #[derive(Debug)]
 struct Shared {
     term: i64,
-    holder: String,
+    /// Who holds it, and where it is stored.
+    candidate: Candidate,
     /// Until when this worker counts as leader, and whether it lost the lease for good.
     state: Arc<State>,
     renewing: tokio::task::JoinHandle<()>,
-    release: (mongodb::Database, String, Holder),
 }
 
 #[derive(Debug)]
@@ -233,10 +233,9 @@ impl Drop for Shared {
         }
         self.state.end("released");
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (mongo, database, me) = self.release.clone();
-            let term = self.term;
+            let (c, term) = (self.candidate.clone(), self.term);
             runtime.spawn(async move {
-                let _ = lease::release(&mongo, &database, term, &me).await;
+                let _ = lease::release(&c.mongo, &c.database, term, &c.me).await;
             });
         }
     }
@@ -255,14 +254,9 @@ impl Lease {
         Self {
             shared: Arc::new(Shared {
                 term,
-                holder: candidate.me.id.clone(),
+                candidate: candidate.clone(),
                 state,
                 renewing,
-                release: (
-                    candidate.mongo.clone(),
-                    candidate.database.clone(),
-                    candidate.me.clone(),
-                ),
             }),
         }
     }
@@ -274,7 +268,7 @@ impl Lease {
 
     /// [`Holder::id`] of this worker.
     pub fn holder(&self) -> &str {
-        &self.shared.holder
+        &self.shared.candidate.me.id
     }
 
     /// True while this worker may read, write and store the position: the lease was renewed
@@ -310,8 +304,8 @@ impl Lease {
     pub async fn release(&self) {
         self.shared.renewing.abort();
         self.shared.state.end("released");
-        let (mongo, database, me) = &self.shared.release;
-        if let Err(e) = lease::release(mongo, database, self.shared.term, me).await {
+        let c = &self.shared.candidate;
+        if let Err(e) = lease::release(&c.mongo, &c.database, self.shared.term, &c.me).await {
             tracing::warn!(error = %e, "releasing the binlog lease failed; a standby takes over when it expires");
         }
     }
