@@ -11,8 +11,8 @@ use aethermart_core::orders;
 use aethermart_core::progress::NoProgress;
 use aethermart_core::projection::{Entity, content_hash, document, owned_part};
 use aethermart_core::sync::{
-    BinlogError, BinlogSource, Candidate, Capture, Lease, MongoSink, QueueSource, SyncError,
-    SyncOptions, SyncReport, Syncer, capture,
+    BinlogError, BinlogSource, Candidate, Capture, MongoSink, QueueSource, SyncError, SyncOptions,
+    SyncReport, Syncer, capture,
 };
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use sqlx::MySqlPool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 fn options() -> SyncOptions {
@@ -64,28 +64,6 @@ async fn verify_equal(config: &Config) {
         .await
         .unwrap();
     assert!(report.equal(), "stores differ: {report:?}");
-}
-
-/// Waits until both stores are equal (the worker catching up), at most `within`.
-async fn until_equal(config: &Config, within: Duration, what: &str) {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
-            .await
-            .unwrap();
-        let report = BulkMigrator::new(config.mariadb.clone(), mongo)
-            .verify()
-            .await
-            .unwrap();
-        if report.equal() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: stores differ after {within:?}: {report:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// An application writing until told to stop: an order placed, a profile and a price changed,
@@ -139,24 +117,8 @@ async fn syncer_for(config: &Config, capture: Capture) -> Syncer {
     }
 }
 
-/// The binlog lease of `config`'s database for this test (given up when dropped).
-async fn lead(config: &Config) -> Lease {
-    let mongo = aethermart_core::connect::mongodb_database(&config.mongodb)
-        .await
-        .unwrap();
-    Candidate::new(mongo, config.mariadb.database(), LEASE_TTL)
-        .acquire(Some(Instant::now() + 4 * LEASE_TTL))
-        .await
-        .expect("the binlog lease")
-}
-
-/// The tests' lease TTL (the worker's default: a MongoDB outage shorter than it keeps the
-/// leader). A syncer started after another one's source was dropped does not wait for it:
-/// the lease is given up when dropped.
-const LEASE_TTL: Duration = aethermart_core::sync::leadership::DEFAULT_TTL;
-
 async fn binlog_syncer(config: &Config) -> (Syncer, BinlogSource) {
-    let lease = lead(config).await;
+    let lease = support::lead(config).await;
     let (source, mongo) = BinlogSource::connect(config, &options(), 4, &lease)
         .await
         .expect("binlog capture starts");
@@ -397,10 +359,14 @@ async fn binlog_capture_writes_the_same_documents_as_the_triggers() {
 #[tokio::test]
 async fn binlog_capture_refuses_to_start_without_a_position_and_resumes_from_its_own() {
     let (env, pool) = support::seeded("binlog_resume").await;
-    let refused = Candidate::new(env.mongo().await, env.config.mariadb.database(), LEASE_TTL)
-        .acquire(None)
-        .await
-        .unwrap_err();
+    let refused = Candidate::new(
+        env.mongo().await,
+        env.config.mariadb.database(),
+        support::LEASE_TTL,
+    )
+    .acquire(None)
+    .await
+    .unwrap_err();
     assert!(
         matches!(refused, BinlogError::NoPosition { .. }),
         "{refused}"
@@ -901,7 +867,7 @@ async fn ddl_while_streaming_keeps_the_documents_right_and_a_lost_column_stops_t
             sqlx::raw_sql(ddl).execute(&pool).await.unwrap();
             write(n as u32 + 10).await;
         }
-        until_equal(
+        support::until_equal(
             &env.config,
             Duration::from_secs(20),
             &format!("{capture} after the DDL"),
@@ -979,7 +945,7 @@ async fn a_mariadb_crash_under_writes_loses_no_change_under_binlog_capture() {
         .wait_caught_up(Duration::from_secs(60))
         .await
         .unwrap();
-    until_equal(&env.config, Duration::from_secs(60), "after the crash").await;
+    support::until_equal(&env.config, Duration::from_secs(60), "after the crash").await;
     stop_sync.send_replace(true);
     let report = sync.await.unwrap();
     assert_eq!(report.dead_lettered, 0, "{report:?}");
@@ -1121,7 +1087,7 @@ async fn a_mongodb_outage_under_writes_loses_no_change_under_binlog_capture() {
         committed > 20 && failed == 0,
         "{committed} committed, {failed} failed"
     );
-    until_equal(&env.config, Duration::from_secs(60), "after the outage").await;
+    support::until_equal(&env.config, Duration::from_secs(60), "after the outage").await;
     stop_sync.send_replace(true);
     let report = sync.await.unwrap();
     assert_eq!(report.dead_lettered, 0, "{report:?}");
@@ -1165,7 +1131,7 @@ async fn a_schema_version_applied_while_streaming_under_writes_keeps_the_documen
             committed > 10 && failed == 0,
             "{capture}: {committed} committed, {failed} failed"
         );
-        until_equal(
+        support::until_equal(
             &env.config,
             Duration::from_secs(30),
             &format!("{capture} after the new version"),

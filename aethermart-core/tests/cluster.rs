@@ -4,7 +4,7 @@
 
 use crate::support::{
     TestEnv, Topology, cluster_config, cluster_script, errno_of, generated_in, passwords,
-    until_drained,
+    until_drained, until_equal,
 };
 use aethermart_core::cluster::{self, ClusterPool, NodeState, Role};
 use aethermart_core::config::{Config, MariaDbConfig};
@@ -15,8 +15,8 @@ use aethermart_core::projection::{Entity, Refused};
 use aethermart_core::schema::{MariaDbSchema, SchemaApplier};
 use aethermart_core::security;
 use aethermart_core::sync::{
-    Acknowledged, Backlog, ClaimedBatch, MongoSink, QueueSource, RetryPolicy, Sink, Source,
-    SyncError, SyncOptions, Syncer, Write,
+    Acknowledged, Backlog, BinlogSource, Capture, ClaimedBatch, MongoSink, QueueSource,
+    RetryPolicy, Sink, Source, SyncError, SyncOptions, Syncer, Write, capture,
 };
 use async_trait::async_trait;
 use sqlx::MySqlPool;
@@ -793,39 +793,10 @@ async fn a_galera_node_killed_under_writes_loses_nothing_and_rejoins() {
 /// kill to the first transaction read from the new node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binlog_capture_on_galera_goes_on_from_another_node_when_its_node_dies() {
-    use aethermart_core::sync::{BinlogSource, Candidate, Capture, capture};
     let _topology = GALERA.lock().await;
-    let env = TestEnv::on(cluster_config(Topology::Galera), "galera_binlog").await;
-    let (env, _) = generated_in(env, 5, 0.003).await;
-    capture::switch(&env.config, Capture::Binlog, "test")
-        .await
-        .unwrap();
-    let mongo = env.mongo().await;
-    let migrator = BulkMigrator::new(env.config.mariadb.clone(), mongo.clone());
-    assert!(
-        migrator
-            .migrate(MigrateOptions::default(), Arc::new(NoProgress))
-            .await
-            .unwrap()
-            .clean()
-    );
+    let (env, _) = binlog_database(Topology::Galera, "galera_binlog").await;
     let nodes = env.config.mariadb.nodes();
-    let lease = Candidate::new(
-        mongo.clone(),
-        env.config.mariadb.database(),
-        aethermart_core::sync::leadership::DEFAULT_TTL,
-    )
-    .acquire(None)
-    .await
-    .unwrap();
-    let options = SyncOptions {
-        backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
-        ..SyncOptions::default()
-    };
-    let (source, _) = BinlogSource::connect(&env.config, &options, 4, &lease)
-        .await
-        .unwrap();
+    let (source, syncer) = binlog_syncer(&env.config, quick_retries()).await;
     source
         .wait_caught_up(Duration::from_secs(30))
         .await
@@ -834,11 +805,6 @@ async fn binlog_capture_on_galera_goes_on_from_another_node_when_its_node_dies()
         source.reading_from(),
         nodes[0].endpoint(),
         "every node takes writes: the reader starts on the first"
-    );
-    let syncer = Syncer::new(
-        Arc::new(source.clone()),
-        Arc::new(MongoSink::new(mongo.clone())),
-        options,
     );
     source.attach_metrics(syncer.metrics());
     let metrics = syncer.metrics();
@@ -893,18 +859,12 @@ async fn binlog_capture_on_galera_goes_on_from_another_node_when_its_node_dies()
     for writer in writers {
         written.push(writer.await.unwrap());
     }
-    let until = Instant::now();
-    loop {
-        let verified = migrator.verify().await.unwrap();
-        if verified.equal() {
-            break;
-        }
-        assert!(
-            until.elapsed() < Duration::from_secs(60),
-            "stores differ 60 s after the writes ended: {verified:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_equal(
+        &env.config,
+        Duration::from_secs(60),
+        "after the writes ended",
+    )
+    .await;
     for done in &written {
         for (id, name) in &done.names {
             let now: String =
@@ -953,7 +913,6 @@ async fn binlog_capture_on_galera_goes_on_from_another_node_when_its_node_dies()
 /// rebuilt afterwards (also when the test fails).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_promoted() {
-    use aethermart_core::sync::{BinlogSource, Candidate, Capture, capture};
     /// Rebuilds the primary-replica pair when dropped.
     struct Rebuild;
     impl Drop for Rebuild {
@@ -962,66 +921,9 @@ async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_pr
         }
     }
     let _topology = REPLICA.lock().await;
-    let env = TestEnv::on(cluster_config(Topology::Replica), "replica_binlog").await;
-    let (env, _) = generated_in(env, 5, 0.003).await;
-    capture::switch(&env.config, Capture::Binlog, "test")
-        .await
-        .unwrap();
-    let mongo = env.mongo().await;
-    let migrator = BulkMigrator::new(env.config.mariadb.clone(), mongo.clone());
-    assert!(
-        migrator
-            .migrate(MigrateOptions::default(), Arc::new(NoProgress))
-            .await
-            .unwrap()
-            .clean()
-    );
+    let (env, mongo) = binlog_database(Topology::Replica, "replica_binlog").await;
     let nodes = env.config.mariadb.nodes();
-    let options = SyncOptions {
-        backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
-        ..SyncOptions::default()
-    };
-    let database = env.config.mariadb.database().to_owned();
-    let start = |config: Config| {
-        let (mongo, database) = (mongo.clone(), database.clone());
-        async move {
-            let lease = Candidate::new(
-                mongo.clone(),
-                &database,
-                aethermart_core::sync::leadership::DEFAULT_TTL,
-            )
-            .acquire(Some(Instant::now() + Duration::from_secs(30)))
-            .await
-            .unwrap();
-            let (source, _) = BinlogSource::connect(&config, &options, 4, &lease)
-                .await
-                .unwrap();
-            let syncer = Syncer::new(
-                Arc::new(source.clone()),
-                Arc::new(MongoSink::new(mongo)),
-                options,
-            );
-            (source, syncer)
-        }
-    };
-    let until_equal = |when: &'static str| {
-        let migrator = &migrator;
-        async move {
-            let started = Instant::now();
-            loop {
-                let verified = migrator.verify().await.unwrap();
-                if verified.equal() {
-                    return;
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "stores differ 60 s {when}: {verified:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
+    let until_equal = |when: &'static str| until_equal(&env.config, Duration::from_secs(60), when);
     let writes = |pool: ClusterPool, tag: &'static str| async move {
         for i in 0..50u64 {
             sqlx::query("UPDATE Customers SET first_name = ? WHERE customer_id = ?")
@@ -1033,7 +935,7 @@ async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_pr
         }
     };
 
-    let (source, syncer) = start(env.config.clone()).await;
+    let (source, syncer) = binlog_syncer(&env.config, quick_retries()).await;
     assert_eq!(
         source.reading_from(),
         nodes[1].endpoint(),
@@ -1083,10 +985,11 @@ async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_pr
     stop.send_replace(true);
     assert_eq!(sync.await.unwrap().unwrap().dead_lettered, 0);
     source.flush().await.unwrap();
-    let stored = aethermart_core::binlog_position::store::load(&mongo, &database)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored =
+        aethermart_core::binlog_position::store::load(&mongo, env.config.mariadb.database())
+            .await
+            .unwrap()
+            .unwrap();
     assert!(
         stored.position.covers(&primary_gtids.parse().unwrap()),
         "the stored position is the primary's GTIDs: {} / {primary_gtids}",
@@ -1098,7 +1001,7 @@ async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_pr
     let _rebuild = Rebuild;
     cluster_script(&["kill", "primary"]);
     cluster_script(&["promote"]);
-    let (source, syncer) = start(env.config.clone()).await;
+    let (source, syncer) = binlog_syncer(&env.config, quick_retries()).await;
     assert_eq!(source.reading_from(), nodes[1].endpoint());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sync =
@@ -1135,22 +1038,9 @@ async fn binlog_capture_follows_the_replica_and_keeps_its_position_when_it_is_pr
 /// another one at the same GTID position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_galera_node_rebuilt_by_sst_is_skipped_and_alone_stops_capture_naming_the_fix() {
-    use aethermart_core::sync::{BinlogError, BinlogSource, Candidate, Capture, capture};
+    use aethermart_core::sync::BinlogError;
     let _topology = GALERA.lock().await;
-    let env = TestEnv::on(cluster_config(Topology::Galera), "galera_sst").await;
-    let (env, _) = generated_in(env, 5, 0.003).await;
-    capture::switch(&env.config, Capture::Binlog, "test")
-        .await
-        .unwrap();
-    let mongo = env.mongo().await;
-    let migrator = BulkMigrator::new(env.config.mariadb.clone(), mongo.clone());
-    assert!(
-        migrator
-            .migrate(MigrateOptions::default(), Arc::new(NoProgress))
-            .await
-            .unwrap()
-            .clean()
-    );
+    let (env, mongo) = binlog_database(Topology::Galera, "galera_sst").await;
     let nodes = env.config.mariadb.nodes();
     let pool = ClusterPool::connect(&env.config.mariadb, PoolSize { max: 2 })
         .await
@@ -1164,32 +1054,13 @@ async fn a_galera_node_rebuilt_by_sst_is_skipped_and_alone_stops_capture_naming_
     }
     drop(pool);
     cluster_script(&["sst", "g1"]);
-    let options = SyncOptions::default();
-    let lead = || async {
-        Candidate::new(
-            mongo.clone(),
-            env.config.mariadb.database(),
-            aethermart_core::sync::leadership::DEFAULT_TTL,
-        )
-        .acquire(Some(Instant::now() + Duration::from_secs(30)))
-        .await
-        .unwrap()
-    };
 
     // g1 alone cannot serve the position.
     let g1_only = Config {
         mariadb: nodes[0].clone(),
         mongodb: env.config.mongodb.clone(),
     };
-    let lease = lead().await;
-    let (source, _) = BinlogSource::connect(&g1_only, &options, 4, &lease)
-        .await
-        .unwrap();
-    let syncer = Syncer::new(
-        Arc::new(source.clone()),
-        Arc::new(MongoSink::new(mongo.clone())),
-        options,
-    );
+    let (source, syncer) = binlog_syncer(&g1_only, SyncOptions::default()).await;
     let stopped = tokio::time::timeout(Duration::from_secs(30), syncer.drain())
         .await
         .expect("the capture stops")
@@ -1203,18 +1074,10 @@ async fn a_galera_node_rebuilt_by_sst_is_skipped_and_alone_stops_capture_naming_
         message.contains(&nodes[0].endpoint()) && message.contains("aethermart migrate"),
         "names the node and the fix: {message}"
     );
-    drop((syncer, source, lease));
+    drop((syncer, source));
 
     // The cluster: g1 is skipped, g2 serves the position.
-    let lease = lead().await;
-    let (source, _) = BinlogSource::connect(&env.config, &options, 4, &lease)
-        .await
-        .unwrap();
-    let syncer = Syncer::new(
-        Arc::new(source.clone()),
-        Arc::new(MongoSink::new(mongo.clone())),
-        options,
-    );
+    let (source, syncer) = binlog_syncer(&env.config, SyncOptions::default()).await;
     source.attach_metrics(syncer.metrics());
     let report = tokio::time::timeout(Duration::from_secs(60), syncer.drain())
         .await
@@ -1222,9 +1085,52 @@ async fn a_galera_node_rebuilt_by_sst_is_skipped_and_alone_stops_capture_naming_
         .unwrap();
     assert_eq!(report.dead_lettered, 0, "{report:?}");
     assert_eq!(source.reading_from(), nodes[1].endpoint(), "g1 was skipped");
-    let verified = migrator.verify().await.unwrap();
+    let verified = BulkMigrator::new(env.config.mariadb.clone(), mongo)
+        .verify()
+        .await
+        .unwrap();
     assert!(verified.equal(), "{verified:?}");
     eprintln!(
         "galera SST: g1 alone stopped capture ({message}); the cluster read g2 from the same position"
     );
+}
+
+/// A database of the test on `topology`: generated (5 days of a small shop), capture switched
+/// to binlog, migrated (its position recorded); with its MongoDB database.
+async fn binlog_database(topology: Topology, test: &str) -> (TestEnv, mongodb::Database) {
+    let env = TestEnv::on(cluster_config(topology), test).await;
+    let (env, _) = generated_in(env, 5, 0.003).await;
+    capture::switch(&env.config, Capture::Binlog, "test")
+        .await
+        .unwrap();
+    let mongo = env.mongo().await;
+    let migrated = BulkMigrator::new(env.config.mariadb.clone(), mongo.clone())
+        .migrate(MigrateOptions::default(), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert!(migrated.clean(), "{migrated:?}");
+    (env, mongo)
+}
+
+/// The binlog lease of `config`'s database, a source reading its binlog and a syncer over it.
+async fn binlog_syncer(config: &Config, options: SyncOptions) -> (BinlogSource, Syncer) {
+    let lease = crate::support::lead(config).await;
+    let (source, mongo) = BinlogSource::connect(config, &options, 4, &lease)
+        .await
+        .unwrap();
+    let syncer = Syncer::new(
+        Arc::new(source.clone()),
+        Arc::new(MongoSink::new(mongo)),
+        options,
+    );
+    (source, syncer)
+}
+
+/// Sync options that retry within half a second (a node's death is ridden out quickly).
+fn quick_retries() -> SyncOptions {
+    SyncOptions {
+        backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+        ..SyncOptions::default()
+    }
 }

@@ -5,6 +5,43 @@ use aethermart_core::{cluster, connect};
 use sqlx::MySqlPool;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// The tests' binlog lease TTL (the worker's default: a MongoDB outage shorter than it keeps
+/// the leader). A syncer started after another one's source was dropped does not wait for it:
+/// the lease is given up when dropped.
+pub const LEASE_TTL: std::time::Duration = aethermart_core::sync::leadership::DEFAULT_TTL;
+
+/// The binlog lease of `config`'s database for a test (given up when dropped); panics when it
+/// cannot be taken within four TTLs.
+pub async fn lead(config: &Config) -> aethermart_core::sync::Lease {
+    let mongo = connect::mongodb_database(&config.mongodb).await.unwrap();
+    aethermart_core::sync::Candidate::new(mongo, config.mariadb.database(), LEASE_TTL)
+        .acquire(Some(std::time::Instant::now() + 4 * LEASE_TTL))
+        .await
+        .expect("the binlog lease")
+}
+
+/// Waits until both stores of `config` are equal (a worker catching up), at most `within`;
+/// panics naming `what` and the differences after that.
+pub async fn until_equal(config: &Config, within: std::time::Duration, what: &str) {
+    use aethermart_core::migrate::{BulkMigrator, Migrator};
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let mongo = connect::mongodb_database(&config.mongodb).await.unwrap();
+        let report = BulkMigrator::new(config.mariadb.clone(), mongo)
+            .verify()
+            .await
+            .unwrap();
+        if report.equal() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: stores differ after {within:?}: {report:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The servers' configuration. Panics with instructions when the variables are missing:
 /// a test that needs a server must fail without it, never skip.
 pub fn config() -> Config {
